@@ -1,0 +1,124 @@
+// millrace-controller: the operator's single binary.
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "controller/controller.h"
+#include "controller/flags.h"
+#include "controller/logging.h"
+#include "controller/manager.h"
+#include "controller/version.h"
+#include "kubeclient/client.h"
+#include "kubeclient/config.h"
+#include "reconcilers/zone_reconciler.h"
+
+namespace mc = millrace::controller;
+namespace kube = millrace::kube;
+
+namespace {
+
+std::string Identity() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return std::string(host[0] != '\0' ? host : "millrace") + "_" +
+         mc::NewReconcileId().substr(0, 8);
+}
+
+// SIGTERM and SIGINT request a graceful stop; a second one exits at once.
+std::jthread HandleSignals(std::stop_source& stop) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // before any other thread starts
+  return std::jthread([set, &stop] {
+    int signal = 0;
+    for (int count = 0;; ++count) {
+      if (sigwait(&set, &signal) != 0) continue;
+      if (count > 0) std::_Exit(130);
+      stop.request_stop();
+    }
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  auto flags = mc::ParseFlags(args);
+  if (!flags) {
+    std::cerr << "millrace-controller: " << flags.error() << "\n";
+    return 2;
+  }
+  if (flags->help) {
+    std::cout << mc::FlagsUsage();
+    return 0;
+  }
+  if (flags->version) {
+    std::cout << "millrace-controller " << millrace::Version() << "\n";
+    return 0;
+  }
+
+  std::stop_source stop;
+  std::jthread signals = HandleSignals(stop);
+  signals.detach();
+
+  const mc::Logger logger = mc::Logger::Stderr(*mc::ParseLogLevel(flags->log_level));
+  kube::Result<kube::Config> config =
+      flags->kubeconfig.empty() && flags->context.empty()
+          ? kube::LoadDefault()
+          : kube::LoadKubeconfig({.paths = flags->kubeconfig.empty()
+                                               ? std::vector<std::string>{}
+                                               : std::vector<std::string>{flags->kubeconfig},
+                                  .context = flags->context});
+  if (!config) {
+    logger.With("error", config.error().ToString()).Error("no API server configuration");
+    return 1;
+  }
+  config->qps = flags->kube_api_qps;
+  config->burst = flags->kube_api_burst;
+  auto request_metrics = std::make_shared<kube::RequestMetrics>();
+  auto client = kube::NewClient(*config, request_metrics);
+  if (!client) {
+    logger.With("error", client.error().ToString()).Error("cannot build the API client");
+    return 1;
+  }
+
+  mc::ManagerOptions options;
+  options.logger = logger;
+  options.request_metrics = request_metrics;
+  const std::string identity = Identity();
+  options.events.reporting_instance = identity;
+  if (flags->bind_address != "0") {
+    const auto [host, port] = *mc::ParseBindAddress(flags->bind_address);
+    options.http = mc::HttpServerOptions{.address = host, .port = port};
+  }
+  if (flags->leader_elect) {
+    std::string ns = flags->leader_election_namespace;
+    if (ns.empty() && std::getenv("POD_NAMESPACE") != nullptr) ns = std::getenv("POD_NAMESPACE");
+    if (ns.empty()) ns = config->default_namespace;
+    options.leader_election = mc::LeaderElectionOptions{
+        .lease_namespace = ns,
+        .lease_name = flags->leader_election_id,
+        .identity = identity,
+        .lease_duration = flags->lease_duration,
+        .renew_deadline = flags->renew_deadline,
+        .retry_period = flags->retry_period,
+        .clock = nullptr,
+        .logger = logger,
+    };
+  }
+
+  mc::Manager manager(**client, std::move(options));
+  millrace::reconcilers::AddZoneController(manager, flags->workers);
+  logger.With("version", millrace::Version()).With("server", config->server).Info("starting");
+  return manager.Run(stop.get_token());
+}

@@ -1,0 +1,180 @@
+#include "controller/manager.h"
+
+#include <utility>
+
+namespace millrace::controller {
+namespace {
+
+bool SameInformer(const InformerOptions& a, const InformerOptions& b) {
+  return a.resource == b.resource && a.ns == b.ns && a.label_selector == b.label_selector &&
+         a.field_selector == b.field_selector;
+}
+
+}  // namespace
+
+Manager::Manager(kube::Client& client, ManagerOptions options)
+    : client_(client),
+      options_(std::move(options)),
+      process_metrics_(RegisterProcessMetrics(registry_)),
+      leader_gauge_(registry_
+                        .AddGauge("leader_election_master_status",
+                                  "1 while this process leads (or elects no leader), else 0.",
+                                  {"name"})
+                        .WithLabels({options_.leader_election ? options_.leader_election->lease_name
+                                                              : std::string("none")})),
+      recorder_(options_.events, [this](EventWrite write) {
+        const std::lock_guard lock(events_mu_);
+        event_writes_.push_back(std::move(write));
+        events_cv_.notify_one();
+      }) {
+  if (options_.request_metrics) {
+    request_metrics_hook_ = registry_.OnCollect([this] { ExportRequestMetrics(); });
+  }
+  if (options_.leader_election) {
+    options_.leader_election->logger = options_.logger;
+    elector_ = std::make_unique<LeaderElector>(client_, *options_.leader_election);
+  }
+  events_thread_ = std::jthread([this](std::stop_token stop) { SendEvents(std::move(stop)); });
+}
+
+Manager::~Manager() {
+  events_thread_.request_stop();
+  events_cv_.notify_all();
+  if (events_thread_.joinable()) events_thread_.join();
+  controllers_.clear();
+  informers_.clear();
+}
+
+Informer& Manager::AddInformer(InformerOptions options) {
+  for (auto& informer : informers_) {
+    if (SameInformer(informer->options(), options)) return *informer;
+  }
+  if (options.metrics == nullptr) options.metrics = &registry_;
+  options.logger = options_.logger;
+  informers_.push_back(std::make_unique<Informer>(client_, std::move(options)));
+  return *informers_.back();
+}
+
+Controller& Manager::AddController(ControllerOptions options, Reconciler& reconciler) {
+  if (options.metrics == nullptr) options.metrics = &registry_;
+  options.logger = options_.logger;
+  controllers_.push_back(std::make_unique<Controller>(std::move(options), reconciler));
+  return *controllers_.back();
+}
+
+Controller& Manager::AddController(ControllerOptions options,
+                                   std::unique_ptr<Reconciler> reconciler) {
+  reconcilers_.push_back(std::move(reconciler));
+  return AddController(std::move(options), *reconcilers_.back());
+}
+
+bool Manager::Ready() const { return synced_.load(); }
+
+bool Manager::IsLeader() const { return elector_ ? elector_->IsLeader() : true; }
+
+void Manager::ExportRequestMetrics() {
+  // Runs under the registry's collect lock: counters only move forward by the new counts.
+  auto& family = registry_.AddCounter("rest_client_requests_total",
+                                      "Requests to the API server by verb and HTTP code "
+                                      "(code 0: no answer). Retries count.",
+                                      {"verb", "code"});
+  for (const auto& [key, count] : options_.request_metrics->Snapshot()) {
+    uint64_t& seen = exported_requests_[key];
+    if (count > seen) {
+      family.WithLabels({key.first, std::to_string(key.second)})
+          .Inc(static_cast<double>(count - seen));
+      seen = count;
+    }
+  }
+}
+
+void Manager::SendEvents(std::stop_token stop) {
+  const auto& events = kube::resources::kEvents;
+  const Duration interval = options_.events.patch_interval;
+  Clock& clock = options_.events.clock != nullptr ? *options_.events.clock : SystemClock::Instance();
+  TimePoint next_flush = clock.Now() + interval;
+  for (;;) {
+    std::deque<EventWrite> writes;
+    {
+      std::unique_lock lock(events_mu_);
+      events_cv_.wait_for(lock, stop, std::chrono::seconds{1},
+                          [&] { return !event_writes_.empty(); });
+      writes.swap(event_writes_);
+    }
+    for (auto& write : writes) {
+      kube::Result<nlohmann::json> result =
+          write.kind == EventWrite::Kind::kCreate
+              ? client_.Create(events, write.body)
+              : client_.Patch(events, write.ns, write.name, write.body);
+      if (!result) {
+        options_.logger.With("event", write.ns + "/" + write.name)
+            .With("error", result.error().ToString())
+            .Warn("writing an event failed");
+      }
+    }
+    if (stop.stop_requested()) {
+      std::unique_lock lock(events_mu_);
+      if (event_writes_.empty()) break;
+      continue;
+    }
+    if (clock.Now() >= next_flush) {
+      recorder_.Flush();
+      next_flush = clock.Now() + interval;
+    }
+  }
+}
+
+int Manager::Run(std::stop_token stop) {
+  const Logger& log = options_.logger;
+  if (options_.http) {
+    http_ = std::make_unique<HttpServer>(*options_.http);
+    ServeHealthAndMetrics(*http_, registry_, [this] { return Ready(); });
+    if (auto started = http_->Start(); !started) {
+      log.With("error", started.error()).Error("serving /healthz, /readyz and /metrics failed");
+      return 1;
+    }
+    http_port_ = http_->port();
+    log.With("port", http_->port()).Info("serving /healthz, /readyz and /metrics");
+  }
+
+  for (auto& informer : informers_) informer->Start();
+  const TimePoint deadline = SystemClock::Instance().Now() + options_.cache_sync_timeout;
+  for (auto& informer : informers_) {
+    if (!informer->WaitForSync(deadline, stop)) {
+      if (stop.stop_requested()) return 0;
+      log.With("resource", informer->resource_label()).Error("cache did not sync in time");
+      return 1;
+    }
+  }
+  synced_ = true;
+  log.Info("caches synced");
+
+  int exit_code = 0;
+  if (elector_) {
+    leader_gauge_.Set(0);
+    if (!elector_->Acquire(stop)) return 0;
+  }
+  leader_gauge_.Set(1);
+  log.With("controllers", controllers_.size()).Info("starting controllers");
+  for (auto& controller : controllers_) controller->Start();
+
+  if (elector_) {
+    if (!elector_->Renew(stop)) exit_code = 1;  // lost: stop reconciling now
+  } else {
+    std::mutex mu;
+    std::condition_variable_any cv;
+    std::unique_lock lock(mu);
+    cv.wait(lock, stop, [] { return false; });
+  }
+
+  log.Info(exit_code == 0 ? "stopping" : "leadership lost; stopping");
+  leader_gauge_.Set(0);
+  for (auto& controller : controllers_) controller->Stop();
+  if (elector_ && exit_code == 0) elector_->Release();
+  for (auto& informer : informers_) informer->Stop();
+  recorder_.Flush();
+  if (http_) http_->Stop();
+  return exit_code;
+}
+
+}  // namespace millrace::controller

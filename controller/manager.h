@@ -1,0 +1,100 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "controller/controller.h"
+#include "controller/events.h"
+#include "controller/http_server.h"
+#include "controller/informer.h"
+#include "controller/leader_election.h"
+#include "controller/metrics.h"
+#include "kubeclient/client.h"
+#include "kubeclient/metrics.h"
+
+namespace millrace::controller {
+
+struct ManagerOptions {
+  // Where /healthz, /readyz and /metrics are served; nullopt serves nothing (unit tests).
+  std::optional<HttpServerOptions> http;
+  // nullopt: no election, this process always leads.
+  std::optional<LeaderElectionOptions> leader_election;
+  Duration cache_sync_timeout = std::chrono::minutes{2};
+  EventRecorderOptions events;
+  // The client's request counts, exported as rest_client_requests_total{verb,code}.
+  std::shared_ptr<kube::RequestMetrics> request_metrics;
+  Logger logger;
+};
+
+// Owns the parts of a running operator and their order:
+//   1. serve /healthz (always 200), /readyz (200 once every informer has synced) and /metrics;
+//   2. start every informer (standbys keep warm caches, so a takeover starts at once) and wait
+//      for their first lists;
+//   3. acquire the lease (if electing), then start the controllers;
+//   4. on stop: stop the controllers (in-flight reconciles finish), release the lease so a
+//      standby takes over at once, stop the informers, flush events.
+// Losing the lease stops the controllers at once and Run() returns 1: the process should exit
+// and start over as a standby, as controller-runtime does.
+class Manager {
+ public:
+  Manager(kube::Client& client, ManagerOptions options);
+  ~Manager();
+  Manager(const Manager&) = delete;
+  Manager& operator=(const Manager&) = delete;
+
+  // Before Run(). Informers with the same resource, namespace and selectors are shared.
+  Informer& AddInformer(InformerOptions options);
+  Controller& AddController(ControllerOptions options, Reconciler& reconciler);
+  // The same, with the manager owning the reconciler.
+  Controller& AddController(ControllerOptions options, std::unique_ptr<Reconciler> reconciler);
+
+  kube::Client& client() { return client_; }
+  Registry& metrics() { return registry_; }
+  // Records events.k8s.io/v1 Events; writes happen on the manager's event thread.
+  EventRecorder& events() { return recorder_; }
+  const Logger& logger() const { return options_.logger; }
+
+  // Blocks until `stop` (returns 0), leadership is lost (1) or the caches fail to sync (1).
+  int Run(std::stop_token stop);
+
+  bool Ready() const;
+  bool IsLeader() const;
+  // The bound port of the HTTP server once Run() started it (0 before).
+  uint16_t http_port() const { return http_port_.load(); }
+
+ private:
+  void SendEvents(std::stop_token stop);
+  void ExportRequestMetrics();
+
+  kube::Client& client_;
+  ManagerOptions options_;
+  Registry registry_;
+  CollectHook process_metrics_;
+  CollectHook request_metrics_hook_;
+  std::map<kube::RequestMetrics::Key, uint64_t> exported_requests_;  // guarded by the registry
+  Gauge& leader_gauge_;
+  std::vector<std::unique_ptr<Informer>> informers_;
+  std::vector<std::unique_ptr<Reconciler>> reconcilers_;  // declared before controllers_
+  std::vector<std::unique_ptr<Controller>> controllers_;
+  std::unique_ptr<LeaderElector> elector_;
+  std::unique_ptr<HttpServer> http_;
+  std::atomic<uint16_t> http_port_{0};
+  std::atomic<bool> synced_{false};
+
+  // Event writes queued by the recorder's sink, sent by events_thread_.
+  std::mutex events_mu_;
+  std::condition_variable_any events_cv_;
+  std::deque<EventWrite> event_writes_;  // guarded by events_mu_
+  EventRecorder recorder_;
+  std::jthread events_thread_;
+};
+
+}  // namespace millrace::controller

@@ -1,0 +1,49 @@
+#pragma once
+
+// How every reconciler writes: server-side apply with one field manager, skipped when the cached
+// object already says everything the desired object says.
+
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "controller/store.h"
+#include "kubeclient/client.h"
+
+namespace millrace::reconcilers {
+
+// The one field manager of every write Millrace makes.
+inline constexpr std::string_view kFieldManager = "millrace";
+
+// True when every field `desired` sets has the same value in `live`, recursively through objects
+// (arrays must be equal as a whole). Fields only the server or others set are ignored.
+bool Subsumes(const nlohmann::json& live, const nlohmann::json& desired);
+
+// Applies `desired` (force: Millrace owns these fields) unless `cached` already subsumes it.
+// Returns whether a write was made.
+kube::Result<bool> ApplyIfChanged(kube::Client& client, const kube::ResourceRef& ref,
+                                  const nlohmann::json& desired, const controller::Object& cached);
+
+// "2026-11-23T10:04:05Z": metav1.Time, now.
+std::string NowRfc3339();
+
+// Built-in resources the reconcilers manage.
+namespace resources {
+inline const kube::ResourceRef kResourceQuotas{"", "v1", "resourcequotas", true, "ResourceQuota"};
+inline const kube::ResourceRef kLimitRanges{"", "v1", "limitranges", true, "LimitRange"};
+inline const kube::ResourceRef kNodes{"", "v1", "nodes", false, "Node"};
+inline const kube::ResourceRef kNetworkPolicies{"networking.k8s.io", "v1", "networkpolicies", true,
+                                                "NetworkPolicy"};
+inline const kube::ResourceRef kRoleBindings{"rbac.authorization.k8s.io", "v1", "rolebindings",
+                                             true, "RoleBinding"};
+inline const kube::ResourceRef kPriorityClasses{"scheduling.k8s.io", "v1", "priorityclasses",
+                                                false, "PriorityClass"};
+inline const kube::ResourceRef kZones{"millrace.io", "v1alpha1", "zones", false, "Zone"};
+}  // namespace resources
+
+// The ResourceRef of a child given its apiVersion and kind, among those above and kubeclient's
+// well-known ones; nullptr for others.
+const kube::ResourceRef* ResourceFor(std::string_view api_version, std::string_view kind);
+
+}  // namespace millrace::reconcilers

@@ -1,0 +1,244 @@
+// The informer and event handlers against a real control plane: the store mirrors the API,
+// children enqueue their owners, and the store converges after the API server goes away (with
+// deletes behind its back) and after etcd compacts the watch's resourceVersion away.
+#include "controller/informer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "controller/handlers.h"
+#include "controller/metrics.h"
+#include "controller/work_queue.h"
+#include "kubeclient/config.h"
+#include "tests/support/cluster.h"
+
+namespace millrace::controller {
+namespace {
+
+using millrace::testing::Cluster;
+using millrace::testing::WaitFor;
+using nlohmann::json;
+using std::chrono::seconds;
+namespace resources = kube::resources;
+
+Cluster& C() { return Cluster::Get(); }
+
+std::unique_ptr<kube::Client> Admin() {
+  auto config = kube::LoadKubeconfig({.paths = {C().kubeconfig()}, .context = {}});
+  EXPECT_TRUE(config) << config.error().ToString();
+  config->qps = 0;  // tests create objects in bursts
+  auto client = kube::NewClient(*config);
+  EXPECT_TRUE(client) << client.error().ToString();
+  return std::move(*client);
+}
+
+json ConfigMap(const std::string& ns, const std::string& name, const std::string& value) {
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", {{"name", name}, {"namespace", ns}}},
+          {"data", {{"v", value}}}};
+}
+
+// Names in the store, sorted.
+std::vector<std::string> StoreNames(const Store& store) {
+  std::vector<std::string> names;
+  for (const auto& object : store.List()) names.push_back((*object)["metadata"]["name"]);
+  return names;
+}
+
+// Names the API server lists, sorted.
+std::vector<std::string> ApiNames(kube::Client& client, const std::string& ns) {
+  auto list = client.ListAll(resources::kConfigMaps, ns);
+  EXPECT_TRUE(list) << list.error().ToString();
+  std::vector<std::string> names;
+  if (list) {
+    for (const auto& item : (*list)["items"]) names.push_back(item["metadata"]["name"]);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string Values(const Store& store) {
+  std::string out;
+  for (const auto& object : store.List()) {
+    out += (*object)["metadata"]["name"].get<std::string>() + "=" +
+           (*object)["data"].value("v", std::string{}) + " ";
+  }
+  return out;
+}
+
+InformerOptions ConfigMapsIn(const std::string& ns, Registry& registry) {
+  InformerOptions options;
+  options.resource = resources::kConfigMaps;
+  options.ns = ns;
+  options.min_backoff = std::chrono::milliseconds{100};
+  options.max_backoff = seconds{1};
+  options.metrics = &registry;
+  return options;
+}
+
+double CounterValue(Registry& registry, const std::string& series) {
+  const std::string text = registry.Expose();
+  const auto at = text.find(series + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 1));
+}
+
+TEST(Informer, StoreMirrorsCreateUpdateAndDelete) {
+  const std::string ns = C().CreateNamespace();
+  auto client = Admin();
+  ASSERT_TRUE(client->Create(resources::kConfigMaps, ConfigMap(ns, "before", "1")));
+
+  Registry registry;
+  Informer informer(*client, ConfigMapsIn(ns, registry));
+  std::mutex mu;
+  std::vector<std::string> seen;  // "Added before", ...
+  informer.AddHandler([&](const ObjectEvent& e) {
+    static constexpr const char* kNames[] = {"Added", "Updated", "Deleted"};
+    const std::lock_guard lock(mu);
+    seen.push_back(std::string(kNames[static_cast<int>(e.type)]) + " " +
+                   (*e.current)["metadata"]["name"].get<std::string>());
+  });
+  informer.Start();
+  ASSERT_TRUE(informer.WaitForSync(std::chrono::steady_clock::now() + seconds(30)));
+  EXPECT_EQ(StoreNames(informer.store()), std::vector<std::string>{"before"});
+
+  ASSERT_TRUE(client->Create(resources::kConfigMaps, ConfigMap(ns, "after", "1")));
+  ASSERT_TRUE(client->Patch(resources::kConfigMaps, ns, "before", {{"data", {{"v", "2"}}}}));
+  ASSERT_TRUE(client->Delete(resources::kConfigMaps, ns, "after"));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const std::lock_guard lock(mu);
+        return seen.size() >= 4;
+      },
+      seconds(30)));
+  {
+    const std::lock_guard lock(mu);
+    EXPECT_EQ(seen, (std::vector<std::string>{"Added before", "Added after", "Updated before",
+                                              "Deleted after"}));
+  }
+  EXPECT_EQ(Values(informer.store()), "before=2 ");
+  const auto cached = informer.store().Get(ns + "/before");
+  ASSERT_TRUE(cached);
+  EXPECT_FALSE((*cached)["metadata"].contains("managedFields")) << "the store trims managedFields";
+  EXPECT_EQ((*cached)["kind"], "ConfigMap");
+  EXPECT_EQ(CounterValue(registry, "millrace_informer_lists_total{resource=\"configmaps\"}"), 1);
+}
+
+TEST(Informer, AChildsChangeEnqueuesItsControllingOwner) {
+  const std::string ns = C().CreateNamespace();
+  auto client = Admin();
+  auto parent = client->Create(resources::kConfigMaps, ConfigMap(ns, "parent", "p"));
+  ASSERT_TRUE(parent) << parent.error().ToString();
+
+  Registry registry;
+  Informer informer(*client, ConfigMapsIn(ns, registry));
+  WorkQueue queue(WorkQueueOptions{.name = "owners", .rate_limits = {}, .clock = nullptr,
+                                   .metrics = &registry});
+  auto next_key = [&]() -> std::string {
+    if (!WaitFor([&] { return queue.Len() > 0; }, seconds(30))) return "<nothing enqueued>";
+    auto key = queue.Get();
+    queue.Done(*key);
+    return *key;
+  };
+  informer.AddHandler(EnqueueOwner(queue, {.group = "", .kind = "ConfigMap"}));
+  informer.Start();
+  ASSERT_TRUE(informer.WaitForSync(std::chrono::steady_clock::now() + seconds(30)));
+  EXPECT_EQ(queue.Len(), 0U) << "an object without an owner enqueues nothing";
+
+  json child = ConfigMap(ns, "child", "c");
+  child["metadata"]["ownerReferences"] = json::array({{{"apiVersion", "v1"},
+                                                       {"kind", "ConfigMap"},
+                                                       {"name", "parent"},
+                                                       {"uid", (*parent)["metadata"]["uid"]},
+                                                       {"controller", true}}});
+  ASSERT_TRUE(client->Create(resources::kConfigMaps, child));
+  EXPECT_EQ(next_key(), ns + "/parent");
+
+  ASSERT_TRUE(client->Patch(resources::kConfigMaps, ns, "child", {{"data", {{"v", "c2"}}}}));
+  EXPECT_EQ(next_key(), ns + "/parent");
+  queue.ShutDown();
+}
+
+TEST(Informer, ConvergesAfterTheApiServerWasAwayIncludingDeletesMadeMeanwhile) {
+  const std::string ns = C().CreateNamespace();
+  auto client = Admin();
+  for (const char* name : {"keep", "edit", "gone"}) {
+    ASSERT_TRUE(client->Create(resources::kConfigMaps, ConfigMap(ns, name, "1")));
+  }
+  Registry registry;
+  Informer informer(*client, ConfigMapsIn(ns, registry));
+  std::mutex mu;
+  std::set<std::string> deleted;
+  informer.AddHandler([&](const ObjectEvent& e) {
+    if (e.type != ObjectEvent::Type::kDeleted) return;
+    const std::lock_guard lock(mu);
+    deleted.insert((*e.current)["metadata"]["name"].get<std::string>());
+  });
+  informer.Start();
+  ASSERT_TRUE(informer.WaitForSync(std::chrono::steady_clock::now() + seconds(30)));
+
+  C().StopComponent("kube-apiserver");
+  // While the API server is away, one object disappears straight from etcd: no watch event for
+  // it will ever be sent.
+  C().EtcdDelete("configmaps", ns, "gone");
+  C().StartComponent("kube-apiserver");
+  ASSERT_TRUE(WaitFor([&] { return client->Get(resources::kNamespaces, "", ns).has_value(); },
+                      seconds(90)));
+  ASSERT_TRUE(client->Patch(resources::kConfigMaps, ns, "edit", {{"data", {{"v", "2"}}}}));
+  ASSERT_TRUE(client->Create(resources::kConfigMaps, ConfigMap(ns, "new", "1")));
+
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return StoreNames(informer.store()) == ApiNames(*client, ns) &&
+               Values(informer.store()).find("edit=2") != std::string::npos;
+      },
+      seconds(60)))
+      << "store: " << Values(informer.store());
+  EXPECT_EQ(Values(informer.store()), "edit=2 keep=1 kube-root-ca.crt= new=1 ");
+  const std::lock_guard lock(mu);
+  EXPECT_EQ(deleted, std::set<std::string>{"gone"}) << "the missed delete is delivered once";
+}
+
+TEST(Informer, CompactionPastTheWatchVersionForcesARelistWithNoMissedOrPhantomObjects) {
+  const std::string ns = C().CreateNamespace();
+  auto client = Admin();
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(client->Create(resources::kConfigMaps, ConfigMap(ns, "cm-" + std::to_string(i), "1")));
+  }
+  Registry registry;
+  Informer informer(*client, ConfigMapsIn(ns, registry));
+  informer.Start();
+  ASSERT_TRUE(informer.WaitForSync(std::chrono::steady_clock::now() + seconds(30)));
+
+  // Take the API server away so the informer's watch ends, change things behind its back, and
+  // compact etcd: the informer's resourceVersion no longer exists anywhere.
+  C().StopComponent("kube-apiserver");
+  C().EtcdDelete("configmaps", ns, "cm-1");
+  C().EtcdDelete("configmaps", ns, "cm-3");
+  C().EtcdCompact();
+  C().StartComponent("kube-apiserver");
+  ASSERT_TRUE(WaitFor([&] { return client->Get(resources::kNamespaces, "", ns).has_value(); },
+                      seconds(90)));
+  ASSERT_TRUE(client->Create(resources::kConfigMaps, ConfigMap(ns, "cm-9", "1")));
+
+  const std::string relists = "millrace_informer_relists_total{resource=\"configmaps\"}";
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return CounterValue(registry, relists) >= 1 &&
+               StoreNames(informer.store()) == ApiNames(*client, ns);
+      },
+      seconds(60)))
+      << "relists: " << CounterValue(registry, relists) << ", store: " << Values(informer.store());
+  EXPECT_EQ(StoreNames(informer.store()),
+            (std::vector<std::string>{"cm-0", "cm-2", "cm-4", "cm-9", "kube-root-ca.crt"}));
+}
+
+}  // namespace
+}  // namespace millrace::controller

@@ -1,0 +1,686 @@
+// kubeclient against a real control plane: CRUD, patches, server-side apply, watch, compaction,
+// authentication (client certificate, bearer token, token file, exec plugin) and discovery.
+#include "kubeclient/client.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "kubeclient/config.h"
+#include "kubeclient/object.h"
+#include "tests/support/cluster.h"
+
+namespace millrace::kube {
+namespace {
+
+using millrace::testing::Cluster;
+using millrace::testing::WaitFor;
+using nlohmann::json;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+
+Cluster& C() { return Cluster::Get(); }
+
+std::unique_ptr<Client> MustClient(const Config& config,
+                                   std::shared_ptr<RequestMetrics> metrics = nullptr) {
+  auto client = NewClient(config, std::move(metrics));
+  if (!client) throw std::runtime_error(client.error().ToString());
+  return std::move(*client);
+}
+
+Config AdminConfig() {
+  auto config = LoadKubeconfig({.paths = {C().kubeconfig()}, .context = {}});
+  if (!config) throw std::runtime_error(config.error().ToString());
+  return *config;
+}
+
+std::unique_ptr<Client> Admin(std::shared_ptr<RequestMetrics> metrics = nullptr) {
+  return MustClient(AdminConfig(), std::move(metrics));
+}
+
+// The static token of test-token-user from the cluster's tokens.csv.
+std::string TestToken() {
+  std::ifstream in(C().state_dir() + "/pki/tokens.csv");
+  std::string line;
+  std::getline(in, line);
+  return line.substr(0, line.find(','));
+}
+
+Config TokenConfig() {
+  Config config;
+  config.server = C().apiserver_url();
+  config.ca_file = C().state_dir() + "/pki/ca.crt";
+  return config;
+}
+
+json ConfigMap(const std::string& ns, const std::string& name, json data = json::object(),
+               json labels = json::object()) {
+  json cm = {{"apiVersion", "v1"},
+             {"kind", "ConfigMap"},
+             {"metadata", {{"name", name}, {"namespace", ns}}},
+             {"data", std::move(data)}};
+  if (!labels.empty()) cm["metadata"]["labels"] = std::move(labels);
+  return cm;
+}
+
+// Who the API server thinks we are (SelfSubjectReview, allowed to every authenticated user).
+Result<std::string> WhoAmI(Client& client) {
+  const ResourceRef reviews{"authentication.k8s.io", "v1", "selfsubjectreviews", false, ""};
+  auto review = client.Create(
+      reviews, {{"apiVersion", "authentication.k8s.io/v1"}, {"kind", "SelfSubjectReview"}});
+  if (!review) return std::unexpected(review.error());
+  return (*review)["status"]["userInfo"].value("username", "");
+}
+
+TEST(ClientCrud, ConfigMapRoundTrip) {
+  const std::string ns = C().CreateNamespace();
+  auto client = Admin();
+  const auto& cms = resources::kConfigMaps;
+
+  auto created = client->Create(cms, ConfigMap(ns, "a", {{"k", "v"}}));
+  ASSERT_TRUE(created) << created.error().ToString();
+  EXPECT_EQ(Name(*created), "a");
+  EXPECT_FALSE(Uid(*created).empty());
+
+  auto again = client->Create(cms, ConfigMap(ns, "a"));
+  ASSERT_FALSE(again);
+  EXPECT_TRUE(again.error().IsAlreadyExists()) << again.error().ToString();
+  EXPECT_EQ(again.error().message, "configmaps \"a\" already exists");
+
+  auto got = client->Get(cms, ns, "a");
+  ASSERT_TRUE(got) << got.error().ToString();
+  EXPECT_EQ((*got)["data"]["k"], "v");
+
+  (*got)["data"]["k"] = "v2";
+  auto updated = client->Update(cms, *got);
+  ASSERT_TRUE(updated) << updated.error().ToString();
+  EXPECT_EQ((*updated)["data"]["k"], "v2");
+  EXPECT_NE(ResourceVersion(*updated), ResourceVersion(*got));
+
+  auto merged = client->Patch(cms, ns, "a", {{"data", {{"m", "1"}}}}, {.type = PatchType::kMerge});
+  ASSERT_TRUE(merged) << merged.error().ToString();
+  auto strategic =
+      client->Patch(cms, ns, "a", {{"data", {{"s", "2"}}}}, {.type = PatchType::kStrategicMerge});
+  ASSERT_TRUE(strategic) << strategic.error().ToString();
+  auto jsonpatch = client->Patch(
+      cms, ns, "a", json::array({{{"op", "add"}, {"path", "/data/j"}, {"value", "3"}}}),
+      {.type = PatchType::kJson});
+  ASSERT_TRUE(jsonpatch) << jsonpatch.error().ToString();
+  EXPECT_EQ((*jsonpatch)["data"], json({{"k", "v2"}, {"m", "1"}, {"s", "2"}, {"j", "3"}}));
+
+  auto bad_patch = client->Patch(
+      cms, ns, "a", json::array({{{"op", "test"}, {"path", "/data/k"}, {"value", "nope"}}}),
+      {.type = PatchType::kJson});
+  ASSERT_FALSE(bad_patch);
+  EXPECT_EQ(bad_patch.error().http_code, 422);
+
+  auto wrong_uid = client->Delete(cms, ns, "a", {.precondition_uid = "not-the-uid"});
+  ASSERT_FALSE(wrong_uid);
+  EXPECT_TRUE(wrong_uid.error().IsConflict()) << wrong_uid.error().ToString();
+  EXPECT_THAT(wrong_uid.error().message,
+              HasSubstr("the UID in the precondition (not-the-uid) does not match"));
+
+  auto deleted = client->Delete(
+      cms, ns, "a", {.propagation_policy = "Foreground", .precondition_uid = Uid(*created)});
+  ASSERT_TRUE(deleted) << deleted.error().ToString();
+  // Foreground deletion: the garbage collector removes the object once it has no dependents.
+  Result<json> gone;
+  ASSERT_TRUE(WaitFor([&] { return !(gone = client->Get(cms, ns, "a")); }, seconds(30)));
+  EXPECT_TRUE(gone.error().IsNotFound());
+  EXPECT_EQ(gone.error().http_code, 404);
+  EXPECT_EQ(gone.error().reason, "NotFound");
+  EXPECT_EQ(gone.error().message, "configmaps \"a\" not found");
+}
+
+TEST(ClientCrud, InvalidObjectCarriesTheServersCauses) {
+  const std::string ns = C().CreateNamespace();
+  auto client = Admin();
+  auto bad = client->Create(resources::kConfigMaps, ConfigMap(ns, "Not_A_Valid_Name"));
+  ASSERT_FALSE(bad);
+  EXPECT_TRUE(bad.error().IsInvalid()) << bad.error().ToString();
+  ASSERT_TRUE(bad.error().causes.is_array());
+  EXPECT_EQ(bad.error().causes[0]["field"], "metadata.name");
+}
+
+TEST(ClientCrud, UpdateWithStaleResourceVersionIsConflict) {
+  const std::string ns = C().CreateNamespace();
+  auto client = Admin();
+  auto v1 = client->Create(resources::kConfigMaps, ConfigMap(ns, "c", {{"k", "1"}}));
+  ASSERT_TRUE(v1) << v1.error().ToString();
+  json fresh = *v1;
+  fresh["data"]["k"] = "2";
+  ASSERT_TRUE(client->Update(resources::kConfigMaps, fresh));
+  json stale = *v1;  // still carries the first resourceVersion
+  stale["data"]["k"] = "3";
+  auto conflict = client->Update(resources::kConfigMaps, stale);
+  ASSERT_FALSE(conflict);
+  EXPECT_TRUE(conflict.error().IsConflict());
+  EXPECT_EQ(conflict.error().http_code, 409);
+  EXPECT_EQ(conflict.error().message,
+            "Operation cannot be fulfilled on configmaps \"c\": the object has been modified; "
+            "please apply your changes to the latest version and try again");
+}
+
+TEST(ClientList, LabelSelectorAndPaginationOverSeveralPages) {
+  const std::string ns = C().CreateNamespace();
+  auto metrics = std::make_shared<RequestMetrics>();
+  auto client = Admin(metrics);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(client->Create(resources::kConfigMaps,
+                               ConfigMap(ns, "in-" + std::to_string(i), {}, {{"pick", "yes"}})));
+  }
+  ASSERT_TRUE(client->Create(resources::kConfigMaps, ConfigMap(ns, "out", {}, {{"pick", "no"}})));
+
+  auto first = client->List(resources::kConfigMaps, ns, {.label_selector = "pick=yes", .limit = 2});
+  ASSERT_TRUE(first) << first.error().ToString();
+  EXPECT_EQ((*first)["items"].size(), 2U);
+  const std::string token = (*first)["metadata"].value("continue", "");
+  ASSERT_FALSE(token.empty());
+  auto second = client->List(resources::kConfigMaps, ns,
+                             {.label_selector = "pick=yes", .limit = 2, .continue_token = token});
+  ASSERT_TRUE(second) << second.error().ToString();
+  EXPECT_EQ((*second)["items"].size(), 2U);
+  EXPECT_NE(Name((*second)["items"][0]), Name((*first)["items"][0]));
+
+  const uint64_t lists_before = metrics->Count("list", 200);
+  auto all =
+      client->ListAll(resources::kConfigMaps, ns, {.label_selector = "pick=yes", .limit = 2});
+  ASSERT_TRUE(all) << all.error().ToString();
+  EXPECT_EQ(metrics->Count("list", 200) - lists_before, 3U);  // pages of 2, 2 and 1
+  std::vector<std::string> names;
+  for (const auto& item : (*all)["items"]) names.push_back(Name(item));
+  EXPECT_THAT(names, ::testing::ElementsAre("in-0", "in-1", "in-2", "in-3", "in-4"));
+  EXPECT_FALSE((*all)["metadata"].contains("continue"));
+
+  auto by_field = client->List(resources::kConfigMaps, ns, {.field_selector = "metadata.name=out"});
+  ASSERT_TRUE(by_field);
+  ASSERT_EQ((*by_field)["items"].size(), 1U);
+  EXPECT_EQ(Name((*by_field)["items"][0]), "out");
+}
+
+TEST(ClientApply, SecondManagerConflictsUntilItForces) {
+  const std::string ns = C().CreateNamespace();
+  auto client = Admin();
+  const json a = ConfigMap(ns, "shared", {{"key", "from-a"}});
+  auto applied = client->Apply(resources::kConfigMaps, a, {.field_manager = "manager-a"});
+  ASSERT_TRUE(applied) << applied.error().ToString();
+  // Applying the same configuration again is a no-op.
+  auto again = client->Apply(resources::kConfigMaps, a, {.field_manager = "manager-a"});
+  ASSERT_TRUE(again);
+  EXPECT_EQ(ResourceVersion(*again), ResourceVersion(*applied));
+
+  const json b = ConfigMap(ns, "shared", {{"key", "from-b"}});
+  auto conflict = client->Apply(resources::kConfigMaps, b, {.field_manager = "manager-b"});
+  ASSERT_FALSE(conflict);
+  EXPECT_TRUE(conflict.error().IsConflict()) << conflict.error().ToString();
+  EXPECT_EQ(conflict.error().message,
+            "Apply failed with 1 conflict: conflict with \"manager-a\": .data.key");
+  ASSERT_TRUE(conflict.error().causes.is_array());
+  EXPECT_EQ(conflict.error().causes[0]["field"], ".data.key");
+
+  auto forced =
+      client->Apply(resources::kConfigMaps, b, {.field_manager = "manager-b", .force = true});
+  ASSERT_TRUE(forced) << forced.error().ToString();
+  EXPECT_EQ((*forced)["data"]["key"], "from-b");
+  bool b_owns_key = false;
+  for (const auto& entry : (*forced)["metadata"]["managedFields"]) {
+    if (entry["manager"] == "manager-b") {
+      b_owns_key = entry["fieldsV1"]["f:data"].contains("f:key");
+    }
+  }
+  EXPECT_TRUE(b_owns_key) << (*forced)["metadata"]["managedFields"].dump(2);
+}
+
+constexpr char kWidgetCrd[] = R"(
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.kubeclient.millrace.io}
+spec:
+  group: kubeclient.millrace.io
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties: {size: {type: integer}}
+          status:
+            type: object
+            properties: {phase: {type: string}, observed: {type: integer}}
+)";
+
+TEST(ClientCustomResources, CrudAndStatusSubresourceOfACrd) {
+  C().Apply(kWidgetCrd);
+  json crd;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        crd = C().KubectlJson({"get", "crd", "widgets.kubeclient.millrace.io"});
+        for (const auto& c : crd["status"].value("conditions", json::array())) {
+          if (c["type"] == "Established" && c["status"] == "True") return true;
+        }
+        return false;
+      },
+      seconds(60)))
+      << crd.dump(2);
+  const std::string ns = C().CreateNamespace();
+  auto client = Admin();
+  Result<ResourceRef> widgets;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return (widgets = client->Discover("kubeclient.millrace.io/v1", "Widget")).has_value();
+      },
+      seconds(30)))
+      << widgets.error().ToString();
+  EXPECT_EQ(widgets->resource, "widgets");
+  EXPECT_TRUE(widgets->namespaced);
+
+  const json widget = {{"apiVersion", "kubeclient.millrace.io/v1"},
+                       {"kind", "Widget"},
+                       {"metadata", {{"name", "w"}, {"namespace", ns}}},
+                       {"spec", {{"size", 3}}}};
+  auto created = client->Create(*widgets, widget);
+  ASSERT_TRUE(created) << created.error().ToString();
+  EXPECT_EQ(Generation(*created), 1);
+
+  // A status write does not touch the spec, and a spec write ignores the status.
+  json with_status = *created;
+  with_status["status"] = {{"phase", "Ready"}, {"observed", 1}};
+  with_status["spec"]["size"] = 99;
+  auto status_updated = client->UpdateStatus(*widgets, with_status);
+  ASSERT_TRUE(status_updated) << status_updated.error().ToString();
+  EXPECT_EQ((*status_updated)["status"]["phase"], "Ready");
+  EXPECT_EQ((*status_updated)["spec"]["size"], 3);
+
+  auto patched = client->PatchStatus(*widgets, ns, "w", {{"status", {{"phase", "Patched"}}}});
+  ASSERT_TRUE(patched) << patched.error().ToString();
+  EXPECT_EQ((*patched)["status"]["phase"], "Patched");
+
+  auto applied = client->ApplyStatus(*widgets,
+                                     {{"apiVersion", "kubeclient.millrace.io/v1"},
+                                      {"kind", "Widget"},
+                                      {"metadata", {{"name", "w"}, {"namespace", ns}}},
+                                      {"status", {{"phase", "Applied"}, {"observed", 2}}}},
+                                     {.field_manager = "widget-controller", .force = true});
+  ASSERT_TRUE(applied) << applied.error().ToString();
+  EXPECT_EQ((*applied)["status"]["observed"], 2);
+
+  auto list = client->List(*widgets, ns);
+  ASSERT_TRUE(list) << list.error().ToString();
+  EXPECT_EQ((*list)["kind"], "WidgetList");
+  ASSERT_EQ((*list)["items"].size(), 1U);
+
+  ASSERT_TRUE(client->Delete(*widgets, ns, "w"));
+  auto gone = client->Get(*widgets, ns, "w");
+  ASSERT_FALSE(gone);
+  EXPECT_TRUE(gone.error().IsNotFound());
+}
+
+// Runs a watch on its own thread, recording events.
+class WatchRecorder {
+ public:
+  WatchRecorder(Client& client, const ResourceRef& ref, std::string ns, WatchOptions options)
+      : thread_([this, &client, ref, ns = std::move(ns), options](std::stop_token stop) {
+          auto r = client.Watch(
+              ref, ns, options,
+              [this](WatchEvent&& e) {
+                const std::lock_guard lock(mu_);
+                events_.push_back(
+                    std::string(EventTypeName(e.type)) + " " +
+                    (e.type == EventType::kBookmark ? ResourceVersion(e.object) : Name(e.object)));
+                return true;
+              },
+              stop);
+          const std::lock_guard lock(mu_);
+          result_ = std::move(r);
+          done_ = true;
+        }) {}
+
+  std::vector<std::string> events() const {
+    const std::lock_guard lock(mu_);
+    return events_;
+  }
+  bool Saw(const std::string& event) const {
+    const auto e = events();
+    return std::find(e.begin(), e.end(), event) != e.end();
+  }
+  bool done() const {
+    const std::lock_guard lock(mu_);
+    return done_;
+  }
+  Result<void> result() const {
+    const std::lock_guard lock(mu_);
+    return result_;
+  }
+  void Stop() { thread_.request_stop(); }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> events_;  // guarded by mu_
+  Result<void> result_;              // guarded by mu_
+  bool done_ = false;                // guarded by mu_
+  std::jthread thread_;
+};
+
+TEST(ClientWatch, DeliversAddedModifiedDeletedInOrder) {
+  const std::string ns = C().CreateNamespace();
+  auto client = Admin();
+  auto list = client->List(resources::kConfigMaps, ns);
+  ASSERT_TRUE(list) << list.error().ToString();
+  WatchRecorder watch(*client, resources::kConfigMaps, ns,
+                      {.resource_version = ResourceVersion(*list), .allow_bookmarks = false});
+
+  auto cm = client->Create(resources::kConfigMaps, ConfigMap(ns, "w", {{"n", "1"}}));
+  ASSERT_TRUE(cm) << cm.error().ToString();
+  (*cm)["data"]["n"] = "2";
+  ASSERT_TRUE(client->Update(resources::kConfigMaps, *cm));
+  ASSERT_TRUE(client->Delete(resources::kConfigMaps, ns, "w"));
+
+  ASSERT_TRUE(WaitFor([&] { return watch.Saw("DELETED w"); }, seconds(30)))
+      << ::testing::PrintToString(watch.events());
+  std::vector<std::string> non_root;
+  for (const auto& e : watch.events()) {
+    if (e.find("kube-root-ca.crt") == std::string::npos) non_root.push_back(e);
+  }
+  EXPECT_THAT(non_root, ::testing::ElementsAre("ADDED w", "MODIFIED w", "DELETED w"));
+
+  // Stopping from another thread ends the blocked transfer promptly.
+  const auto start = std::chrono::steady_clock::now();
+  watch.Stop();
+  ASSERT_TRUE(WaitFor([&] { return watch.done(); }, seconds(5)));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, seconds(2));
+  EXPECT_TRUE(watch.result()) << watch.result().error().ToString();
+}
+
+TEST(ClientWatch, SendsBookmarksWhenAsked) {
+  const std::string ns = C().CreateNamespace();
+  const std::string elsewhere = C().CreateNamespace("elsewhere");
+  auto client = Admin();
+  auto list = client->List(resources::kConfigMaps, ns);
+  ASSERT_TRUE(list);
+  ASSERT_TRUE(client->Create(resources::kConfigMaps, ConfigMap(elsewhere, "ticker")));
+  // The watch cache sends a bookmark 2 s before a watch's timeout (and about once a minute), when
+  // its resourceVersion has moved past the last event this watcher got: changes in another
+  // namespace move it without sending this watcher events.
+  WatchRecorder watch(
+      *client, resources::kConfigMaps, ns,
+      {.resource_version = ResourceVersion(*list), .allow_bookmarks = true, .timeout_seconds = 5});
+  ASSERT_TRUE(client->Create(resources::kConfigMaps, ConfigMap(ns, "b")));
+  int tick = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        client->Patch(resources::kConfigMaps, elsewhere, "ticker",
+                      {{"data", {{"tick", std::to_string(++tick)}}}});
+        return watch.done();
+      },
+      seconds(90)))
+      << ::testing::PrintToString(watch.events());
+  // The server ended the stream at timeoutSeconds: that is a normal end.
+  EXPECT_TRUE(watch.result()) << watch.result().error().ToString();
+  const auto events = watch.events();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events[0], "ADDED b");
+  const bool bookmark = std::any_of(events.begin(), events.end(),
+                                    [](const std::string& e) { return e.starts_with("BOOKMARK"); });
+  EXPECT_TRUE(bookmark) << ::testing::PrintToString(events);
+}
+
+constexpr char kGadgetCrd[] = R"(
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.kubeclient.millrace.io}
+spec:
+  group: kubeclient.millrace.io
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+)";
+
+TEST(ClientWatch, WatchAndListFromACompactedResourceVersionAreGone) {
+  const std::string ns = C().CreateNamespace();
+  auto client = Admin();
+  auto cm = client->Create(resources::kConfigMaps, ConfigMap(ns, "old", {{"n", "0"}}));
+  ASSERT_TRUE(cm) << cm.error().ToString();
+  const std::string old_rv = ResourceVersion(*cm);
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(
+        client->Patch(resources::kConfigMaps, ns, "old", {{"data", {{"n", std::to_string(i)}}}}));
+  }
+  C().EtcdCompact();
+
+  // The API server's watch cache still holds recent history of ConfigMaps in memory, so it may
+  // serve old_rv despite the compaction. A resource whose cache starts after old_rv cannot: etcd
+  // has compacted old_rv away, as an informer sees it after an API server restart.
+  C().Apply(kGadgetCrd);
+  Result<ResourceRef> gadgets;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return (gadgets = client->Discover("kubeclient.millrace.io/v1", "Gadget")).has_value();
+      },
+      seconds(30)));
+
+  // An exact list at the compacted version is Gone (answered by etcd).
+  Result<json> list;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        list = client->List(*gadgets, ns,
+                            {.resource_version = old_rv, .resource_version_match = "Exact"});
+        return !list && list.error().IsGone();
+      },
+      seconds(30)))
+      << (list ? "list at compacted resourceVersion " + old_rv + " succeeded"
+               : list.error().ToString());
+  EXPECT_EQ(list.error().http_code, 410);
+  EXPECT_EQ(list.error().message, "The resourceVersion for the provided list is too old.");
+
+  // A watch from it ends with an ERROR event carrying 410 Expired: an Error of kind Gone. (While
+  // the new cache initialises the server answers 429 + Retry-After, which the client retries.)
+  std::vector<std::string> seen;
+  auto watched = client->Watch(*gadgets, ns, {.resource_version = old_rv}, [&](WatchEvent&& e) {
+    seen.emplace_back(EventTypeName(e.type));
+    return true;
+  });
+  ASSERT_FALSE(watched) << "watch from " << old_rv << " saw " << ::testing::PrintToString(seen);
+  EXPECT_TRUE(watched.error().IsGone()) << watched.error().ToString();
+  EXPECT_EQ(watched.error().http_code, 410);
+  EXPECT_EQ(watched.error().reason, "Expired");
+  EXPECT_THAT(watched.error().message, HasSubstr("too old resource version: " + old_rv));
+}
+
+TEST(ClientAuth, ClientCertificateFromKubeconfig) {
+  auto client = Admin();
+  auto who = WhoAmI(*client);
+  ASSERT_TRUE(who) << who.error().ToString();
+  EXPECT_EQ(*who, "millrace-admin");
+}
+
+TEST(ClientAuth, BearerTokenWithoutRightsIsForbiddenWithTheServersMessage) {
+  const std::string ns = C().CreateNamespace();
+  Config config = TokenConfig();
+  config.token = TestToken();
+  auto client = MustClient(config);
+  auto who = WhoAmI(*client);
+  ASSERT_TRUE(who) << who.error().ToString();
+  EXPECT_EQ(*who, "test-token-user");
+
+  auto list = client->List(resources::kConfigMaps, ns);
+  ASSERT_FALSE(list);
+  EXPECT_TRUE(list.error().IsForbidden()) << list.error().ToString();
+  EXPECT_EQ(list.error().http_code, 403);
+  EXPECT_EQ(list.error().message,
+            "configmaps is forbidden: User \"test-token-user\" cannot list resource "
+            "\"configmaps\" in API group \"\" in the namespace \"" +
+                ns + "\"");
+}
+
+TEST(ClientAuth, TokenFileAndBadTokenIsUnauthorized) {
+  const std::string file = ::testing::TempDir() + "/kubeclient-token-" + std::to_string(getpid());
+  std::ofstream(file) << TestToken() << "\n";
+  Config config = TokenConfig();
+  config.token_file = file;
+  auto who = WhoAmI(*MustClient(config));
+  std::filesystem::remove(file);
+  ASSERT_TRUE(who) << who.error().ToString();
+  EXPECT_EQ(*who, "test-token-user");
+
+  Config bad = TokenConfig();
+  bad.token = "not-a-token";
+  auto denied = WhoAmI(*MustClient(bad));
+  ASSERT_FALSE(denied);
+  EXPECT_TRUE(denied.error().IsUnauthorized()) << denied.error().ToString();
+  EXPECT_EQ(denied.error().http_code, 401);
+}
+
+TEST(ClientAuth, ExecPluginTokenAndRefreshAfter401) {
+  const std::string dir = ::testing::TempDir() + "/kubeclient-exec-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  // The first run hands out a token the server rejects; the client must run the plugin again.
+  const std::string plugin = dir + "/plugin.sh";
+  const std::string runs = dir + "/runs";
+  std::ofstream(plugin) << "#!/bin/sh\n"
+                        << "echo run >> '" << runs << "'\n"
+                        << "if [ \"$(wc -l < '" << runs << "')\" -eq 1 ]; then T=expired; "
+                        << "else T='" << TestToken() << "'; fi\n"
+                        << "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+                        << "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"%s\"}}' \"$T\"\n";
+  ::chmod(plugin.c_str(), 0755);
+  const std::string kubeconfig = dir + "/kubeconfig";
+  std::ofstream(kubeconfig) << "apiVersion: v1\nkind: Config\ncurrent-context: exec\n"
+                               "clusters:\n- name: c\n  cluster:\n    server: "
+                            << C().apiserver_url()
+                            << "\n    certificate-authority: " << C().state_dir() << "/pki/ca.crt\n"
+                            << "users:\n- name: u\n  user:\n    exec:\n"
+                               "      apiVersion: client.authentication.k8s.io/v1\n"
+                               "      command: ./plugin.sh\n      interactiveMode: Never\n"
+                               "contexts:\n- name: exec\n  context: {cluster: c, user: u}\n";
+  auto config = LoadKubeconfig({.paths = {kubeconfig}, .context = {}});
+  ASSERT_TRUE(config) << config.error().ToString();
+  auto metrics = std::make_shared<RequestMetrics>();
+  auto client = MustClient(*config, metrics);
+  auto who = WhoAmI(*client);
+  ASSERT_TRUE(who) << who.error().ToString();
+  EXPECT_EQ(*who, "test-token-user");
+  EXPECT_EQ(metrics->Count("create", 401), 1U);
+  std::ifstream runs_in(runs);
+  int n = 0;
+  for (std::string line; std::getline(runs_in, line);) ++n;
+  EXPECT_EQ(n, 2);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ClientAuth, ExecPluginClientCertificate) {
+  const std::string dir =
+      ::testing::TempDir() + "/kubeclient-exec-cert-" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto read = [](const std::string& path) {
+    std::ostringstream out;
+    out << std::ifstream(path).rdbuf();
+    return out.str();
+  };
+  const json credential = {{"apiVersion", "client.authentication.k8s.io/v1beta1"},
+                           {"kind", "ExecCredential"},
+                           {"status",
+                            {{"clientCertificateData", read(C().state_dir() + "/pki/admin.crt")},
+                             {"clientKeyData", read(C().state_dir() + "/pki/admin.key")}}}};
+  std::ofstream(dir + "/credential.json") << credential.dump();
+  const std::string plugin = dir + "/plugin.sh";
+  std::ofstream(plugin) << "#!/bin/sh\ncat '" << dir << "/credential.json'\n";
+  ::chmod(plugin.c_str(), 0755);
+  Config config = TokenConfig();
+  config.exec = ExecConfig{.api_version = "client.authentication.k8s.io/v1beta1",
+                           .command = plugin,
+                           .args = {},
+                           .env = {},
+                           .interactive_mode = "Never",
+                           .provide_cluster_info = true};
+  auto who = WhoAmI(*MustClient(config));
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(who) << who.error().ToString();
+  EXPECT_EQ(*who, "millrace-admin");
+}
+
+TEST(ClientDiscovery, MapsKindsToResources) {
+  auto client = Admin();
+  auto cm = client->Discover("v1", "ConfigMap");
+  ASSERT_TRUE(cm) << cm.error().ToString();
+  EXPECT_EQ(*cm, resources::kConfigMaps);
+  auto deploy = client->Discover("apps/v1", "Deployment");
+  ASSERT_TRUE(deploy) << deploy.error().ToString();
+  EXPECT_EQ(*deploy, resources::kDeployments);
+  auto ns = client->DiscoverFor({{"apiVersion", "v1"}, {"kind", "Namespace"}});
+  ASSERT_TRUE(ns);
+  EXPECT_FALSE(ns->namespaced);
+  auto missing = client->Discover("v1", "NoSuchKind");
+  ASSERT_FALSE(missing);
+  EXPECT_TRUE(missing.error().IsNotFound());
+}
+
+TEST(ClientTransport, ReusesConnectionsAcrossRequestsAndThreads) {
+  auto metrics = std::make_shared<RequestMetrics>();
+  auto client = Admin(metrics);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(client->Get(resources::kNamespaces, "", "default"));
+  EXPECT_EQ(metrics->connections(), 1U);
+  {
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < 10; ++i)
+          EXPECT_TRUE(client->Get(resources::kNamespaces, "", "default"));
+      });
+    }
+  }
+  EXPECT_LE(metrics->connections(), 4U);  // at most one per concurrent thread
+  EXPECT_EQ(metrics->Count("get", 200), 60U);
+}
+
+TEST(ClientTransport, RateLimiterSpacesRequestsAfterTheBurst) {
+  Config config = AdminConfig();
+  config.qps = 10;
+  config.burst = 2;
+  auto client = MustClient(config);
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 12; ++i) ASSERT_TRUE(client->Get(resources::kNamespaces, "", "default"));
+  // 2 at once, then 10 more at 10 per second.
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(950));
+}
+
+TEST(ClientTransport, UnreachableServerIsATransportError) {
+  Config config = TokenConfig();
+  config.server = "https://127.0.0.1:1";  // nothing listens on port 1
+  config.max_retries = 1;
+  auto metrics = std::make_shared<RequestMetrics>();
+  auto client = MustClient(config, metrics);
+  auto got = client->Get(resources::kConfigMaps, "default", "x");
+  ASSERT_FALSE(got);
+  EXPECT_TRUE(got.error().IsTransport()) << got.error().ToString();
+  EXPECT_THAT(got.error().message, HasSubstr("127.0.0.1:1"));
+  EXPECT_EQ(metrics->Count("get", 0), 2U);  // one retry
+}
+
+}  // namespace
+}  // namespace millrace::kube

@@ -1,0 +1,13 @@
+# Tests of reconcilers/: call millrace_unit_test / millrace_integration_test (defined in tests/CMakeLists.txt).
+
+millrace_unit_test(reconcilers_zone_test
+  SOURCES unit/reconcilers/zone_test.cc
+  LIBS millrace_reconcilers millrace_crds_testdata)
+millrace_unit_test(reconcilers_apply_test
+  SOURCES unit/reconcilers/apply_test.cc
+  LIBS millrace_reconcilers)
+millrace_integration_test(reconcilers_zone_integration_test
+  SOURCES integration/reconcilers/zone_test.cc)
+target_compile_definitions(reconcilers_zone_integration_test PRIVATE
+  MILLRACE_CONTROLLER_BINARY="$<TARGET_FILE:millrace-controller>")
+add_dependencies(reconcilers_zone_integration_test millrace-controller)

@@ -1,0 +1,45 @@
+#pragma once
+
+// Loading of config/samples and tests/testdata/invalid for the crds tests (unit and integration).
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace millrace::api::testing {
+
+// The repository root.
+std::string SourceDir();
+
+// YAML (one or more documents) to JSON, resolving plain scalars like Kubernetes' YAML decoder:
+// null, booleans, integers and floats; quoted scalars stay strings.
+std::vector<nlohmann::json> YamlToJson(const std::string& yaml);
+std::string ReadFile(const std::string& path);
+
+struct Sample {
+  std::string file;  // relative to the repository root
+  std::string yaml;
+  nlohmann::json object;
+};
+// Every document of config/samples/*.yaml, in file name order.
+std::vector<Sample> LoadSamples();
+
+// An invalid example: a file with header comments
+//   # expect: <path> <reason>        the C++ validation must report this
+//   # apiserver: reject|accept       whether the API server (schema + CEL) rejects it on its own
+//   # apiserver-path: <path>         the path in the API server's message, if it differs
+//   # update: true                   two documents: the object, then an invalid update of it
+struct InvalidExample {
+  std::string file;
+  std::string expect_path;
+  std::string expect_reason;
+  bool apiserver_rejects = false;
+  std::string apiserver_path;
+  bool update = false;
+  std::vector<std::string> yaml_docs;
+  std::vector<nlohmann::json> docs;
+};
+std::vector<InvalidExample> LoadInvalidExamples();
+
+}  // namespace millrace::api::testing
