@@ -28,6 +28,12 @@ Manager::Manager(kube::Client& client, ManagerOptions options)
         events_cv_.notify_one();
       }) {
   if (options_.request_metrics) {
+    // Registered here, not in the hook: hooks run under the registry's lock, which registering
+    // takes too.
+    requests_family_ = &registry_.AddCounter(
+        "rest_client_requests_total",
+        "Requests to the API server by verb and HTTP code (code 0: no answer). Retries count.",
+        {"verb", "code"});
     request_metrics_hook_ = registry_.OnCollect([this] { ExportRequestMetrics(); });
   }
   if (options_.leader_election) {
@@ -74,10 +80,7 @@ bool Manager::IsLeader() const { return elector_ ? elector_->IsLeader() : true; 
 
 void Manager::ExportRequestMetrics() {
   // Runs under the registry's collect lock: counters only move forward by the new counts.
-  auto& family = registry_.AddCounter("rest_client_requests_total",
-                                      "Requests to the API server by verb and HTTP code "
-                                      "(code 0: no answer). Retries count.",
-                                      {"verb", "code"});
+  CounterFamily& family = *requests_family_;
   for (const auto& [key, count] : options_.request_metrics->Snapshot()) {
     uint64_t& seen = exported_requests_[key];
     if (count > seen) {

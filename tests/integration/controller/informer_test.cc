@@ -90,15 +90,26 @@ double CounterValue(Registry& registry, const std::string& series) {
   return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size() + 1));
 }
 
-TEST(Informer, StoreMirrorsCreateUpdateAndDelete) {
+TEST(Informer, StoreMirrorsCreateUpdateAndDeleteOfLabelSelectedObjects) {
   const std::string ns = C().CreateNamespace();
   auto client = Admin();
-  ASSERT_TRUE(client->Create(resources::kConfigMaps, ConfigMap(ns, "before", "1")));
+  // Labelled: the informer selects these (and not the namespace's kube-root-ca.crt, or "other").
+  const auto labelled = [&](const std::string& name, const std::string& value) {
+    json cm = ConfigMap(ns, name, value);
+    cm["metadata"]["labels"] = {{"informer-test", "mirror"}};
+    return cm;
+  };
+  ASSERT_TRUE(client->Create(resources::kConfigMaps, labelled("before", "1")));
+  ASSERT_TRUE(client->Create(resources::kConfigMaps, ConfigMap(ns, "other", "1")));
 
-  Registry registry;
-  Informer informer(*client, ConfigMapsIn(ns, registry));
+  // State the handler touches is declared before the informer, so it outlives the informer's
+  // thread.
   std::mutex mu;
   std::vector<std::string> seen;  // "Added before", ...
+  Registry registry;
+  InformerOptions options = ConfigMapsIn(ns, registry);
+  options.label_selector = "informer-test=mirror";
+  Informer informer(*client, std::move(options));
   informer.AddHandler([&](const ObjectEvent& e) {
     static constexpr const char* kNames[] = {"Added", "Updated", "Deleted"};
     const std::lock_guard lock(mu);
@@ -109,7 +120,8 @@ TEST(Informer, StoreMirrorsCreateUpdateAndDelete) {
   ASSERT_TRUE(informer.WaitForSync(std::chrono::steady_clock::now() + seconds(30)));
   EXPECT_EQ(StoreNames(informer.store()), std::vector<std::string>{"before"});
 
-  ASSERT_TRUE(client->Create(resources::kConfigMaps, ConfigMap(ns, "after", "1")));
+  ASSERT_TRUE(client->Create(resources::kConfigMaps, labelled("after", "1")));
+  ASSERT_TRUE(client->Patch(resources::kConfigMaps, ns, "other", {{"data", {{"v", "2"}}}}));
   ASSERT_TRUE(client->Patch(resources::kConfigMaps, ns, "before", {{"data", {{"v", "2"}}}}));
   ASSERT_TRUE(client->Delete(resources::kConfigMaps, ns, "after"));
   ASSERT_TRUE(WaitFor(
@@ -138,9 +150,9 @@ TEST(Informer, AChildsChangeEnqueuesItsControllingOwner) {
   ASSERT_TRUE(parent) << parent.error().ToString();
 
   Registry registry;
-  Informer informer(*client, ConfigMapsIn(ns, registry));
   WorkQueue queue(WorkQueueOptions{.name = "owners", .rate_limits = {}, .clock = nullptr,
                                    .metrics = &registry});
+  Informer informer(*client, ConfigMapsIn(ns, registry));
   auto next_key = [&]() -> std::string {
     if (!WaitFor([&] { return queue.Len() > 0; }, seconds(30))) return "<nothing enqueued>";
     auto key = queue.Get();
@@ -172,10 +184,10 @@ TEST(Informer, ConvergesAfterTheApiServerWasAwayIncludingDeletesMadeMeanwhile) {
   for (const char* name : {"keep", "edit", "gone"}) {
     ASSERT_TRUE(client->Create(resources::kConfigMaps, ConfigMap(ns, name, "1")));
   }
-  Registry registry;
-  Informer informer(*client, ConfigMapsIn(ns, registry));
   std::mutex mu;
   std::set<std::string> deleted;
+  Registry registry;
+  Informer informer(*client, ConfigMapsIn(ns, registry));
   informer.AddHandler([&](const ObjectEvent& e) {
     if (e.type != ObjectEvent::Type::kDeleted) return;
     const std::lock_guard lock(mu);

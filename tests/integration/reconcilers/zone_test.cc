@@ -79,9 +79,15 @@ spec:
   deletionPolicy: )" + policy + "\n";
 }
 
-std::string Pod(const std::string& name, const std::string& cpu_request) {
-  std::string resources =
-      cpu_request.empty() ? "" : "\n    resources: {requests: {cpu: \"" + cpu_request + "\"}}";
+// A pod with an optional cpu request and limit (a request above the zone's default limit needs
+// its own limit, or the LimitRange's default limit makes the pod invalid before quota is checked).
+std::string Pod(const std::string& name, const std::string& cpu_request,
+                const std::string& cpu_limit = "") {
+  std::string resources;
+  if (!cpu_request.empty()) {
+    resources = "\n    resources: {requests: {cpu: \"" + cpu_request + "\"}" +
+                (cpu_limit.empty() ? "" : ", limits: {cpu: \"" + cpu_limit + "\"}") + "}";
+  }
   return R"(
 apiVersion: v1
 kind: Pod
@@ -122,7 +128,7 @@ TEST_F(ZoneTest, DevelopmentZoneGivesItsOwnerAccessQuotaAndDefaults) {
 
   // A pod beyond the zone's limits is rejected by the API server's quota admission.
   const auto big = C().Kubectl({"--as=alice", "apply", "-n", "alice", "-f", "-"},
-                               Pod("too-big", "3"));
+                               Pod("too-big", "3", "3"));
   EXPECT_NE(big.exit_code, 0);
   EXPECT_NE(big.err.find("exceeded quota"), std::string::npos) << big.err;
 
@@ -227,8 +233,13 @@ TEST_F(ZoneTest, KubectlGetZonesShowsUsefulColumns) {
   ASSERT_TRUE(WaitForCondition("columns", "Ready", "True").is_object());
   const auto r = C().Kubectl({"get", "zones", "columns"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const char* column : {"TYPE", "NAMESPACE", "PHASE", "READY", "CPU", "AGE"}) {
+  for (const char* column : {"TYPE", "NAMESPACE", "PHASE", "READY", "AGE"}) {
     EXPECT_NE(r.out.find(column), std::string::npos) << r.out;
+  }
+  const auto wide = C().Kubectl({"get", "zones", "columns", "-o", "wide"});
+  ASSERT_EQ(wide.exit_code, 0) << wide.err;
+  for (const char* column : {"CPU", "MEMORY", "GPU"}) {
+    EXPECT_NE(wide.out.find(column), std::string::npos) << wide.out;
   }
   EXPECT_NE(r.out.find("Development"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Active"), std::string::npos) << r.out;
