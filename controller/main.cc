@@ -18,6 +18,7 @@
 #include "controller/version.h"
 #include "kubeclient/client.h"
 #include "kubeclient/config.h"
+#include "reconcilers/task_reconciler.h"
 #include "reconcilers/zone_reconciler.h"
 
 namespace mc = millrace::controller;
@@ -119,6 +120,7 @@ int main(int argc, char** argv) {
 
   mc::Manager manager(**client, std::move(options));
   millrace::reconcilers::AddZoneController(manager, flags->workers);
+  millrace::reconcilers::AddTaskController(manager, flags->workers);
   logger.With("version", millrace::Version()).With("server", config->server).Info("starting");
   return manager.Run(stop.get_token());
 }

@@ -52,6 +52,7 @@ const kube::ResourceRef* ResourceFor(std::string_view api_version, std::string_v
       &resources::kZones,            &kube::resources::kNamespaces, &kube::resources::kConfigMaps,
       &kube::resources::kSecrets,    &kube::resources::kPods,     &kube::resources::kServices,
       &kube::resources::kDeployments, &kube::resources::kJobs,
+      &resources::kHorizontalPodAutoscalers, &resources::kTasks,
   };
   for (const kube::ResourceRef* ref : kAll) {
     if (ref->kind == kind && ref->ApiVersion() == api_version) return ref;

@@ -39,7 +39,10 @@ inline const kube::ResourceRef kRoleBindings{"rbac.authorization.k8s.io", "v1", 
                                              true, "RoleBinding"};
 inline const kube::ResourceRef kPriorityClasses{"scheduling.k8s.io", "v1", "priorityclasses",
                                                 false, "PriorityClass"};
+inline const kube::ResourceRef kHorizontalPodAutoscalers{
+    "autoscaling", "v2", "horizontalpodautoscalers", true, "HorizontalPodAutoscaler"};
 inline const kube::ResourceRef kZones{"millrace.io", "v1alpha1", "zones", false, "Zone"};
+inline const kube::ResourceRef kTasks{"millrace.io", "v1alpha1", "tasks", true, "Task"};
 }  // namespace resources
 
 // The ResourceRef of a child given its apiVersion and kind, among those above and kubeclient's

@@ -2,13 +2,13 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdio>
 #include <limits>
 #include <stdexcept>
 #include <tuple>
 #include <utility>
 
 #include "crds/meta.h"
+#include "reconcilers/names.h"
 
 namespace millrace::reconcilers {
 namespace {
@@ -34,29 +34,6 @@ constexpr int64_t kFallbackLimitMemoryBytes = int64_t{512} << 20;    // 512Mi
 
 constexpr std::array<api::MemberRole, 3> kRoles{api::MemberRole::kAdmin, api::MemberRole::kEdit,
                                                 api::MemberRole::kView};
-
-// ---- names
-// ----------------------------------------------------------------------------------------
-
-std::string Hex32(std::string_view s) {
-  uint32_t h = 2166136261u;  // FNV-1a
-  for (const char c : s) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 16777619u;
-  }
-  std::array<char, 9> buf{};
-  std::snprintf(buf.data(), buf.size(), "%08x", h);
-  return std::string(buf.data(), 8);
-}
-
-// `s` if at most `max` characters, else its first max-9 characters, '-' and a hash of `s`.
-std::string Shorten(const std::string& s, size_t max) {
-  if (s.size() <= max) return s;
-  std::string prefix = s.substr(0, max - 9);
-  // A label value must not have '-' or '.' before the hash's '-' (no "..", "-.").
-  while (!prefix.empty() && (prefix.back() == '-' || prefix.back() == '.')) prefix.pop_back();
-  return prefix + "-" + Hex32(s);
-}
 
 // ---- object skeletons ---------------------------------------------------------------------------
 

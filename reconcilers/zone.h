@@ -50,12 +50,11 @@
 #include <nlohmann/json.hpp>
 
 #include "crds/zone.h"
+#include "reconcilers/names.h"
 
 namespace millrace::reconcilers {
 
 inline constexpr std::string_view kZoneLabel = "millrace.io/zone";
-inline constexpr std::string_view kManagedByLabel = "app.kubernetes.io/managed-by";
-inline constexpr std::string_view kManagedByValue = "millrace";
 
 inline constexpr std::string_view kZoneQuotaName = "zone-quota";
 inline constexpr std::string_view kZoneLimitRangeName = "zone-defaults";
@@ -91,15 +90,6 @@ struct ZoneChildren {
 ZoneChildren DesiredZoneChildren(const api::Zone& zone);
 
 // Identifies an object: apiVersion, kind, namespace ("" for cluster-scoped) and name.
-struct ChildRef {
-  std::string api_version;
-  std::string kind;
-  std::string namespace_;
-  std::string name;
-
-  auto operator<=>(const ChildRef&) const = default;
-};
-
 // The children this operator could have made for the zone under another spec that the current
 // spec does not want (a RoleBinding of a role with no members left, the NetworkPolicy after
 // isolation was turned off, ...), in apply order. The Namespace is never listed. Delete one only

@@ -3,6 +3,9 @@
 millrace_unit_test(reconcilers_zone_test
   SOURCES unit/reconcilers/zone_test.cc
   LIBS millrace_reconcilers millrace_crds_testdata)
+millrace_unit_test(reconcilers_task_test
+  SOURCES unit/reconcilers/task_test.cc
+  LIBS millrace_reconcilers millrace_crds_testdata)
 millrace_unit_test(reconcilers_apply_test
   SOURCES unit/reconcilers/apply_test.cc
   LIBS millrace_reconcilers)
@@ -11,3 +14,9 @@ millrace_integration_test(reconcilers_zone_integration_test
 target_compile_definitions(reconcilers_zone_integration_test PRIVATE
   MILLRACE_CONTROLLER_BINARY="$<TARGET_FILE:millrace-controller>")
 add_dependencies(reconcilers_zone_integration_test millrace-controller)
+millrace_integration_test(reconcilers_task_integration_test
+  SOURCES integration/reconcilers/task_test.cc
+  LIBS millrace_crds)
+target_compile_definitions(reconcilers_task_integration_test PRIVATE
+  MILLRACE_CONTROLLER_BINARY="$<TARGET_FILE:millrace-controller>")
+add_dependencies(reconcilers_task_integration_test millrace-controller)

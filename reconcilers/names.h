@@ -1,0 +1,38 @@
+#pragma once
+
+// Deterministic names for the objects reconcilers make: the same owner always yields the same
+// child name, so a reconcile that runs twice (or after a crash) finds what the first one made.
+
+#include <compare>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace millrace::reconcilers {
+
+// Every object Millrace makes carries this label, so informers can select just those.
+inline constexpr std::string_view kManagedByLabel = "app.kubernetes.io/managed-by";
+inline constexpr std::string_view kManagedByValue = "millrace";
+
+// A child object, by apiVersion, kind, namespace ("" when cluster-scoped) and name.
+struct ChildRef {
+  std::string api_version;
+  std::string kind;
+  std::string namespace_;
+  std::string name;
+
+  auto operator<=>(const ChildRef&) const = default;
+};
+
+// 8 hex digits of a 32-bit FNV-1a hash of `s`.
+std::string Hex32(std::string_view s);
+
+// `s` if at most `max` characters, else its first max-9 characters (without a trailing '-' or
+// '.'), '-' and Hex32(s): still unique, still a valid DNS label or label value.
+std::string Shorten(const std::string& s, size_t max);
+
+// "<owner>-<suffix>" as a DNS label (at most 63 characters, as Job and Pod label values need):
+// the owner part is shortened with a hash when the whole would be longer.
+std::string ChildName(std::string_view owner, std::string_view suffix);
+
+}  // namespace millrace::reconcilers

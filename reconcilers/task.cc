@@ -1,0 +1,1017 @@
+#include "reconcilers/task.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <map>
+#include <utility>
+
+#include "crds/meta.h"
+#include "reconcilers/zone.h"
+
+namespace millrace::reconcilers {
+namespace {
+
+using api::Json;
+using api::Quantity;
+using api::TaskPhase;
+using std::chrono::seconds;
+
+constexpr std::string_view kLastApplied = "kubectl.kubernetes.io/last-applied-configuration";
+constexpr size_t kMaxMessage = 1024;  // of a failure message kept in status
+// How often a task waiting for quota looks again even if no quota event wakes it.
+constexpr seconds kQuotaRecheck{60};
+
+// ---- small JSON readers -------------------------------------------------------------------------
+
+std::string Str(const Json& j, std::string_view key) {
+  if (!j.is_object()) return {};
+  const auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string{};
+}
+
+const Json& Sub(const Json& j, std::string_view key) {
+  static const Json kNull;
+  if (!j.is_object()) return kNull;
+  const auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
+}
+
+int64_t Int(const Json& j, std::string_view key, int64_t fallback = 0) {
+  const Json& v = Sub(j, key);
+  return v.is_number_integer() ? v.get<int64_t>() : fallback;
+}
+
+std::optional<api::Time> TimeOf(const Json& j, std::string_view key) {
+  const std::string s = Str(j, key);
+  if (s.empty()) return std::nullopt;
+  auto t = api::ParseTime(s);
+  return t ? std::optional<api::Time>(*t) : std::nullopt;
+}
+
+// The condition of `type` with status True in a core object's status.conditions.
+const Json* TrueCondition(const Json& object, std::string_view type) {
+  const Json& conditions = Sub(Sub(object, "status"), "conditions");
+  if (!conditions.is_array()) return nullptr;
+  for (const Json& c : conditions) {
+    if (Str(c, "type") == type && Str(c, "status") == "True") return &c;
+  }
+  return nullptr;
+}
+
+std::optional<Quantity> QuantityOf(const Json& j) {
+  std::expected<Quantity, std::string> q;
+  if (j.is_string()) {
+    q = Quantity::Parse(j.get<std::string>());
+  } else if (j.is_number()) {
+    q = Quantity::Parse(j.dump());
+  } else {
+    return std::nullopt;
+  }
+  return q ? std::optional<Quantity>(*q) : std::nullopt;
+}
+
+std::string Truncate(std::string s) {
+  if (s.size() <= kMaxMessage) return s;
+  size_t cut = kMaxMessage;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
+  s.resize(cut);
+  return s + "...";
+}
+
+bool Terminal(const std::optional<TaskPhase>& phase) {
+  return phase == TaskPhase::kSucceeded || phase == TaskPhase::kFailed ||
+         phase == TaskPhase::kCancelled;
+}
+
+std::string Plural(int64_t n, std::string_view word) {
+  return std::to_string(n) + " " + std::string(word) + (n == 1 ? "" : "s");
+}
+
+// ---- pod and job facts --------------------------------------------------------------------------
+
+struct PodFacts {
+  std::string name;
+  std::string phase;
+  std::string reason;   // status.reason, e.g. Evicted
+  std::string message;  // status.message
+  bool disrupted = false;
+  std::optional<int32_t> exit_code;
+  std::string terminated_reason;
+  std::string terminated_message;
+  std::string waiting_reason;
+  std::string waiting_message;
+  std::optional<std::string> unschedulable;  // the scheduler's message
+};
+
+PodFacts FactsOf(const Json& pod) {
+  PodFacts f;
+  f.name = Str(Sub(pod, "metadata"), "name");
+  const Json& status = Sub(pod, "status");
+  f.phase = Str(status, "phase");
+  f.reason = Str(status, "reason");
+  f.message = Str(status, "message");
+  f.disrupted = TrueCondition(pod, "DisruptionTarget") != nullptr;
+  if (const Json& conditions = Sub(status, "conditions"); conditions.is_array()) {
+    for (const Json& c : conditions) {
+      if (Str(c, "type") == "PodScheduled" && Str(c, "status") == "False" &&
+          Str(c, "reason") == "Unschedulable") {
+        f.unschedulable = Str(c, "message");
+      }
+    }
+  }
+  if (const Json& statuses = Sub(status, "containerStatuses"); statuses.is_array()) {
+    for (const Json& cs : statuses) {
+      if (Str(cs, "name") != kMainContainer) continue;
+      const Json& state = Sub(cs, "state");
+      if (const Json& t = Sub(state, "terminated"); t.is_object()) {
+        f.exit_code = static_cast<int32_t>(Int(t, "exitCode"));
+        f.terminated_reason = Str(t, "reason");
+        f.terminated_message = Str(t, "message");
+      }
+      if (const Json& w = Sub(state, "waiting"); w.is_object()) {
+        f.waiting_reason = Str(w, "reason");
+        f.waiting_message = Str(w, "message");
+      }
+    }
+  }
+  return f;
+}
+
+int AttemptOf(const Json& object) {
+  const std::string s = Str(Sub(Sub(object, "metadata"), "labels"), kAttemptLabel);
+  int n = 0;
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  return ec == std::errc() && ptr == s.data() + s.size() && n > 0 ? n : 0;
+}
+
+// The newest pod of attempt `attempt`.
+std::optional<PodFacts> AttemptPod(const std::vector<Json>& pods, int attempt) {
+  const Json* newest = nullptr;
+  for (const Json& pod : pods) {
+    if (AttemptOf(pod) != attempt) continue;
+    const auto key = [](const Json& p) {
+      return std::pair(Str(Sub(p, "metadata"), "creationTimestamp"), Str(Sub(p, "metadata"), "name"));
+    };
+    if (newest == nullptr || key(pod) > key(*newest)) newest = &pod;
+  }
+  if (newest == nullptr) return std::nullopt;
+  return FactsOf(*newest);
+}
+
+enum class JobState { kActive, kComplete, kFailed };
+
+struct JobFacts {
+  std::string name;
+  JobState state = JobState::kActive;
+  std::string reason;
+  std::string message;
+  std::optional<api::Time> finished;
+  std::optional<api::Time> created;
+  bool deleting = false;
+};
+
+JobFacts FactsOfJob(const Json& job) {
+  JobFacts f;
+  const Json& meta = Sub(job, "metadata");
+  f.name = Str(meta, "name");
+  f.created = TimeOf(meta, "creationTimestamp");
+  f.deleting = meta.contains("deletionTimestamp");
+  if (const Json* c = TrueCondition(job, "Complete")) {
+    f.state = JobState::kComplete;
+    f.finished = TimeOf(Sub(job, "status"), "completionTime");
+    if (!f.finished) f.finished = TimeOf(*c, "lastTransitionTime");
+  } else if (const Json* failed = TrueCondition(job, "Failed")) {
+    f.state = JobState::kFailed;
+    f.reason = Str(*failed, "reason");
+    f.message = Str(*failed, "message");
+    f.finished = TimeOf(*failed, "lastTransitionTime");
+  }
+  return f;
+}
+
+// ---- failures -----------------------------------------------------------------------------------
+
+struct AttemptFailure {
+  api::FailureKind kind = api::FailureKind::kError;
+  std::string reason;
+  std::optional<int32_t> exit_code;
+  std::string message;
+};
+
+AttemptFailure Classify(const JobFacts& job, const std::optional<PodFacts>& pod) {
+  using api::FailureKind;
+  if (job.reason == "DeadlineExceeded") {
+    return {FailureKind::kDeadlineExceeded, "DeadlineExceeded", std::nullopt,
+            "the attempt ran past retries.attemptTimeout"};
+  }
+  if (!pod) {
+    return {FailureKind::kEvicted, "PodLost", std::nullopt,
+            "the attempt's pod disappeared before it finished (evicted, lost with its node, or "
+            "deleted)"};
+  }
+  if (pod->terminated_reason == "OOMKilled") {
+    return {FailureKind::kOOMKilled, "OOMKilled", pod->exit_code,
+            Truncate(pod->terminated_message.empty()
+                         ? "the container exceeded its memory limit"
+                         : pod->terminated_message)};
+  }
+  if (pod->reason == "Evicted" || pod->disrupted) {
+    return {FailureKind::kEvicted, pod->reason.empty() ? "Evicted" : pod->reason, pod->exit_code,
+            Truncate(pod->message.empty() ? "pod " + pod->name + " was evicted or preempted"
+                                          : pod->message)};
+  }
+  if (pod->exit_code && *pod->exit_code != 0) {
+    return {FailureKind::kError,
+            pod->terminated_reason.empty() ? "Error" : pod->terminated_reason, pod->exit_code,
+            Truncate(pod->terminated_message.empty()
+                         ? "container exited with code " + std::to_string(*pod->exit_code)
+                         : pod->terminated_message)};
+  }
+  if (pod->phase != "Failed") {
+    return {FailureKind::kEvicted, "PodLost", std::nullopt,
+            "pod " + pod->name + " was deleted before it finished"};
+  }
+  return {FailureKind::kError, job.reason.empty() ? "Error" : job.reason, pod->exit_code,
+          Truncate(!pod->message.empty() ? pod->message : job.message)};
+}
+
+std::string Describe(const AttemptFailure& f) {
+  std::string s = f.reason;
+  if (f.exit_code) s += " (exit code " + std::to_string(*f.exit_code) + ")";
+  if (!f.message.empty()) s += ": " + f.message;
+  return s;
+}
+
+bool Retried(const api::Retries& retries, api::FailureKind kind) {
+  static const std::vector<api::FailureKind> kDefault{
+      api::FailureKind::kError, api::FailureKind::kOOMKilled, api::FailureKind::kEvicted};
+  const auto& kinds = retries.on_failure.empty() ? kDefault : retries.on_failure;
+  return std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
+}
+
+// ---- objects ------------------------------------------------------------------------------------
+
+Json OwnerRefs(const api::Task& task) {
+  return Json::array({api::ControllerReference(api::kApiVersion, api::Task::kKind,
+                                               task.metadata.name, task.metadata.uid)});
+}
+
+Json ChildLabels(const api::Task& task) {
+  return Json{{kManagedByLabel, kManagedByValue}, {kTaskLabel, task.metadata.name}};
+}
+
+Json Meta(const api::Task& task, const std::string& name) {
+  return Json{{"name", name},
+              {"namespace", task.metadata.namespace_},
+              {"labels", ChildLabels(task)},
+              {"ownerReferences", OwnerRefs(task)}};
+}
+
+void AddDataEnv(Json& env, std::string_view prefix, const std::optional<api::DataRef>& ref,
+                const api::Task& task) {
+  if (!ref) return;
+  const auto add = [&](std::string_view name, const std::string& value) {
+    env.push_back({{"name", std::string(prefix) + std::string(name)}, {"value", value}});
+  };
+  if (ref->batch) {
+    add("URI", ref->batch->uri);
+    if (ref->batch->partition) add("PARTITION", *ref->batch->partition);
+    if (prefix == "MILLRACE_OUTPUT_") {
+      // This run's own place, so that two runs of one partition never write over each other.
+      std::string run = ref->batch->uri;
+      if (!run.empty() && run.back() != '/') run += '/';
+      if (ref->batch->partition) run += *ref->batch->partition + "/";
+      add("RUN_URI", run + "run=" + task.metadata.uid + "/");
+    }
+  }
+  if (ref->stream) {
+    if (ref->stream->topic) add("TOPIC", *ref->stream->topic);
+    if (ref->stream->endpoint) add("ENDPOINT", *ref->stream->endpoint);
+  }
+}
+
+Json Container(const api::Task& task, std::optional<int> attempt) {
+  const api::TaskSpec& spec = task.spec;
+  Json c{{"name", kMainContainer}, {"image", spec.image}};
+  if (spec.image_pull_policy) c["imagePullPolicy"] = api::ToString(*spec.image_pull_policy);
+  if (!spec.command.empty()) c["command"] = spec.command;
+  if (!spec.args.empty()) c["args"] = spec.args;
+  if (spec.working_dir) c["workingDir"] = *spec.working_dir;
+  Json env = Json::array();
+  env.push_back({{"name", "MILLRACE_TASK"}, {"value", task.metadata.name}});
+  env.push_back({{"name", "MILLRACE_NAMESPACE"}, {"value", task.metadata.namespace_}});
+  env.push_back({{"name", "MILLRACE_RUN_ID"}, {"value", task.metadata.uid}});
+  env.push_back({{"name", "MILLRACE_ROLE"}, {"value", api::ToString(spec.role)}});
+  if (attempt) env.push_back({{"name", "MILLRACE_ATTEMPT"}, {"value", std::to_string(*attempt)}});
+  AddDataEnv(env, "MILLRACE_INPUT_", spec.input, task);
+  AddDataEnv(env, "MILLRACE_OUTPUT_", spec.output, task);
+  if (attempt) {
+    env.push_back({{"name", "MILLRACE_RESULTS_FILE"}, {"value", "/dev/termination-log"}});
+  }
+  for (const auto& e : spec.env) env.push_back(api::Encode(e));
+  c["env"] = std::move(env);
+  if (spec.resources) {
+    Json r = api::Encode(*spec.resources);
+    if (!r.empty()) c["resources"] = std::move(r);
+  }
+  if (spec.service) {
+    c["ports"] = Json::array({{{"name", "service"},
+                               {"containerPort", spec.service->port},
+                               {"protocol", api::ToString(spec.service->protocol.value_or(
+                                                api::Protocol::kTCP))}}});
+  }
+  // Results travel in the termination message; fall back to the log tail so a crash says why.
+  c["terminationMessagePolicy"] = "FallbackToLogsOnError";
+  return c;
+}
+
+Json PodTemplate(const api::Task& task, std::optional<int> attempt,
+                 const std::optional<std::string>& zone_priority_class) {
+  const api::TaskSpec& spec = task.spec;
+  Json labels = Json::object();
+  for (const auto& [k, v] : task.metadata.labels) labels[k] = v;
+  labels.update(ChildLabels(task));  // ours win over the task's own
+  if (attempt) labels[kAttemptLabel] = std::to_string(*attempt);
+  Json meta{{"labels", std::move(labels)}};
+  Json annotations = Json::object();
+  for (const auto& [k, v] : task.metadata.annotations) {
+    if (k != kLastApplied) annotations[k] = v;
+  }
+  if (!annotations.empty()) meta["annotations"] = std::move(annotations);
+
+  Json pod{{"containers", Json::array({Container(task, attempt)})}};
+  pod["restartPolicy"] = attempt ? "Never" : "Always";
+  if (spec.service_account_name) pod["serviceAccountName"] = *spec.service_account_name;
+  if (!spec.node_selector.empty()) pod["nodeSelector"] = spec.node_selector;
+  if (!spec.tolerations.empty()) {
+    Json tolerations = Json::array();
+    for (const auto& t : spec.tolerations) {
+      Json j = Json::object();
+      if (t.key) j["key"] = *t.key;
+      if (t.operator_) j["operator"] = api::ToString(*t.operator_);
+      if (t.value) j["value"] = *t.value;
+      if (t.effect) j["effect"] = api::ToString(*t.effect);
+      if (t.toleration_seconds) j["tolerationSeconds"] = *t.toleration_seconds;
+      tolerations.push_back(std::move(j));
+    }
+    pod["tolerations"] = std::move(tolerations);
+  }
+  if (!spec.affinity.is_null()) pod["affinity"] = spec.affinity;
+  if (spec.priority_class_name) {
+    pod["priorityClassName"] = *spec.priority_class_name;
+  } else if (zone_priority_class) {
+    pod["priorityClassName"] = *zone_priority_class;
+  }
+  return Json{{"metadata", std::move(meta)}, {"spec", std::move(pod)}};
+}
+
+// ---- quota --------------------------------------------------------------------------------------
+
+using Amounts = std::map<std::string, Quantity>;
+
+// The container's requests and limits as the API server will store them: a limit without a
+// request requests the limit, then the LimitRanges' defaults fill what is still missing.
+std::pair<Amounts, Amounts> EffectiveResources(const api::TaskSpec& spec,
+                                               const std::vector<Json>& limit_ranges) {
+  Amounts requests, limits;
+  if (spec.resources) {
+    requests = spec.resources->requests;
+    limits = spec.resources->limits;
+  }
+  for (const auto& [r, q] : limits) requests.try_emplace(r, q);
+  for (const Json& lr : limit_ranges) {
+    const Json& items = Sub(Sub(lr, "spec"), "limits");
+    if (!items.is_array()) continue;
+    for (const Json& item : items) {
+      if (Str(item, "type") != "Container") continue;
+      const auto fill = [](Amounts& into, const Json& from) {
+        if (!from.is_object()) return;
+        for (const auto& [r, v] : from.items()) {
+          if (auto q = QuantityOf(v)) into.try_emplace(r, *q);
+        }
+      };
+      fill(limits, Sub(item, "default"));
+      fill(requests, Sub(item, "defaultRequest"));
+      fill(requests, Sub(item, "default"));
+    }
+  }
+  return {std::move(requests), std::move(limits)};
+}
+
+}  // namespace
+
+std::optional<std::string> QuotaShortfall(const api::TaskSpec& spec,
+                                          const std::vector<Json>& quotas,
+                                          const std::vector<Json>& limit_ranges) {
+  const auto [requests, limits] = EffectiveResources(spec, limit_ranges);
+  const bool batch = !spec.Streaming();
+  for (const Json& quota : quotas) {
+    const Json& status = Sub(quota, "status");
+    const Json& hard = Sub(status, "hard").is_object() ? Sub(status, "hard")
+                                                        : Sub(Sub(quota, "spec"), "hard");
+    const Json& used = Sub(status, "used");
+    if (!hard.is_object()) continue;
+    std::string requested, in_use, limited, unspecified;
+    for (const auto& [key, hard_value] : hard.items()) {
+      std::optional<Quantity> need;
+      bool must_specify = false;
+      const auto from = [&](const Amounts& amounts, const std::string& r) {
+        const auto it = amounts.find(r);
+        if (it != amounts.end()) {
+          need = it->second;
+        } else if (r == "cpu" || r == "memory") {
+          must_specify = true;  // the quota admission plugin refuses pods that do not say
+        }
+      };
+      if (key == "pods" || key == "count/pods") {
+        need = Quantity::FromUnits(1);
+      } else if (key == "count/jobs.batch") {
+        if (batch) need = Quantity::FromUnits(1);
+      } else if (key.starts_with("requests.")) {
+        from(requests, key.substr(9));
+      } else if (key.starts_with("limits.")) {
+        from(limits, key.substr(7));
+      } else if (key == "cpu" || key == "memory" || key == "ephemeral-storage") {
+        from(requests, key);
+      }
+      if (must_specify) {
+        unspecified += (unspecified.empty() ? "" : ",") + key;
+        continue;
+      }
+      if (!need || need->milli() == 0) continue;
+      const std::optional<Quantity> cap = QuantityOf(hard_value);
+      const std::optional<Quantity> now = QuantityOf(Sub(used, key));
+      if (!cap) continue;
+      const Quantity current = now.value_or(Quantity{});
+      if (current + *need <= *cap) continue;
+      const auto add = [&key](std::string& list, const Quantity& q) {
+        list += (list.empty() ? "" : ",") + key + "=" + q.Canonical();
+      };
+      add(requested, *need);
+      add(in_use, current);
+      add(limited, *cap);
+    }
+    const std::string name = Str(Sub(quota, "metadata"), "name");
+    if (!unspecified.empty()) {
+      return "quota \"" + name + "\" caps " + unspecified +
+             ", so the task must set them in spec.resources (or its zone must give defaults)";
+    }
+    if (!requested.empty()) {
+      return "exceeded quota \"" + name + "\": requested " + requested + ", used " + in_use +
+             ", limited " + limited + "; the task starts when the quota allows";
+    }
+  }
+  return std::nullopt;
+}
+
+std::string TaskJobName(const api::Task& task, int attempt) {
+  return ChildName(task.metadata.name, std::to_string(attempt));
+}
+
+Json TaskJob(const api::Task& task, int attempt, const std::optional<std::string>& priority_class) {
+  Json meta = Meta(task, TaskJobName(task, attempt));
+  meta["labels"][kAttemptLabel] = std::to_string(attempt);
+  Json spec{{"backoffLimit", 0},
+            {"completions", 1},
+            {"parallelism", 1},
+            {"template", PodTemplate(task, attempt, priority_class)}};
+  if (task.spec.retries && task.spec.retries->attempt_timeout) {
+    const auto s = std::chrono::ceil<seconds>(task.spec.retries->attempt_timeout->value);
+    spec["activeDeadlineSeconds"] = std::max<int64_t>(1, s.count());
+  }
+  return Json{{"apiVersion", "batch/v1"},
+              {"kind", "Job"},
+              {"metadata", std::move(meta)},
+              {"spec", std::move(spec)}};
+}
+
+std::vector<Json> TaskStreamingChildren(const api::Task& task,
+                                        const std::optional<std::string>& priority_class) {
+  const std::string& name = task.metadata.name;
+  const Json selector{{kTaskLabel, name}};
+  Json deployment_spec{{"selector", {{"matchLabels", selector}}},
+                       {"template", PodTemplate(task, std::nullopt, priority_class)}};
+  // With an autoscaler the replica count is the HPA's to set: leave it out of our apply.
+  if (!task.spec.scaling) deployment_spec["replicas"] = 1;
+  std::vector<Json> children;
+  children.push_back(Json{{"apiVersion", "apps/v1"},
+                          {"kind", "Deployment"},
+                          {"metadata", Meta(task, name)},
+                          {"spec", std::move(deployment_spec)}});
+  Json service_spec{{"selector", selector}};
+  if (task.spec.service) {
+    service_spec["ports"] = Json::array(
+        {{{"name", "service"},
+          {"port", task.spec.service->port},
+          {"targetPort", task.spec.service->port},
+          {"protocol", api::ToString(task.spec.service->protocol.value_or(api::Protocol::kTCP))}}});
+  } else {
+    service_spec["clusterIP"] = "None";  // headless: the stream workers' own addresses
+  }
+  children.push_back(Json{{"apiVersion", "v1"},
+                          {"kind", "Service"},
+                          {"metadata", Meta(task, name)},
+                          {"spec", std::move(service_spec)}});
+  if (task.spec.scaling) {
+    const api::Autoscaling& a = *task.spec.scaling;
+    children.push_back(Json{
+        {"apiVersion", "autoscaling/v2"},
+        {"kind", "HorizontalPodAutoscaler"},
+        {"metadata", Meta(task, name)},
+        {"spec",
+         {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", name}}},
+          {"minReplicas", a.min_replicas.value_or(1)},
+          {"maxReplicas", a.max_replicas},
+          {"metrics",
+           Json::array({{{"type", "Resource"},
+                         {"resource",
+                          {{"name", "cpu"},
+                           {"target",
+                            {{"type", "Utilization"},
+                             {"averageUtilization", a.target_cpu_utilization.value_or(80)}}}}}}})}}}});
+  }
+  return children;
+}
+
+seconds RetryDelay(const api::Retries& retries, int retry) {
+  const api::Backoff backoff = retries.backoff.value_or(api::Backoff{});
+  const double base = backoff.duration ? std::chrono::duration<double>(backoff.duration->value).count()
+                                       : 10.0;
+  const double factor = backoff.factor.value_or(2.0);
+  const double cap = backoff.max_duration
+                         ? std::chrono::duration<double>(backoff.max_duration->value).count()
+                         : 600.0;
+  const double delay = std::min(cap, base * std::pow(factor, std::max(0, retry - 1)));
+  return seconds{static_cast<int64_t>(std::ceil(std::max(0.0, delay)))};
+}
+
+namespace {
+
+api::Condition MakeCondition(std::string_view type, api::ConditionStatus status,
+                             std::string reason, std::string message, int64_t generation,
+                             api::Time now) {
+  api::Condition c;
+  c.type = std::string(type);
+  c.status = status;
+  c.reason = std::move(reason);
+  c.message = std::move(message);
+  c.observed_generation = generation;
+  c.last_transition_time = now;
+  return c;
+}
+
+// Builds one reconcile's plan; each method handles one situation.
+class Planner {
+ public:
+  Planner(const api::Task& task, const ObservedTask& observed, api::Time now)
+      : task_(task), observed_(observed), now_(now) {
+    plan_.status = task.status.value_or(api::TaskStatus{});
+    plan_.status.observed_generation = task.metadata.generation;
+    if (task.spec.retries) total_attempts_ = task.spec.retries->limit + 1;
+  }
+
+  TaskPlan Run() {
+    if (task_.spec.Streaming()) {
+      Streaming();
+    } else {
+      Batch();
+    }
+    Events();
+    return std::move(plan_);
+  }
+
+ private:
+  api::TaskStatus& status() { return plan_.status; }
+  const api::TaskStatus& old() const { return old_; }
+  int64_t generation() const { return task_.metadata.generation; }
+
+  void WakeIn(seconds s) {
+    s = std::max(s, seconds{1});
+    if (!plan_.requeue_after || s < *plan_.requeue_after) plan_.requeue_after = s;
+  }
+
+  void SetReady(bool ready, std::string reason, std::string message) {
+    api::SetCondition(status().conditions,
+                      MakeCondition(kTaskConditionReady,
+                                    ready ? api::ConditionStatus::kTrue : api::ConditionStatus::kFalse,
+                                    std::move(reason), std::move(message), generation(), now_));
+  }
+
+  void Remove(const Json& object) {
+    const Json& meta = Sub(object, "metadata");
+    if (meta.contains("deletionTimestamp")) return;
+    plan_.remove.push_back(ChildRef{Str(object, "apiVersion"), Str(object, "kind"),
+                                    Str(meta, "namespace"), Str(meta, "name")});
+  }
+
+  void RemoveActiveJobs() {
+    for (const Json& job : observed_.jobs) {
+      if (FactsOfJob(job).state == JobState::kActive) Remove(job);
+    }
+  }
+
+  void RemoveStreamingChildren() {
+    for (const auto* child : {&observed_.deployment, &observed_.service,
+                              &observed_.horizontal_pod_autoscaler}) {
+      if (*child) Remove(**child);
+    }
+  }
+
+  // Ends the task. Succeeded tasks are Ready; the others carry `reason` on Ready and Failed.
+  void Finish(TaskPhase phase, const std::string& reason, const std::string& message) {
+    status().phase = phase;
+    status().next_retry_time.reset();
+    if (!status().completion_time) status().completion_time = now_;
+    const bool ok = phase == TaskPhase::kSucceeded;
+    SetReady(ok, ok ? "Succeeded" : reason, message);
+    api::SetCondition(status().conditions,
+                      MakeCondition(ok ? kTaskConditionComplete : kTaskConditionFailed,
+                                    api::ConditionStatus::kTrue, reason, message, generation(),
+                                    now_));
+    Cleanup();
+  }
+
+  // A finished task: stop leftovers, and delete the children once ttlAfterFinished passed.
+  void Cleanup() {
+    if (task_.spec.Streaming()) {
+      RemoveStreamingChildren();
+      return;
+    }
+    RemoveActiveJobs();
+    if (!task_.spec.ttl_after_finished || !status().completion_time) return;
+    const auto due = *status().completion_time +
+                     std::chrono::ceil<seconds>(task_.spec.ttl_after_finished->value);
+    if (now_ >= due) {
+      for (const Json& job : observed_.jobs) {
+        if (FactsOfJob(job).state != JobState::kActive) Remove(job);
+      }
+    } else if (!observed_.jobs.empty()) {
+      WakeIn(due - now_);
+    }
+  }
+
+  // Past spec.timeout (from the first start): true when the task was ended for it.
+  bool TimedOut() {
+    if (!task_.spec.timeout || !status().start_time) return false;
+    const auto deadline =
+        *status().start_time + std::chrono::ceil<seconds>(task_.spec.timeout->value);
+    if (now_ < deadline) {
+      WakeIn(deadline - now_);
+      return false;
+    }
+    const std::string message =
+        "the task did not finish within its timeout of " + task_.spec.timeout->text;
+    status().failure = api::TaskFailure{.reason = "DeadlineExceeded", .exit_code = std::nullopt,
+                                        .message = message};
+    Finish(TaskPhase::kFailed, "DeadlineExceeded", message);
+    return true;
+  }
+
+  std::string AttemptOfTotal(int attempt) const {
+    return "attempt " + std::to_string(attempt) + " of " + std::to_string(total_attempts_);
+  }
+
+  // ---- batch ----
+
+  void Batch() {
+    old_ = plan_.status;
+    if (Terminal(status().phase)) {
+      Cleanup();
+      return;
+    }
+    if (task_.spec.Cancelled()) {
+      Finish(TaskPhase::kCancelled, "Cancelled", "cancelled by spec.cancel");
+      return;
+    }
+    // The attempts made: what status says, or more if the cache shows a later Job (a status
+    // write lost to a crash).
+    std::map<int, const Json*> jobs;
+    for (const Json& job : observed_.jobs) {
+      if (const int n = AttemptOf(job); n > 0) jobs[n] = &job;
+    }
+    int latest = status().attempts.value_or(0);
+    if (!jobs.empty()) latest = std::max(latest, jobs.rbegin()->first);
+    if (!status().start_time && !jobs.empty()) {
+      status().start_time = FactsOfJob(*jobs.begin()->second).created;
+    }
+    if (TimedOut()) return;
+
+    if (latest == 0) {
+      Start(1);
+      return;
+    }
+    status().attempts = latest;
+    const auto it = jobs.find(latest);
+    if (it == jobs.end()) {
+      // status.attempts is written only after the attempt's Job was created, and the reconciler
+      // reads the Job from the API server when its cache does not show it: it is gone.
+      AttemptFailed(latest, {api::FailureKind::kEvicted, "JobDeleted", std::nullopt,
+                             "the Job of attempt " + std::to_string(latest) +
+                                 " was deleted before it finished"},
+                    now_);
+      return;
+    }
+    const JobFacts job = FactsOfJob(*it->second);
+    if (!status().children) status().children = api::TaskChildren{};
+    status().children->job = job.name;
+    const std::optional<PodFacts> pod = AttemptPod(observed_.pods, latest);
+    switch (job.state) {
+      case JobState::kComplete:
+        Succeeded(latest, pod);
+        return;
+      case JobState::kFailed:
+        AttemptFailed(latest, Classify(job, pod), job.finished.value_or(now_));
+        return;
+      case JobState::kActive:
+        Running(latest, job, pod);
+        return;
+    }
+  }
+
+  void Start(int attempt) {
+    if (observed_.job_rejected) {
+      const std::string message =
+          "the API server refused the Job of " + AttemptOfTotal(attempt) + ": " +
+          *observed_.job_rejected;
+      status().failure = api::TaskFailure{.reason = "JobRejected", .exit_code = std::nullopt,
+                                          .message = Truncate(message)};
+      Finish(TaskPhase::kFailed, "JobRejected", Truncate(message));
+      return;
+    }
+    if (auto shortfall = QuotaShortfall(task_.spec, observed_.resource_quotas,
+                                        observed_.limit_ranges)) {
+      if (!status().phase) status().phase = TaskPhase::kPending;
+      SetReady(false, "QuotaExceeded", *shortfall);
+      WakeIn(kQuotaRecheck);
+      return;
+    }
+    plan_.create_job = TaskJob(task_, attempt, observed_.zone_priority_class);
+    status().attempts = attempt;
+    if (!status().children) status().children = api::TaskChildren{};
+    status().children->job = TaskJobName(task_, attempt);
+    if (!status().start_time) status().start_time = now_;
+    status().next_retry_time.reset();
+    status().phase = TaskPhase::kPending;
+    SetReady(false, "Starting",
+             "created Job " + TaskJobName(task_, attempt) + " for " + AttemptOfTotal(attempt));
+    plan_.events.push_back({"Normal", "AttemptStarted",
+                            AttemptOfTotal(attempt) + ": created Job " +
+                                TaskJobName(task_, attempt)});
+  }
+
+  void Running(int attempt, const JobFacts& job, const std::optional<PodFacts>& pod) {
+    status().next_retry_time.reset();
+    if (job.deleting) {
+      status().phase = TaskPhase::kPending;
+      SetReady(false, "JobTerminating", "Job " + job.name + " is being deleted");
+      return;
+    }
+    if (!pod) {
+      status().phase = TaskPhase::kPending;
+      SetReady(false, "PodPending", "waiting for Job " + job.name + " to create its pod");
+      return;
+    }
+    if (pod->unschedulable) {
+      status().phase = TaskPhase::kPending;
+      SetReady(false, "Unschedulable", "pod " + pod->name + " cannot be scheduled: " +
+                                           *pod->unschedulable);
+      return;
+    }
+    if (pod->waiting_reason == "ImagePullBackOff" || pod->waiting_reason == "ErrImagePull" ||
+        pod->waiting_reason == "InvalidImageName") {
+      status().phase = TaskPhase::kPending;
+      SetReady(false, "ImagePullBackOff",
+               "pod " + pod->name + " cannot pull image " + task_.spec.image +
+                   (pod->waiting_message.empty() ? "" : ": " + pod->waiting_message));
+      return;
+    }
+    if (pod->waiting_reason == "CreateContainerConfigError") {
+      status().phase = TaskPhase::kPending;
+      SetReady(false, "CreateContainerConfigError", "pod " + pod->name + ": " + pod->waiting_message);
+      return;
+    }
+    if (pod->phase == "Running" || pod->phase == "Succeeded" || pod->phase == "Failed") {
+      status().phase = TaskPhase::kRunning;
+      SetReady(false, "Running", AttemptOfTotal(attempt) + " is running in pod " + pod->name);
+      return;
+    }
+    status().phase = TaskPhase::kPending;
+    SetReady(false, "PodPending", "pod " + pod->name + " is " + pod->phase);
+  }
+
+  void Succeeded(int attempt, const std::optional<PodFacts>& pod) {
+    const auto results = api::ParseResults(pod ? pod->terminated_message : std::string{});
+    if (!results) {
+      const bool too_large = pod && pod->terminated_message.size() > api::kMaxResultsBytes;
+      const std::string reason = too_large ? "ResultsTooLarge" : "InvalidResults";
+      const std::string message = "the termination message could not be read as results: " +
+                                  results.error();
+      status().failure = api::TaskFailure{.reason = reason, .exit_code = 0, .message = message};
+      Finish(TaskPhase::kFailed, reason, message);
+      return;
+    }
+    status().results = *results;
+    status().failure.reset();
+    Finish(TaskPhase::kSucceeded, "Succeeded",
+           "succeeded on " + AttemptOfTotal(attempt) +
+               (results->empty() ? "" : " with " + Plural(static_cast<int64_t>(results->size()),
+                                                          "result")));
+  }
+
+  void AttemptFailed(int attempt, const AttemptFailure& failure, api::Time failed_at) {
+    status().failure = api::TaskFailure{.reason = failure.reason,
+                                        .exit_code = failure.exit_code,
+                                        .message = failure.message};
+    const bool retry = task_.spec.retries && attempt < total_attempts_ &&
+                       Retried(*task_.spec.retries, failure.kind);
+    if (!retry) {
+      std::string why = AttemptOfTotal(attempt) + " failed: " + Describe(failure);
+      if (task_.spec.retries && attempt < total_attempts_) {
+        why += " (" + std::string(api::ToString(failure.kind)) + " is not in retries.onFailure)";
+      }
+      Finish(TaskPhase::kFailed, failure.reason, why);
+      return;
+    }
+    const api::Time retry_at = failed_at + RetryDelay(*task_.spec.retries, attempt);
+    if (now_ >= retry_at) {
+      Start(attempt + 1);
+      return;
+    }
+    status().phase = TaskPhase::kRunning;
+    status().next_retry_time = retry_at;
+    SetReady(false, "RetryScheduled",
+             AttemptOfTotal(attempt) + " failed: " + Describe(failure) + "; retrying at " +
+                 api::FormatTime(retry_at));
+    WakeIn(retry_at - now_);
+  }
+
+  // ---- streaming ----
+
+  void Streaming() {
+    old_ = plan_.status;
+    if (Terminal(status().phase)) {
+      Cleanup();
+      return;
+    }
+    if (task_.spec.Cancelled()) {
+      Finish(TaskPhase::kCancelled, "Cancelled", "cancelled by spec.cancel");
+      return;
+    }
+    plan_.apply = TaskStreamingChildren(task_, observed_.zone_priority_class);
+    if (!task_.spec.scaling && observed_.horizontal_pod_autoscaler) {
+      Remove(*observed_.horizontal_pod_autoscaler);
+    }
+    if (!status().start_time) status().start_time = now_;
+    api::TaskChildren children;
+    children.deployment = task_.metadata.name;
+    children.service = task_.metadata.name;
+    if (task_.spec.scaling) children.horizontal_pod_autoscaler = task_.metadata.name;
+    status().children = children;
+    const std::string host = task_.metadata.name + "." + task_.metadata.namespace_ + ".svc";
+    status().endpoint = task_.spec.service ? "http://" + host + ":" +
+                                                 std::to_string(task_.spec.service->port)
+                                           : host;
+
+    if (!observed_.deployment) {
+      status().phase = TaskPhase::kPending;
+      SetReady(false, "Creating", "creating Deployment " + task_.metadata.name);
+      return;
+    }
+    const Json& d = *observed_.deployment;
+    const Json& ds = Sub(d, "status");
+    const int64_t wanted = Int(Sub(d, "spec"), "replicas", 1);
+    const int64_t ready = Int(ds, "readyReplicas");
+    const int64_t updated = Int(ds, "updatedReplicas");
+    status().replicas = static_cast<int32_t>(Int(ds, "replicas"));
+    status().ready_replicas = static_cast<int32_t>(ready);
+    const bool current = Int(ds, "observedGeneration") >= Int(Sub(d, "metadata"), "generation");
+
+    std::optional<std::pair<std::string, std::string>> problem;
+    if (const Json* failure = TrueCondition(d, "ReplicaFailure")) {
+      const std::string message = Str(*failure, "message");
+      problem = {message.find("exceeded quota") != std::string::npos ? "QuotaExceeded"
+                                                                     : "ReplicaFailure",
+                 message};
+    } else if (const Json& conditions = Sub(ds, "conditions"); conditions.is_array()) {
+      for (const Json& c : conditions) {
+        if (Str(c, "type") == "Progressing" && Str(c, "reason") == "ProgressDeadlineExceeded") {
+          problem = {"ProgressDeadlineExceeded", Str(c, "message")};
+        }
+      }
+    }
+    if (!problem) {
+      for (const Json& pod : observed_.pods) {
+        const PodFacts f = FactsOf(pod);
+        if (f.unschedulable) {
+          problem = {"Unschedulable", "pod " + f.name + " cannot be scheduled: " + *f.unschedulable};
+        } else if (f.waiting_reason == "ImagePullBackOff" || f.waiting_reason == "ErrImagePull") {
+          problem = {"ImagePullBackOff", "pod " + f.name + " cannot pull image " +
+                                             task_.spec.image};
+        }
+        if (problem) break;
+      }
+    }
+    const std::string counts = std::to_string(ready) + "/" + std::to_string(wanted) +
+                               " replicas ready";
+    if (current && ready >= wanted && wanted > 0 && !problem) {
+      status().phase = TaskPhase::kReady;
+      SetReady(true, updated < wanted ? "RollingOut" : "Ready",
+               counts + (updated < wanted ? ", rolling out the new spec" : "") + " at " +
+                   *status().endpoint);
+      return;
+    }
+    const bool was_ready =
+        old().phase == TaskPhase::kReady || old().phase == TaskPhase::kDegraded;
+    status().phase = was_ready ? TaskPhase::kDegraded : TaskPhase::kPending;
+    if (problem) {
+      SetReady(false, problem->first, counts + ": " + problem->second);
+    } else {
+      SetReady(false, "ReplicasNotReady", counts);
+    }
+  }
+
+  // ---- events: one per transition between the old status and the new ----
+
+  void Events() {
+    const api::TaskStatus& s = status();
+    const api::Condition* ready = api::FindCondition(s.conditions, kTaskConditionReady);
+    const api::Condition* old_ready = api::FindCondition(old().conditions, kTaskConditionReady);
+    const bool phase_changed = s.phase != old().phase;
+    if (s.next_retry_time && s.next_retry_time != old().next_retry_time && ready) {
+      plan_.events.push_back({"Warning", "AttemptFailed", ready->message});
+    }
+    if (phase_changed && s.phase == TaskPhase::kSucceeded && ready) {
+      plan_.events.push_back({"Normal", "Succeeded", ready->message});
+    } else if (phase_changed && s.phase == TaskPhase::kFailed) {
+      const api::Condition* failed = api::FindCondition(s.conditions, kTaskConditionFailed);
+      plan_.events.push_back(
+          {"Warning", "Failed", failed != nullptr ? failed->message : std::string("failed")});
+    } else if (phase_changed && s.phase == TaskPhase::kCancelled) {
+      plan_.events.push_back({"Normal", "Cancelled", "cancelled by spec.cancel"});
+    } else if (phase_changed && s.phase == TaskPhase::kRunning && !s.next_retry_time && ready) {
+      plan_.events.push_back({"Normal", "Running", ready->message});
+    } else if (phase_changed && s.phase == TaskPhase::kReady && ready) {
+      plan_.events.push_back({"Normal", "Ready", ready->message});
+    } else if (phase_changed && s.phase == TaskPhase::kDegraded && ready) {
+      plan_.events.push_back({"Warning", "Degraded", ready->message});
+    }
+    static constexpr std::array<std::string_view, 6> kWarned{
+        "QuotaExceeded",  "Unschedulable",   "ImagePullBackOff", "CreateContainerConfigError",
+        "ReplicaFailure", "ProgressDeadlineExceeded"};
+    if (ready && std::find(kWarned.begin(), kWarned.end(), ready->reason) != kWarned.end() &&
+        (old_ready == nullptr || old_ready->reason != ready->reason)) {
+      plan_.events.push_back({"Warning", ready->reason, ready->message});
+    }
+  }
+
+  const api::Task& task_;
+  const ObservedTask& observed_;
+  api::Time now_;
+  int total_attempts_ = 1;
+  TaskPlan plan_;
+  api::TaskStatus old_;
+};
+
+}  // namespace
+
+TaskPlan PlanTask(const api::Task& task, const ObservedTask& observed, api::Time now) {
+  return Planner(task, observed, now).Run();
+}
+
+Json TaskStatusPatch(const api::Task& task, const api::TaskStatus& status) {
+  api::Task after = task;
+  after.status = status;
+  const Json old_status = task.status ? task.ToJson().value("status", Json::object())
+                                      : Json::object();
+  const Json new_status = after.ToJson().value("status", Json::object());
+  if (old_status == new_status) return nullptr;
+  return Json{{"status", api::MergePatchReplacing(old_status, new_status)}};
+}
+
+void TrimTaskPod(Json& pod) {
+  Json& status = pod["status"];
+  Json kept{{"phase", Str(status, "phase")}};
+  for (const char* key : {"reason", "message"}) {
+    if (status.contains(key)) kept[key] = status[key];
+  }
+  if (const Json& conditions = Sub(status, "conditions"); conditions.is_array()) {
+    Json c = Json::array();
+    for (const Json& condition : conditions) {
+      const std::string type = Str(condition, "type");
+      if (type == "PodScheduled" || type == "DisruptionTarget") c.push_back(condition);
+    }
+    kept["conditions"] = std::move(c);
+  }
+  if (const Json& statuses = Sub(status, "containerStatuses"); statuses.is_array()) {
+    Json c = Json::array();
+    for (const Json& cs : statuses) {
+      c.push_back({{"name", Str(cs, "name")}, {"state", Sub(cs, "state")}});
+    }
+    kept["containerStatuses"] = std::move(c);
+  }
+  status = std::move(kept);
+  pod.erase("spec");
+}
+
+}  // namespace millrace::reconcilers

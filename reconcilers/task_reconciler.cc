@@ -1,0 +1,275 @@
+#include "reconcilers/task_reconciler.h"
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "controller/handlers.h"
+#include "crds/errors.h"
+#include "crds/meta.h"
+#include "reconcilers/apply.h"
+#include "reconcilers/names.h"
+#include "reconcilers/task.h"
+#include "reconcilers/zone.h"
+
+namespace millrace::reconcilers {
+namespace {
+
+using controller::Object;
+using controller::Outcome;
+using nlohmann::json;
+
+std::vector<json> Copies(const std::vector<Object>& objects) {
+  std::vector<json> out;
+  out.reserve(objects.size());
+  for (const Object& o : objects) out.push_back(*o);
+  return out;
+}
+
+// Objects of `store` in namespace `ns` (via the namespace index).
+std::vector<json> InNamespace(const controller::Store& store, const std::string& ns) {
+  return Copies(store.ByIndex(controller::Index::kNamespace, ns));
+}
+
+std::optional<json> Controlled(const controller::Store& store, const std::string& key,
+                               const std::string& uid) {
+  const Object o = store.Get(key);
+  if (!o || !api::IsControlledBy(*o, uid)) return std::nullopt;
+  return *o;
+}
+
+api::Time Now() {
+  return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+}
+
+bool QuotaRefusal(const kube::Error& error) {
+  return error.IsForbidden() && error.message.find("exceeded quota") != std::string::npos;
+}
+
+}  // namespace
+
+TaskReconciler::TaskReconciler(kube::Client& client, Caches caches,
+                               controller::EventRecorder& events)
+    : client_(client), caches_(caches), events_(events) {}
+
+void TaskReconciler::Event(const api::Task& task, std::string_view type, std::string_view reason,
+                           std::string note) {
+  events_.Record(controller::EventSpec{
+      .regarding = {.api_version = std::string(api::kApiVersion),
+                    .kind = std::string(api::Task::kKind),
+                    .ns = task.metadata.namespace_,
+                    .name = task.metadata.name,
+                    .uid = task.metadata.uid},
+      .type = std::string(type),
+      .reason = std::string(reason),
+      .action = "Reconcile",
+      .note = std::move(note),
+  });
+}
+
+Outcome TaskReconciler::Reconcile(const controller::Request& request,
+                                  const controller::ReconcileContext& context) {
+  const Object object = caches_.tasks.store().Get(request.key);
+  if (!object) return Outcome::Done();  // deleted; the garbage collector removes the children
+  auto parsed = api::Task::FromJson(*object);
+  if (!parsed) {
+    return Outcome::TerminalError("task " + request.key + " does not decode: " +
+                                  api::ToString(parsed.error()));
+  }
+  const api::Task& task = *parsed;
+  if (task.metadata.deletion_timestamp) return Outcome::Done();
+  const std::string& ns = task.metadata.namespace_;
+  const std::string& uid = task.metadata.uid;
+
+  ObservedTask observed;
+  observed.jobs = Copies(caches_.jobs.store().ByIndex(controller::Index::kControllerOwner, uid));
+  for (const Object& pod : caches_.pods.store().ByIndex(
+           controller::Index::kLabel, std::string(kTaskLabel) + "=" + task.metadata.name)) {
+    if ((*pod)["metadata"].value("namespace", "") == ns) observed.pods.push_back(*pod);
+  }
+  const std::string key = ns + "/" + task.metadata.name;
+  observed.deployment = Controlled(caches_.deployments.store(), key, uid);
+  observed.service = Controlled(caches_.services.store(), key, uid);
+  observed.horizontal_pod_autoscaler =
+      Controlled(caches_.horizontal_pod_autoscalers.store(), key, uid);
+  observed.resource_quotas = InNamespace(caches_.resource_quotas.store(), ns);
+  observed.limit_ranges = InNamespace(caches_.limit_ranges.store(), ns);
+  if (const Object n = caches_.namespaces.store().Get(ns)) {
+    const std::string zone = (*n)["metadata"].value("labels", json::object()).value(
+        std::string(kZoneLabel), std::string{});
+    if (!zone.empty()) {
+      for (const Object& pc : caches_.priority_classes.store().ByIndex(
+               controller::Index::kLabel, std::string(kZoneLabel) + "=" + zone)) {
+        observed.zone_priority_class = (*pc)["metadata"].value("name", "");
+      }
+    }
+  }
+
+  // The attempt status counts must have a Job; if the cache does not show it yet, ask the API
+  // server, so that a lagging cache is never mistaken for a deleted Job.
+  const int attempts = task.status ? task.status->attempts.value_or(0) : 0;
+  const bool finished = task.status && task.status->phase &&
+                        (*task.status->phase == api::TaskPhase::kSucceeded ||
+                         *task.status->phase == api::TaskPhase::kFailed ||
+                         *task.status->phase == api::TaskPhase::kCancelled);
+  if (!task.spec.Streaming() && attempts > 0 && !finished) {
+    const std::string name = TaskJobName(task, attempts);
+    const bool cached = std::any_of(observed.jobs.begin(), observed.jobs.end(), [&](const json& j) {
+      return j["metadata"].value("name", "") == name;
+    });
+    if (!cached) {
+      auto live = client_.Get(kube::resources::kJobs, ns, name);
+      if (live && api::IsControlledBy(*live, uid)) {
+        observed.jobs.push_back(std::move(*live));
+      } else if (!live && !live.error().IsNotFound()) {
+        return Outcome::TransientError("reading Job " + name + ": " + live.error().ToString());
+      }
+    }
+  }
+
+  TaskPlan plan = PlanTask(task, observed, Now());
+  if (plan.create_job) {
+    const std::string name = (*plan.create_job)["metadata"]["name"];
+    auto created = client_.Create(kube::resources::kJobs, *plan.create_job,
+                                  {.field_manager = std::string(kFieldManager)});
+    if (!created) {
+      const kube::Error& error = created.error();
+      if (error.IsAlreadyExists()) {
+        // Made by an earlier reconcile whose status write was lost, or by someone else.
+        auto live = client_.Get(kube::resources::kJobs, ns, name);
+        if (!live) return Outcome::TransientError("reading Job " + name + ": " + live.error().ToString());
+        if (api::IsControlledBy(*live, uid)) {
+          observed.jobs.push_back(std::move(*live));
+        } else {
+          observed.job_rejected = "a Job named " + name + " already exists and is not this task's";
+        }
+      } else if (QuotaRefusal(error) || !(error.IsInvalid() || error.IsForbidden())) {
+        return Outcome::TransientError("creating Job " + name + ": " + error.ToString());
+      } else {
+        observed.job_rejected = error.message;
+      }
+      plan = PlanTask(task, observed, Now());
+      plan.create_job.reset();  // the second plan only records what happened
+    } else {
+      context.logger.Info("created Job " + name);
+    }
+  }
+
+  for (const json& child : plan.apply) {
+    const kube::ResourceRef* ref = ResourceFor(child.value("apiVersion", ""), child.value("kind", ""));
+    if (ref == nullptr) continue;
+    const controller::Informer* informer =
+        ref->kind == "Deployment" ? &caches_.deployments
+        : ref->kind == "Service"  ? &caches_.services
+                                  : &caches_.horizontal_pod_autoscalers;
+    auto applied = ApplyIfChanged(client_, *ref, child, informer->store().Get(key));
+    if (!applied) {
+      const std::string what = ref->kind + " " + task.metadata.name;
+      if (applied.error().IsInvalid() || (applied.error().IsForbidden() &&
+                                          !QuotaRefusal(applied.error()))) {
+        Event(task, "Warning", "ApplyRefused", "applying " + what + ": " + applied.error().message);
+        return Outcome::TerminalError("applying " + what + ": " + applied.error().ToString());
+      }
+      return Outcome::TransientError("applying " + what + ": " + applied.error().ToString());
+    }
+  }
+
+  for (const ChildRef& child : plan.remove) {
+    const kube::ResourceRef* ref = ResourceFor(child.api_version, child.kind);
+    if (ref == nullptr) continue;
+    auto deleted = client_.Delete(*ref, child.namespace_, child.name,
+                                  {.propagation_policy = "Background",
+                                   .grace_period_seconds = std::nullopt,
+                                   .precondition_uid = {},
+                                   .precondition_resource_version = {},
+                                   .dry_run = false});
+    if (!deleted && !deleted.error().IsNotFound()) {
+      return Outcome::TransientError("deleting " + child.kind + " " + child.name + ": " +
+                                     deleted.error().ToString());
+    }
+  }
+
+  for (auto& e : plan.events) Event(task, e.type, e.reason, std::move(e.note));
+
+  const json patch = TaskStatusPatch(task, plan.status);
+  if (!patch.is_null()) {
+    auto patched = client_.PatchStatus(resources::kTasks, ns, task.metadata.name, patch);
+    if (!patched && !patched.error().IsNotFound()) {
+      return Outcome::TransientError("patching the status: " + patched.error().ToString());
+    }
+  }
+  if (plan.requeue_after) return Outcome::RequeueAfter(*plan.requeue_after);
+  return Outcome::Done();
+}
+
+void AddTaskController(controller::Manager& manager, int workers) {
+  using controller::InformerOptions;
+  const std::string managed = std::string(kManagedByLabel) + "=" + std::string(kManagedByValue);
+  auto informer = [&](const kube::ResourceRef& ref, std::string selector) -> controller::Informer& {
+    InformerOptions options;
+    options.resource = ref;
+    options.label_selector = std::move(selector);
+    return manager.AddInformer(std::move(options));
+  };
+  InformerOptions pod_options;
+  pod_options.resource = kube::resources::kPods;
+  pod_options.label_selector = std::string(kTaskLabel);
+  pod_options.store.trim = TrimTaskPod;
+
+  controller::Informer& tasks = informer(resources::kTasks, "");
+  controller::Informer& pods = manager.AddInformer(std::move(pod_options));
+  controller::Informer& quotas = informer(resources::kResourceQuotas, "");
+  std::vector<controller::Informer*> children = {
+      &informer(kube::resources::kJobs, managed),
+      &informer(kube::resources::kDeployments, managed),
+      &informer(kube::resources::kServices, managed),
+      &informer(resources::kHorizontalPodAutoscalers, managed),
+  };
+  const TaskReconciler::Caches caches{
+      .tasks = tasks,
+      .jobs = *children[0],
+      .pods = pods,
+      .deployments = *children[1],
+      .services = *children[2],
+      .horizontal_pod_autoscalers = *children[3],
+      .resource_quotas = quotas,
+      .limit_ranges = informer(resources::kLimitRanges, ""),
+      .namespaces = informer(kube::resources::kNamespaces, ""),
+      .priority_classes = informer(resources::kPriorityClasses, managed),
+  };
+  controller::Controller& tc = manager.AddController(
+      {.name = "task", .workers = workers, .rate_limits = {}, .clock = nullptr,
+       .metrics = nullptr, .logger = {}},
+      std::make_unique<TaskReconciler>(manager.client(), caches, manager.events()));
+  controller::WorkQueue& queue = tc.queue();
+
+  tasks.AddHandler(controller::EnqueueObject(queue, controller::GenerationOrMetadataChanged));
+  const controller::OwnerMatch owner{.group = "millrace.io", .kind = "Task",
+                                     .owner_namespaced = true};
+  for (controller::Informer* child : children) {
+    child->AddHandler(controller::EnqueueOwner(queue, owner));
+  }
+  pods.AddHandler(controller::EnqueueMapped(queue, [](const json& pod) {
+    const auto& meta = pod["metadata"];
+    const std::string task =
+        meta.value("labels", json::object()).value(std::string(kTaskLabel), std::string{});
+    if (task.empty()) return std::vector<std::string>{};
+    return std::vector<std::string>{meta.value("namespace", "") + "/" + task};
+  }));
+  // Quota freed (or raised) in a namespace: its unfinished tasks may start now.
+  quotas.AddHandler(controller::EnqueueMapped(queue, [&tasks](const json& quota) {
+    std::vector<std::string> keys;
+    const std::string ns = quota["metadata"].value("namespace", "");
+    for (const Object& t : tasks.store().ByIndex(controller::Index::kNamespace, ns)) {
+      const std::string phase = (*t).value("status", json::object()).value("phase", "");
+      if (phase != "Succeeded" && phase != "Failed" && phase != "Cancelled") {
+        keys.push_back(controller::ObjectKey(*t));
+      }
+    }
+    return keys;
+  }));
+}
+
+}  // namespace millrace::reconcilers

@@ -1,0 +1,324 @@
+// Tasks end to end: the real millrace-controller binary against a real control plane whose pods
+// run on kwok nodes (kwok's stage labels and annotations on a Task reach its pods).
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "crds/duration.h"
+#include "tests/support/cluster.h"
+#include "tests/support/process.h"
+
+namespace millrace::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+
+Cluster& C() { return Cluster::Get(); }
+
+std::unique_ptr<Subprocess> StartOperator(const std::string& log_name) {
+  return std::make_unique<Subprocess>(
+      std::vector<std::string>{MILLRACE_CONTROLLER_BINARY, "--kubeconfig=" + C().kubeconfig(),
+                               "--bind-address=127.0.0.1:0"},
+      C().state_dir() + "/" + log_name);
+}
+
+class TaskTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    C().InstallCrds();
+    op_ = StartOperator("task-operator.log");
+  }
+  static void TearDownTestSuite() { op_.reset(); }
+
+  void SetUp() override { ns_ = C().CreateNamespace(); }
+  void TearDown() override {
+    if (HasFailure()) std::cerr << "operator log (tail):\n" << Tail(op_->Log()) << "\n";
+  }
+
+  static std::string Tail(const std::string& log) {
+    return log.size() > 6000 ? log.substr(log.size() - 6000) : log;
+  }
+
+  json Get(const std::string& kind, const std::string& name) const {
+    const auto r = C().Kubectl({"get", kind, name, "-n", ns_, "-o", "json"});
+    return r.exit_code == 0 ? json::parse(r.out) : json();
+  }
+
+  // Waits until the task's status.phase is `phase`; returns the task as last seen.
+  json WaitForPhase(const std::string& name, const std::string& phase,
+                    seconds timeout = seconds(60)) const {
+    json task;
+    WaitFor(
+        [&] {
+          task = Get("task", name);
+          return task.is_object() && task["status"].value("phase", "") == phase;
+        },
+        timeout);
+    return task;
+  }
+
+  std::string ReadyReason(const json& task) const {
+    for (const auto& c : task["status"].value("conditions", json::array())) {
+      if (c["type"] == "Ready") return c.value("reason", "");
+    }
+    return "";
+  }
+
+  // The reasons of the events about `name` (written as events.k8s.io/v1, read through core/v1,
+  // whose field selectors every release supports), oldest first.
+  std::vector<std::string> EventReasons(const std::string& name) const {
+    const json events = C().KubectlJson(
+        {"get", "events", "-n", ns_, "--field-selector", "involvedObject.name=" + name});
+    std::vector<std::pair<std::string, std::string>> seen;
+    for (const auto& e : events["items"]) {
+      seen.emplace_back(e.value("eventTime", ""), e.value("reason", ""));
+    }
+    std::sort(seen.begin(), seen.end());
+    std::vector<std::string> reasons;
+    for (auto& [time, reason] : seen) reasons.push_back(reason);
+    return reasons;
+  }
+
+  std::vector<json> Jobs(const std::string& task) const {
+    const json jobs = C().KubectlJson({"get", "jobs", "-n", ns_, "-l", "millrace.io/task=" + task});
+    return jobs["items"].get<std::vector<json>>();
+  }
+
+  std::string ns_;
+  static std::unique_ptr<Subprocess> op_;
+};
+std::unique_ptr<Subprocess> TaskTest::op_;
+
+// A batch task; `extra_meta` and `extra_spec` are YAML lines added to metadata and spec.
+std::string BatchTask(const std::string& name, const std::string& extra_meta = "",
+                      const std::string& extra_spec = "") {
+  return "apiVersion: millrace.io/v1alpha1\nkind: Task\nmetadata:\n  name: " + name + "\n" +
+         extra_meta + R"(spec:
+  role: Spout
+  output: {batch: {uri: "s3://lake/raw", partition: date=2026-11-22}}
+  image: busybox
+)" + extra_spec;
+}
+
+// Keeps the task's pod running for `delay` (kwok's pod-complete stage waits that long).
+std::string RunFor(const std::string& delay) {
+  return "  annotations: {pod-complete.stage.kwok.x-k8s.io/delay: \"" + delay + "\"}\n";
+}
+
+api::Time CreationOf(const json& object) {
+  return *api::ParseTime(object["metadata"]["creationTimestamp"].get<std::string>());
+}
+
+TEST_F(TaskTest, BatchTaskRunsItsJobToSucceeded) {
+  C().Apply(BatchTask("ingest"), ns_);
+  const json task = WaitForPhase("ingest", "Succeeded");
+  ASSERT_EQ(task["status"].value("phase", ""), "Succeeded") << task.dump(2);
+  EXPECT_EQ(task["status"]["attempts"], 1);
+  EXPECT_EQ(task["status"]["children"]["job"], "ingest-1");
+  EXPECT_TRUE(task["status"].contains("startTime"));
+  EXPECT_TRUE(task["status"].contains("completionTime"));
+  EXPECT_EQ(ReadyReason(task), "Succeeded");
+
+  const json job = Get("job", "ingest-1");
+  ASSERT_TRUE(job.is_object());
+  EXPECT_EQ(job["metadata"]["ownerReferences"][0]["kind"], "Task");
+  EXPECT_EQ(job["metadata"]["ownerReferences"][0]["uid"], task["metadata"]["uid"]);
+  std::map<std::string, std::string> env;
+  for (const auto& e : job["spec"]["template"]["spec"]["containers"][0]["env"]) {
+    env[e["name"]] = e.value("value", "");
+  }
+  EXPECT_EQ(env["MILLRACE_OUTPUT_PARTITION"], "date=2026-11-22");
+  EXPECT_EQ(env["MILLRACE_OUTPUT_RUN_URI"],
+            "s3://lake/raw/date=2026-11-22/run=" + task["metadata"]["uid"].get<std::string>() + "/");
+
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const auto r = EventReasons("ingest");
+        return std::find(r.begin(), r.end(), "Succeeded") != r.end();
+      },
+      seconds(30)));
+  const auto reasons = EventReasons("ingest");
+  EXPECT_NE(std::find(reasons.begin(), reasons.end(), "AttemptStarted"), reasons.end());
+}
+
+TEST_F(TaskTest, FailingTaskRetriesWithGrowingDelaysThenFails) {
+  C().Apply(BatchTask("flaky",
+                      "  labels: {pod-container-running-failed.stage.kwok.x-k8s.io: \"true\"}\n"
+                      "  annotations: {pod-container-running-failed.stage.kwok.x-k8s.io/exit-code: "
+                      "\"3\"}\n",
+                      "  retries: {limit: 2, backoff: {duration: 2s, factor: 2}}\n"),
+            ns_);
+  const json task = WaitForPhase("flaky", "Failed", seconds(90));
+  ASSERT_EQ(task["status"].value("phase", ""), "Failed") << task.dump(2);
+  EXPECT_EQ(task["status"]["attempts"], 3);
+  EXPECT_EQ(task["status"]["failure"]["exitCode"], 3);
+  EXPECT_EQ(task["status"]["failure"]["reason"], "Error");
+  EXPECT_EQ(ReadyReason(task), "Error");
+
+  // One Job per attempt, each started at least the backoff after the one before: 2s, then 4s.
+  std::vector<json> jobs = Jobs("flaky");
+  ASSERT_EQ(jobs.size(), 3u);
+  std::sort(jobs.begin(), jobs.end(), [](const json& a, const json& b) {
+    return a["metadata"]["name"] < b["metadata"]["name"];
+  });
+  const auto gap1 = CreationOf(jobs[1]) - CreationOf(jobs[0]);
+  const auto gap2 = CreationOf(jobs[2]) - CreationOf(jobs[1]);
+  EXPECT_GE(gap1, seconds(2));
+  EXPECT_GE(gap2, seconds(4));
+
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const auto r = EventReasons("flaky");
+        return std::count(r.begin(), r.end(), "AttemptFailed") == 2 &&
+               std::find(r.begin(), r.end(), "Failed") != r.end();
+      },
+      seconds(30)))
+      << ::testing::PrintToString(EventReasons("flaky"));
+  const json events = C().KubectlJson({"get", "events", "-n", ns_, "--field-selector",
+                                       "involvedObject.name=flaky,reason=Failed"});
+  ASSERT_EQ(events["items"].size(), 1u);
+  EXPECT_THAT(events["items"][0]["message"].get<std::string>(), HasSubstr("exit code 3"));
+  EXPECT_EQ(events["items"][0]["type"], "Warning");
+}
+
+TEST_F(TaskTest, TaskOverQuotaWaitsWithTheReasonAndRunsWhenTheQuotaAllows) {
+  C().Apply(R"(
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: small}
+spec: {hard: {requests.cpu: 500m}}
+)",
+            ns_);
+  ASSERT_TRUE(WaitFor(
+      [&] { return Get("resourcequota", "small")["status"].contains("used"); }, seconds(30)));
+  C().Apply(BatchTask("big", "", "  resources: {requests: {cpu: \"1\"}, limits: {cpu: \"1\"}}\n"),
+            ns_);
+  json task;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        task = Get("task", "big");
+        return ReadyReason(task) == "QuotaExceeded";
+      },
+      seconds(30)))
+      << task.dump(2);
+  EXPECT_EQ(task["status"]["phase"], "Pending");
+  std::string message;
+  for (const auto& c : task["status"]["conditions"]) {
+    if (c["type"] == "Ready") message = c["message"];
+  }
+  EXPECT_THAT(message, HasSubstr("exceeded quota \"small\": requested requests.cpu=1"));
+  EXPECT_TRUE(Jobs("big").empty());
+
+  C().Apply(R"(
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: small}
+spec: {hard: {requests.cpu: "2"}}
+)",
+            ns_);
+  task = WaitForPhase("big", "Succeeded");
+  EXPECT_EQ(task["status"].value("phase", ""), "Succeeded") << task.dump(2);
+  const auto reasons = EventReasons("big");
+  EXPECT_NE(std::find(reasons.begin(), reasons.end(), "QuotaExceeded"), reasons.end());
+}
+
+TEST_F(TaskTest, StreamingTaskGetsDeploymentServiceAndAutoscalerAndRollsOut) {
+  const auto manifest = [](const std::string& image) {
+    return R"(
+apiVersion: millrace.io/v1alpha1
+kind: Task
+metadata: {name: scorer}
+spec:
+  role: Bolt
+  input: {stream: {topic: clicks, endpoint: "kafka.data.svc:9092"}}
+  image: )" + image + R"(
+  service: {port: 8080}
+  scaling: {minReplicas: 2, maxReplicas: 4, targetCPUUtilization: 70}
+)";
+  };
+  C().Apply(manifest("scorer:1"), ns_);
+  json task = WaitForPhase("scorer", "Ready", seconds(90));
+  ASSERT_EQ(task["status"].value("phase", ""), "Ready") << task.dump(2);
+  EXPECT_EQ(task["status"]["endpoint"], "http://scorer." + ns_ + ".svc:8080");
+  EXPECT_GE(task["status"]["readyReplicas"].get<int>(), 1);
+
+  const json deployment = Get("deployment", "scorer");
+  const json service = Get("service", "scorer");
+  const json hpa = Get("hpa", "scorer");
+  ASSERT_TRUE(deployment.is_object() && service.is_object() && hpa.is_object());
+  for (const json* child : {&deployment, &service, &hpa}) {
+    EXPECT_EQ((*child)["metadata"]["ownerReferences"][0]["uid"], task["metadata"]["uid"]);
+  }
+  EXPECT_EQ(service["spec"]["ports"][0]["port"], 8080);
+  EXPECT_EQ(hpa["spec"]["maxReplicas"], 4);
+
+  // A new image rolls out.
+  C().Apply(manifest("scorer:2"), ns_);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const json d = Get("deployment", "scorer");
+        return d["spec"]["template"]["spec"]["containers"][0]["image"] == "scorer:2" &&
+               d["status"].value("updatedReplicas", 0) >= 1 &&
+               d["status"].value("observedGeneration", 0) == d["metadata"].value("generation", -1);
+      },
+      seconds(60)));
+  task = WaitForPhase("scorer", "Ready", seconds(60));
+  EXPECT_EQ(task["status"].value("phase", ""), "Ready") << task.dump(2);
+
+  // Deleting the task removes its children.
+  ASSERT_EQ(C().Kubectl({"delete", "task", "scorer", "-n", ns_, "--wait=true"}).exit_code, 0);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return !Get("deployment", "scorer").is_object() && !Get("service", "scorer").is_object() &&
+               !Get("hpa", "scorer").is_object();
+      },
+      seconds(60)));
+}
+
+TEST_F(TaskTest, OperatorKilledMidRunMakesNoDuplicateJob) {
+  C().Apply(BatchTask("long", RunFor("6s")), ns_);
+  json task = WaitForPhase("long", "Running");
+  ASSERT_EQ(task["status"].value("phase", ""), "Running") << task.dump(2);
+
+  op_->Signal(SIGKILL);
+  ASSERT_TRUE(op_->Wait(std::chrono::seconds(10)).has_value());
+  op_ = StartOperator("task-operator-2.log");
+
+  task = WaitForPhase("long", "Succeeded");
+  EXPECT_EQ(task["status"].value("phase", ""), "Succeeded") << task.dump(2);
+  EXPECT_EQ(task["status"]["attempts"], 1);
+  EXPECT_EQ(Jobs("long").size(), 1u);
+}
+
+TEST_F(TaskTest, TimeoutFailsTheTaskAndStopsItsJob) {
+  C().Apply(BatchTask("slow", RunFor("120s"), "  timeout: 3s\n"), ns_);
+  const json task = WaitForPhase("slow", "Failed");
+  ASSERT_EQ(task["status"].value("phase", ""), "Failed") << task.dump(2);
+  EXPECT_EQ(task["status"]["failure"]["reason"], "DeadlineExceeded");
+  EXPECT_THAT(task["status"]["failure"]["message"].get<std::string>(), HasSubstr("timeout of 3s"));
+  EXPECT_TRUE(WaitFor([&] { return Jobs("slow").empty(); }, seconds(30)));
+}
+
+TEST_F(TaskTest, CancelStopsARunningTask) {
+  C().Apply(BatchTask("stopme", RunFor("120s")), ns_);
+  ASSERT_EQ(WaitForPhase("stopme", "Running")["status"].value("phase", ""), "Running");
+  ASSERT_EQ(C().Kubectl({"patch", "task", "stopme", "-n", ns_, "--type=merge", "-p",
+                         R"({"spec":{"cancel":true}})"})
+                .exit_code,
+            0);
+  const json task = WaitForPhase("stopme", "Cancelled");
+  ASSERT_EQ(task["status"].value("phase", ""), "Cancelled") << task.dump(2);
+  EXPECT_EQ(ReadyReason(task), "Cancelled");
+  EXPECT_TRUE(WaitFor([&] { return Jobs("stopme").empty(); }, seconds(30)));
+}
+
+}  // namespace
+}  // namespace millrace::testing

@@ -1,0 +1,421 @@
+#include "reconcilers/task.h"
+
+#include <stdexcept>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "crds/meta.h"
+#include "reconcilers/names.h"
+#include "tests/unit/crds/testdata.h"
+
+namespace millrace::reconcilers {
+namespace {
+
+using api::Json;
+using api::TaskPhase;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+const api::Time kT0 = *api::ParseTime("2026-11-23T10:00:00Z");
+
+api::Task TaskFrom(const std::string& yaml, const Json& status = nullptr) {
+  Json j = api::testing::YamlToJson(yaml).at(0);
+  j["apiVersion"] = "millrace.io/v1alpha1";
+  j["kind"] = "Task";
+  j["metadata"]["uid"] = "uid-1";
+  j["metadata"]["generation"] = 1;
+  if (!status.is_null()) j["status"] = status;
+  auto t = api::Task::FromJson(j);
+  if (!t) throw std::runtime_error(api::ToString(t.error()));
+  return *t;
+}
+
+const std::string kBatch = R"(
+metadata: {name: ingest, namespace: churn, labels: {team: data}}
+spec:
+  role: Spout
+  output: {batch: {uri: "s3://lake/raw", partition: date=2026-11-22}}
+  image: busybox
+  resources: {requests: {cpu: "1"}}
+  retries: {limit: 2, backoff: {duration: 10s, factor: 3, maxDuration: 1m}}
+)";
+
+Json JobWith(const std::string& name, int attempt, const std::string& condition = "",
+             const std::string& reason = "", const std::string& at = "2026-11-23T10:00:00Z") {
+  Json job{{"apiVersion", "batch/v1"},
+           {"kind", "Job"},
+           {"metadata",
+            {{"name", name},
+             {"namespace", "churn"},
+             {"creationTimestamp", "2026-11-23T09:59:00Z"},
+             {"labels", {{"millrace.io/attempt", std::to_string(attempt)}}}}},
+           {"status", Json::object()}};
+  if (!condition.empty()) {
+    job["status"]["conditions"] = Json::array(
+        {{{"type", condition}, {"status", "True"}, {"reason", reason}, {"lastTransitionTime", at}}});
+  }
+  return job;
+}
+
+Json PodWith(int attempt, const std::string& phase, const Json& state) {
+  return Json{{"metadata",
+               {{"name", "ingest-" + std::to_string(attempt) + "-abc"},
+                {"namespace", "churn"},
+                {"creationTimestamp", "2026-11-23T09:59:01Z"},
+                {"labels", {{"millrace.io/attempt", std::to_string(attempt)}}}}},
+              {"status",
+               {{"phase", phase},
+                {"containerStatuses", Json::array({{{"name", "main"}, {"state", state}}})}}}};
+}
+
+Json Terminated(int code, const std::string& reason, const std::string& message = "") {
+  return Json{{"terminated", {{"exitCode", code}, {"reason", reason}, {"message", message}}}};
+}
+
+const api::Condition& Ready(const TaskPlan& plan) {
+  const api::Condition* c = api::FindCondition(plan.status.conditions, kTaskConditionReady);
+  if (c == nullptr) throw std::runtime_error("no Ready condition");
+  return *c;
+}
+
+TEST(TaskNames, ChildNamesAreDeterministicDnsLabels) {
+  EXPECT_EQ(ChildName("ingest", "1"), "ingest-1");
+  const std::string long_name(80, 'a');
+  const std::string a = ChildName(long_name, "12");
+  EXPECT_LE(a.size(), 63u);
+  EXPECT_EQ(a, ChildName(long_name, "12"));
+  EXPECT_NE(a, ChildName(long_name + "b", "12"));
+  EXPECT_TRUE(a.ends_with("-12"));
+}
+
+TEST(TaskRetryDelay, GrowsByFactorUpToTheCap) {
+  const api::Task t = TaskFrom(kBatch);
+  const api::Retries& r = *t.spec.retries;
+  EXPECT_EQ(RetryDelay(r, 1), seconds{10});
+  EXPECT_EQ(RetryDelay(r, 2), seconds{30});
+  EXPECT_EQ(RetryDelay(r, 3), seconds{60});  // 90s capped at 1m
+  api::Retries defaults;
+  EXPECT_EQ(RetryDelay(defaults, 1), seconds{10});
+  EXPECT_EQ(RetryDelay(defaults, 2), seconds{20});
+  EXPECT_EQ(RetryDelay(defaults, 20), seconds{600});
+}
+
+TEST(TaskJob, CarriesTheContainerEnvLabelsAndNoJobRetries) {
+  const api::Task t = TaskFrom(kBatch);
+  const Json job = TaskJob(t, 2, std::string("millrace-zone-churn"));
+  EXPECT_EQ(job["metadata"]["name"], "ingest-2");
+  EXPECT_EQ(job["metadata"]["labels"]["millrace.io/attempt"], "2");
+  EXPECT_EQ(job["metadata"]["ownerReferences"][0]["uid"], "uid-1");
+  EXPECT_EQ(job["metadata"]["ownerReferences"][0]["controller"], true);
+  EXPECT_EQ(job["spec"]["backoffLimit"], 0);
+  const Json& pod = job["spec"]["template"];
+  EXPECT_EQ(pod["metadata"]["labels"]["team"], "data");  // the task's labels reach the pod
+  EXPECT_EQ(pod["metadata"]["labels"]["millrace.io/task"], "ingest");
+  EXPECT_EQ(pod["spec"]["restartPolicy"], "Never");
+  EXPECT_EQ(pod["spec"]["priorityClassName"], "millrace-zone-churn");
+  const Json& c = pod["spec"]["containers"][0];
+  EXPECT_EQ(c["name"], "main");
+  EXPECT_EQ(c["resources"]["requests"]["cpu"], "1");
+  std::map<std::string, std::string> env;
+  for (const Json& e : c["env"]) env[e["name"]] = e.value("value", "");
+  EXPECT_EQ(env["MILLRACE_OUTPUT_URI"], "s3://lake/raw");
+  EXPECT_EQ(env["MILLRACE_OUTPUT_PARTITION"], "date=2026-11-22");
+  EXPECT_EQ(env["MILLRACE_OUTPUT_RUN_URI"], "s3://lake/raw/date=2026-11-22/run=uid-1/");
+  EXPECT_EQ(env["MILLRACE_ATTEMPT"], "2");
+  EXPECT_FALSE(job["spec"].contains("activeDeadlineSeconds"));
+}
+
+TEST(TaskPlan, FirstReconcileCreatesAttemptOne) {
+  const TaskPlan plan = PlanTask(TaskFrom(kBatch), {}, kT0);
+  ASSERT_TRUE(plan.create_job);
+  EXPECT_EQ((*plan.create_job)["metadata"]["name"], "ingest-1");
+  EXPECT_EQ(plan.status.attempts, 1);
+  EXPECT_EQ(plan.status.phase, TaskPhase::kPending);
+  EXPECT_EQ(plan.status.start_time, kT0);
+  ASSERT_EQ(plan.events.size(), 1u);
+  EXPECT_EQ(plan.events[0].reason, "AttemptStarted");
+}
+
+TEST(TaskPlan, ALaterJobInTheCacheIsAdoptedNotCreatedAgain) {
+  // A crash lost the status write after attempt 2's Job was made: the Job is found, not remade.
+  ObservedTask observed;
+  observed.jobs = {JobWith("ingest-1", 1, "Failed", "BackoffLimitExceeded"), JobWith("ingest-2", 2)};
+  const api::Task t = TaskFrom(kBatch, Json{{"attempts", 1}, {"phase", "Running"}});
+  const TaskPlan plan = PlanTask(t, observed, kT0 + seconds{30});
+  EXPECT_FALSE(plan.create_job);
+  EXPECT_EQ(plan.status.attempts, 2);
+  EXPECT_EQ(plan.status.children->job, "ingest-2");
+  EXPECT_EQ(Ready(plan).reason, "PodPending");
+}
+
+TEST(TaskPlan, RunningPodMakesTheTaskRunning) {
+  ObservedTask observed;
+  observed.jobs = {JobWith("ingest-1", 1)};
+  observed.pods = {PodWith(1, "Running", Json{{"running", Json::object()}})};
+  const TaskPlan plan = PlanTask(TaskFrom(kBatch, Json{{"attempts", 1}}), observed, kT0);
+  EXPECT_EQ(plan.status.phase, TaskPhase::kRunning);
+  EXPECT_EQ(Ready(plan).reason, "Running");
+  ASSERT_EQ(plan.events.size(), 1u);
+  EXPECT_EQ(plan.events[0].reason, "Running");
+}
+
+TEST(TaskPlan, FailedAttemptWaitsOutTheBackoffThenRetries) {
+  ObservedTask observed;
+  observed.jobs = {JobWith("ingest-1", 1, "Failed", "BackoffLimitExceeded")};
+  observed.pods = {PodWith(1, "Failed", Terminated(3, "Error", "bad row"))};
+  const api::Task t = TaskFrom(kBatch, Json{{"attempts", 1}, {"phase", "Running"}});
+
+  const TaskPlan waiting = PlanTask(t, observed, kT0 + seconds{4});
+  EXPECT_FALSE(waiting.create_job);
+  EXPECT_EQ(waiting.status.phase, TaskPhase::kRunning);
+  EXPECT_EQ(waiting.status.next_retry_time, kT0 + seconds{10});
+  EXPECT_EQ(waiting.requeue_after, seconds{6});
+  EXPECT_EQ(waiting.status.failure->exit_code, 3);
+  EXPECT_EQ(waiting.status.failure->reason, "Error");
+  EXPECT_EQ(Ready(waiting).reason, "RetryScheduled");
+  ASSERT_EQ(waiting.events.size(), 1u);
+  EXPECT_EQ(waiting.events[0].reason, "AttemptFailed");
+  EXPECT_THAT(waiting.events[0].note, HasSubstr("exit code 3"));
+
+  const TaskPlan retry = PlanTask(t, observed, kT0 + seconds{10});
+  ASSERT_TRUE(retry.create_job);
+  EXPECT_EQ((*retry.create_job)["metadata"]["name"], "ingest-2");
+  EXPECT_EQ(retry.status.attempts, 2);
+  EXPECT_FALSE(retry.status.next_retry_time);
+}
+
+TEST(TaskPlan, LastAttemptFailureFailsTheTaskWithExitCodeAndReason) {
+  ObservedTask observed;
+  observed.jobs = {JobWith("ingest-3", 3, "Failed", "BackoffLimitExceeded")};
+  observed.pods = {PodWith(3, "Failed", Terminated(137, "Error", "killed"))};
+  const api::Task t = TaskFrom(kBatch, Json{{"attempts", 3}, {"phase", "Running"}});
+  const TaskPlan plan = PlanTask(t, observed, kT0);
+  EXPECT_FALSE(plan.create_job);
+  EXPECT_EQ(plan.status.phase, TaskPhase::kFailed);
+  EXPECT_EQ(plan.status.failure->exit_code, 137);
+  EXPECT_EQ(plan.status.completion_time, kT0);
+  const api::Condition* failed = api::FindCondition(plan.status.conditions, kTaskConditionFailed);
+  ASSERT_NE(failed, nullptr);
+  EXPECT_THAT(failed->message, HasSubstr("attempt 3 of 3 failed: Error (exit code 137): killed"));
+  ASSERT_EQ(plan.events.size(), 1u);
+  EXPECT_EQ(plan.events[0].type, "Warning");
+  EXPECT_EQ(plan.events[0].reason, "Failed");
+}
+
+TEST(TaskPlan, FailureKindsNotInOnFailureAreNotRetried) {
+  const std::string yaml = R"(
+metadata: {name: ingest, namespace: churn}
+spec:
+  role: Spout
+  image: busybox
+  retries: {limit: 5, onFailure: [Evicted]}
+)";
+  ObservedTask observed;
+  observed.jobs = {JobWith("ingest-1", 1, "Failed", "BackoffLimitExceeded")};
+  observed.pods = {PodWith(1, "Failed", Terminated(1, "Error"))};
+  const TaskPlan plan = PlanTask(TaskFrom(yaml, Json{{"attempts", 1}}), observed, kT0);
+  EXPECT_EQ(plan.status.phase, TaskPhase::kFailed);
+  EXPECT_THAT(Ready(plan).message, HasSubstr("Error is not in retries.onFailure"));
+
+  // A pod that vanished is Evicted, which is retried.
+  observed.pods.clear();
+  const TaskPlan lost = PlanTask(TaskFrom(yaml, Json{{"attempts", 1}}), observed, kT0);
+  EXPECT_EQ(lost.status.phase, TaskPhase::kRunning);
+  EXPECT_EQ(lost.status.failure->reason, "PodLost");
+}
+
+TEST(TaskPlan, AJobDeletedMidRunCountsAsAFailedAttempt) {
+  const api::Task t = TaskFrom(kBatch, Json{{"attempts", 1}, {"phase", "Running"}});
+  const TaskPlan plan = PlanTask(t, {}, kT0);
+  EXPECT_FALSE(plan.create_job);  // not re-made under the same name
+  EXPECT_EQ(plan.status.failure->reason, "JobDeleted");
+  EXPECT_EQ(plan.status.next_retry_time, kT0 + seconds{10});
+}
+
+TEST(TaskPlan, SuccessPublishesResults) {
+  ObservedTask observed;
+  observed.jobs = {JobWith("ingest-1", 1, "Complete", "")};
+  observed.pods = {PodWith(1, "Succeeded", Terminated(0, "Completed", R"({"rows": "42"})"))};
+  const TaskPlan plan = PlanTask(TaskFrom(kBatch, Json{{"attempts", 1}}), observed, kT0);
+  EXPECT_EQ(plan.status.phase, TaskPhase::kSucceeded);
+  EXPECT_EQ(plan.status.results.at("rows"), "42");
+  EXPECT_EQ(Ready(plan).status, api::ConditionStatus::kTrue);
+  EXPECT_NE(api::FindCondition(plan.status.conditions, kTaskConditionComplete), nullptr);
+}
+
+TEST(TaskPlan, OversizedResultsFailTheTask) {
+  ObservedTask observed;
+  observed.jobs = {JobWith("ingest-1", 1, "Complete", "")};
+  observed.pods = {PodWith(1, "Succeeded", Terminated(0, "Completed", std::string(5000, 'x')))};
+  const TaskPlan plan = PlanTask(TaskFrom(kBatch, Json{{"attempts", 1}}), observed, kT0);
+  EXPECT_EQ(plan.status.phase, TaskPhase::kFailed);
+  EXPECT_EQ(plan.status.failure->reason, "ResultsTooLarge");
+}
+
+TEST(TaskPlan, TimeoutStopsTheRunningJob) {
+  const std::string yaml = R"(
+metadata: {name: ingest, namespace: churn}
+spec: {role: Spout, image: busybox, timeout: 1m}
+)";
+  ObservedTask observed;
+  observed.jobs = {JobWith("ingest-1", 1)};
+  const Json status{{"attempts", 1}, {"startTime", "2026-11-23T10:00:00Z"}, {"phase", "Running"}};
+  const TaskPlan early = PlanTask(TaskFrom(yaml, status), observed, kT0 + seconds{20});
+  EXPECT_EQ(early.requeue_after, seconds{40});
+  EXPECT_THAT(early.remove, IsEmpty());
+
+  const TaskPlan late = PlanTask(TaskFrom(yaml, status), observed, kT0 + seconds{60});
+  EXPECT_EQ(late.status.phase, TaskPhase::kFailed);
+  EXPECT_EQ(late.status.failure->reason, "DeadlineExceeded");
+  ASSERT_EQ(late.remove.size(), 1u);
+  EXPECT_EQ(late.remove[0].name, "ingest-1");
+}
+
+TEST(TaskPlan, CancelStopsTheJobAndEndsCancelled) {
+  const std::string yaml = R"(
+metadata: {name: ingest, namespace: churn}
+spec: {role: Spout, image: busybox, cancel: true}
+)";
+  ObservedTask observed;
+  observed.jobs = {JobWith("ingest-1", 1)};
+  const TaskPlan plan = PlanTask(TaskFrom(yaml, Json{{"attempts", 1}}), observed, kT0);
+  EXPECT_EQ(plan.status.phase, TaskPhase::kCancelled);
+  ASSERT_EQ(plan.remove.size(), 1u);
+  EXPECT_EQ(Ready(plan).reason, "Cancelled");
+}
+
+TEST(TaskPlan, FinishedTasksDeleteTheirJobsAfterTheTtl) {
+  const std::string yaml = R"(
+metadata: {name: ingest, namespace: churn}
+spec: {role: Spout, image: busybox, ttlAfterFinished: 1h}
+)";
+  ObservedTask observed;
+  observed.jobs = {JobWith("ingest-1", 1, "Complete", "")};
+  const Json status{{"attempts", 1}, {"phase", "Succeeded"},
+                    {"completionTime", "2026-11-23T10:00:00Z"}, {"observedGeneration", 1}};
+  const TaskPlan before = PlanTask(TaskFrom(yaml, status), observed, kT0 + seconds{60});
+  EXPECT_THAT(before.remove, IsEmpty());
+  EXPECT_EQ(before.requeue_after, seconds{3540});
+  const TaskPlan after = PlanTask(TaskFrom(yaml, status), observed, kT0 + seconds{3600});
+  ASSERT_EQ(after.remove.size(), 1u);
+  EXPECT_EQ(after.status.phase, TaskPhase::kSucceeded);
+  EXPECT_TRUE(TaskStatusPatch(TaskFrom(yaml, status), after.status).is_null())
+      << "a finished task's status is not written again";
+}
+
+TEST(TaskQuota, ShortfallNamesTheQuotaAndNumbers) {
+  const Json quota{{"metadata", {{"name", "zone-quota"}}},
+                   {"status",
+                    {{"hard", {{"requests.cpu", "2"}, {"pods", "10"}}},
+                     {"used", {{"requests.cpu", "1500m"}, {"pods", "1"}}}}}};
+  const api::Task t = TaskFrom(kBatch);  // requests cpu 1
+  const auto shortfall = QuotaShortfall(t.spec, {quota}, {});
+  ASSERT_TRUE(shortfall);
+  EXPECT_EQ(*shortfall,
+            "exceeded quota \"zone-quota\": requested requests.cpu=1, used requests.cpu=1500m, "
+            "limited requests.cpu=2; the task starts when the quota allows");
+
+  Json roomy = quota;
+  roomy["status"]["used"]["requests.cpu"] = "500m";
+  EXPECT_FALSE(QuotaShortfall(t.spec, {roomy}, {}));
+
+  // Without requests, the LimitRange's default request is what counts.
+  const api::Task bare = TaskFrom(R"(
+metadata: {name: b, namespace: churn}
+spec: {role: Spout, image: busybox}
+)");
+  const Json limit_range{
+      {"spec", {{"limits", Json::array({{{"type", "Container"},
+                                         {"defaultRequest", {{"cpu", "800m"}}}}})}}}};
+  EXPECT_TRUE(QuotaShortfall(bare.spec, {quota}, {limit_range}));
+  EXPECT_THAT(*QuotaShortfall(bare.spec, {quota}, {}), HasSubstr("must set them"));
+}
+
+TEST(TaskPlan, QuotaShortfallKeepsTheTaskPendingWithoutAJob) {
+  ObservedTask observed;
+  observed.resource_quotas = {Json{{"metadata", {{"name", "zone-quota"}}},
+                                   {"status",
+                                    {{"hard", {{"requests.cpu", "1"}}},
+                                     {"used", {{"requests.cpu", "1"}}}}}}};
+  const TaskPlan plan = PlanTask(TaskFrom(kBatch), observed, kT0);
+  EXPECT_FALSE(plan.create_job);
+  EXPECT_EQ(plan.status.phase, TaskPhase::kPending);
+  EXPECT_EQ(Ready(plan).reason, "QuotaExceeded");
+  ASSERT_EQ(plan.events.size(), 1u);
+  EXPECT_EQ(plan.events[0].reason, "QuotaExceeded");
+}
+
+TEST(TaskPlan, RejectedJobFailsTheTaskWithTheServersMessage) {
+  ObservedTask observed;
+  observed.job_rejected = "spec.template.spec.affinity: Invalid value";
+  const TaskPlan plan = PlanTask(TaskFrom(kBatch), observed, kT0);
+  EXPECT_FALSE(plan.create_job);
+  EXPECT_EQ(plan.status.phase, TaskPhase::kFailed);
+  EXPECT_EQ(plan.status.failure->reason, "JobRejected");
+  EXPECT_THAT(plan.status.failure->message.value_or(""), HasSubstr("affinity"));
+}
+
+const std::string kStreaming = R"(
+metadata: {name: scorer, namespace: churn}
+spec:
+  role: Bolt
+  input: {stream: {topic: clicks}}
+  image: scorer:1
+  service: {port: 8080}
+  scaling: {minReplicas: 2, maxReplicas: 5}
+)";
+
+TEST(TaskStreaming, ChildrenAreDeploymentServiceAndAutoscaler) {
+  const auto children = TaskStreamingChildren(TaskFrom(kStreaming), std::nullopt);
+  ASSERT_EQ(children.size(), 3u);
+  EXPECT_EQ(children[0]["kind"], "Deployment");
+  EXPECT_FALSE(children[0]["spec"].contains("replicas"));  // the HPA's to set
+  EXPECT_EQ(children[0]["spec"]["template"]["spec"]["restartPolicy"], "Always");
+  EXPECT_EQ(children[1]["spec"]["ports"][0]["port"], 8080);
+  EXPECT_EQ(children[2]["kind"], "HorizontalPodAutoscaler");
+  EXPECT_EQ(children[2]["spec"]["minReplicas"], 2);
+  EXPECT_EQ(children[2]["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 80);
+}
+
+TEST(TaskStreaming, ReadyWhenWantedReplicasAreReadyThenDegraded) {
+  Json deployment{{"metadata", {{"name", "scorer"}, {"generation", 2}}},
+                  {"spec", {{"replicas", 2}}},
+                  {"status",
+                   {{"observedGeneration", 2}, {"replicas", 2}, {"readyReplicas", 2},
+                    {"updatedReplicas", 2}}}};
+  ObservedTask observed;
+  observed.deployment = deployment;
+  const TaskPlan ready = PlanTask(TaskFrom(kStreaming), observed, kT0);
+  EXPECT_EQ(ready.status.phase, TaskPhase::kReady);
+  EXPECT_EQ(ready.status.ready_replicas, 2);
+  EXPECT_EQ(ready.status.endpoint, "http://scorer.churn.svc:8080");
+  EXPECT_EQ(ready.apply.size(), 3u);
+
+  observed.deployment->at("status")["readyReplicas"] = 1;
+  const TaskPlan degraded =
+      PlanTask(TaskFrom(kStreaming, Json{{"phase", "Ready"}}), observed, kT0);
+  EXPECT_EQ(degraded.status.phase, TaskPhase::kDegraded);
+  EXPECT_EQ(Ready(degraded).reason, "ReplicasNotReady");
+
+  observed.deployment->at("status")["conditions"] = Json::array(
+      {{{"type", "ReplicaFailure"}, {"status", "True"},
+        {"message", "pods \"x\" is forbidden: exceeded quota: zone-quota"}}});
+  const TaskPlan quota = PlanTask(TaskFrom(kStreaming), observed, kT0);
+  EXPECT_EQ(quota.status.phase, TaskPhase::kPending);
+  EXPECT_EQ(Ready(quota).reason, "QuotaExceeded");
+}
+
+TEST(TaskPod, TrimKeepsWhatThePlanReads) {
+  Json pod = PodWith(1, "Failed", Terminated(2, "Error", "m"));
+  pod["spec"] = Json{{"containers", Json::array()}};
+  pod["status"]["hostIP"] = "10.0.0.1";
+  TrimTaskPod(pod);
+  EXPECT_FALSE(pod.contains("spec"));
+  EXPECT_FALSE(pod["status"].contains("hostIP"));
+  EXPECT_EQ(pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 2);
+}
+
+}  // namespace
+}  // namespace millrace::reconcilers
