@@ -29,8 +29,15 @@ void Visit(V& v, RegisterModel& r) {
 }
 
 template <class V>
+void Visit(V& v, StepMetadata& m) {
+  v("labels", m.labels);
+  v("annotations", m.annotations);
+}
+
+template <class V>
 void Visit(V& v, Step& s) {
   v("name", s.name, codec::kRequired);
+  v("metadata", s.metadata);
   v("dependsOn", s.depends_on);
   v("when", s.when);
   v("task", s.task, codec::kRequired);

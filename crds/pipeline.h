@@ -75,8 +75,15 @@ struct RegisterModel {
   std::optional<std::string> description;
 };
 
+// Labels and annotations a step gives its child Task (and so its pods).
+struct StepMetadata {
+  std::map<std::string, std::string> labels;
+  std::map<std::string, std::string> annotations;
+};
+
 struct Step {
   std::string name;
+  std::optional<StepMetadata> metadata;
   std::vector<std::string> depends_on;
   std::vector<WhenExpression> when;
   TaskSpec task;

@@ -156,6 +156,29 @@ TEST_F(TaskTest, BatchTaskRunsItsJobToSucceeded) {
   EXPECT_NE(std::find(reasons.begin(), reasons.end(), "AttemptStarted"), reasons.end());
 }
 
+// kwok's pod-complete stage in the test bed writes this annotation as the termination message,
+// as a container writing /dev/termination-log would.
+std::string TerminationMessage(const std::string& message) {
+  return "  annotations:\n    kwok.millrace.io/termination-message: '" + message + "'\n";
+}
+
+TEST_F(TaskTest, ResultsFromTheTerminationMessageArePublishedAndOversizedOnesRefused) {
+  C().Apply(BatchTask("counted", TerminationMessage(R"({"rows": "42", "uri": "s3://x/y"})"),
+                      "  results: [{name: rows}, {name: uri}]\n"),
+            ns_);
+  json task = WaitForPhase("counted", "Succeeded");
+  ASSERT_EQ(Phase(task), "Succeeded") << task.dump(2);
+  EXPECT_EQ(task["status"]["results"], (json{{"rows", "42"}, {"uri", "s3://x/y"}}));
+
+  const std::string big = R"({"blob": ")" + std::string(5000, 'x') + R"("})";
+  C().Apply(BatchTask("chatty", TerminationMessage(big)), ns_);
+  task = WaitForPhase("chatty", "Failed");
+  ASSERT_EQ(Phase(task), "Failed") << task.dump(2);
+  EXPECT_EQ(task["status"]["failure"]["reason"], "ResultsTooLarge");
+  EXPECT_THAT(task["status"]["failure"]["message"].get<std::string>(),
+              HasSubstr("the limit is 4096"));
+}
+
 TEST_F(TaskTest, FailingTaskRetriesWithGrowingDelaysThenFails) {
   C().Apply(BatchTask("flaky",
                       "  labels: {pod-container-running-failed.stage.kwok.x-k8s.io: \"true\"}\n"
@@ -305,6 +328,21 @@ TEST_F(TaskTest, OperatorKilledMidRunMakesNoDuplicateJob) {
   EXPECT_EQ(Phase(task), "Succeeded") << task.dump(2);
   EXPECT_EQ(task["status"]["attempts"], 1);
   EXPECT_EQ(Jobs("long").size(), 1u);
+}
+
+TEST_F(TaskTest, APodDeletedByHandIsRetriedInsteadOfLeavingTheTaskRunning) {
+  C().Apply(BatchTask("lost", RunFor("8s"), "  retries: {limit: 1, backoff: {duration: 1s}}\n"),
+            ns_);
+  ASSERT_EQ(Phase(WaitForPhase("lost", "Running")), "Running");
+  ASSERT_EQ(C().Kubectl({"delete", "pods", "-n", ns_, "-l", "millrace.io/task=lost",
+                         "--wait=false"})
+                .exit_code,
+            0);
+  const json task = WaitForPhase("lost", "Succeeded", seconds(90));
+  ASSERT_EQ(Phase(task), "Succeeded") << task.dump(2);
+  EXPECT_EQ(task["status"]["attempts"], 2);
+  const auto reasons = EventReasons("lost");
+  EXPECT_NE(std::find(reasons.begin(), reasons.end(), "AttemptFailed"), reasons.end());
 }
 
 TEST_F(TaskTest, TimeoutFailsTheTaskAndStopsItsJob) {
