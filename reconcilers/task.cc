@@ -989,6 +989,18 @@ Json TaskStatusPatch(const api::Task& task, const api::TaskStatus& status) {
   return Json{{"status", api::MergePatchReplacing(old_status, new_status)}};
 }
 
+void TrimTaskJob(Json& job) {
+  job.erase("spec");
+  if (job.contains("status")) {
+    Json& status = job["status"];
+    Json kept = Json::object();
+    for (const char* key : {"conditions", "completionTime", "startTime"}) {
+      if (status.contains(key)) kept[key] = status[key];
+    }
+    status = std::move(kept);
+  }
+}
+
 void TrimTaskPod(Json& pod) {
   Json& status = pod["status"];
   Json kept{{"phase", Str(status, "phase")}};

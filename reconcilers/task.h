@@ -107,6 +107,9 @@ TaskPlan PlanTask(const api::Task& task, const ObservedTask& observed, api::Time
 // A merge patch taking the task's status to `status`, or null when nothing changes.
 nlohmann::json TaskStatusPatch(const api::Task& task, const api::TaskStatus& status);
 
+// Drops what PlanTask never reads of a Job (its spec, pod template included), for the Job cache.
+void TrimTaskJob(nlohmann::json& job);
+
 // Keeps what PlanTask reads of a pod (phase, reasons, conditions, container states) and drops the
 // rest, for the pod cache.
 void TrimTaskPod(nlohmann::json& pod);

@@ -221,8 +221,12 @@ void AddTaskController(controller::Manager& manager, int workers) {
   controller::Informer& tasks = informer(resources::kTasks, "");
   controller::Informer& pods = manager.AddInformer(std::move(pod_options));
   controller::Informer& quotas = informer(resources::kResourceQuotas, "");
+  InformerOptions job_options;
+  job_options.resource = kube::resources::kJobs;
+  job_options.label_selector = managed;
+  job_options.store.trim = TrimTaskJob;
   std::vector<controller::Informer*> children = {
-      &informer(kube::resources::kJobs, managed),
+      &manager.AddInformer(std::move(job_options)),
       &informer(kube::resources::kDeployments, managed),
       &informer(kube::resources::kServices, managed),
       &informer(resources::kHorizontalPodAutoscalers, managed),

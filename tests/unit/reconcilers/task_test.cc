@@ -415,6 +415,22 @@ TEST(TaskPod, TrimKeepsWhatThePlanReads) {
   EXPECT_FALSE(pod.contains("spec"));
   EXPECT_FALSE(pod["status"].contains("hostIP"));
   EXPECT_EQ(pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 2);
+
+  Json job = JobWith("ingest-1", 1, "Failed", "BackoffLimitExceeded");
+  job["spec"] = Json{{"template", Json::object()}};
+  job["status"]["uncountedTerminatedPods"] = Json::object();
+  TrimTaskJob(job);
+  EXPECT_FALSE(job.contains("spec"));
+  EXPECT_FALSE(job["status"].contains("uncountedTerminatedPods"));
+  ObservedTask observed;
+  observed.jobs = {job};
+  const TaskPlan plan = PlanTask(TaskFrom(R"(
+metadata: {name: ingest, namespace: churn}
+spec: {role: Spout, image: busybox}
+)", Json{{"attempts", 1}}),
+                                 observed, kT0);
+  EXPECT_EQ(plan.status.phase, TaskPhase::kFailed) << "a trimmed Job still says how it ended";
+  EXPECT_EQ(plan.status.failure->reason, "PodLost");
 }
 
 }  // namespace
