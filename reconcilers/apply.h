@@ -43,6 +43,7 @@ inline const kube::ResourceRef kHorizontalPodAutoscalers{
     "autoscaling", "v2", "horizontalpodautoscalers", true, "HorizontalPodAutoscaler"};
 inline const kube::ResourceRef kZones{"millrace.io", "v1alpha1", "zones", false, "Zone"};
 inline const kube::ResourceRef kTasks{"millrace.io", "v1alpha1", "tasks", true, "Task"};
+inline const kube::ResourceRef kPipelines{"millrace.io", "v1alpha1", "pipelines", true, "Pipeline"};
 }  // namespace resources
 
 // The ResourceRef of a child given its apiVersion and kind, among those above and kubeclient's

@@ -1,7 +1,8 @@
 #pragma once
 
-// Deterministic names for the objects reconcilers make: the same owner always yields the same
-// child name, so a reconcile that runs twice (or after a crash) finds what the first one made.
+// What every reconciler shares: deterministic names for the objects reconcilers make (the same
+// owner always yields the same child name, so a reconcile that runs twice, or after a crash, finds
+// what the first one made), the managed-by label, child references and planned events.
 
 #include <compare>
 #include <cstddef>
@@ -22,6 +23,13 @@ struct ChildRef {
   std::string name;
 
   auto operator<=>(const ChildRef&) const = default;
+};
+
+// An event a plan asks the reconciler to record about its object (events.k8s.io/v1).
+struct PlannedEvent {
+  std::string type;  // Normal or Warning
+  std::string reason;
+  std::string note;
 };
 
 // 8 hex digits of a 32-bit FNV-1a hash of `s`.

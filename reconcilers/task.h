@@ -65,18 +65,12 @@ struct ObservedTask {
   std::optional<std::string> job_rejected;
 };
 
-struct TaskEvent {
-  std::string type;  // Normal or Warning
-  std::string reason;
-  std::string note;
-};
-
 struct TaskPlan {
   std::optional<nlohmann::json> create_job;   // the next attempt's Job, to create (never apply)
   std::vector<nlohmann::json> apply;          // streaming children, server-side applied
   std::vector<ChildRef> remove;               // children to delete (controlled by the task)
   api::TaskStatus status;                     // the whole new status
-  std::vector<TaskEvent> events;              // one per transition
+  std::vector<PlannedEvent> events;           // one per transition
   std::optional<std::chrono::seconds> requeue_after;  // a deadline or backoff to wake up for
 };
 

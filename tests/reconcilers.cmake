@@ -20,3 +20,12 @@ millrace_integration_test(reconcilers_task_integration_test
 target_compile_definitions(reconcilers_task_integration_test PRIVATE
   MILLRACE_CONTROLLER_BINARY="$<TARGET_FILE:millrace-controller>")
 add_dependencies(reconcilers_task_integration_test millrace-controller)
+millrace_integration_test(reconcilers_pipeline_integration_test
+  SOURCES integration/reconcilers/pipeline_test.cc
+  LIBS millrace_crds)
+target_compile_definitions(reconcilers_pipeline_integration_test PRIVATE
+  MILLRACE_CONTROLLER_BINARY="$<TARGET_FILE:millrace-controller>")
+add_dependencies(reconcilers_pipeline_integration_test millrace-controller)
+millrace_unit_test(reconcilers_pipeline_test
+  SOURCES unit/reconcilers/pipeline_test.cc
+  LIBS millrace_reconcilers millrace_crds_testdata)

@@ -1,0 +1,64 @@
+#pragma once
+
+// The pure part of the Pipeline reconciler: from a Pipeline and its child Tasks, decide which steps
+// start (with their references substituted), which are skipped or cancelled, which child Tasks to
+// cancel, the status (small at any size: per step only phase, task, attempts, times, results and a
+// short message), the events of each transition and when to look again. No I/O, no clock.
+//
+// Each started step is a child Task named ChildName(pipeline, step), owned by the Pipeline. A step's
+// record in status is written after its Task was created; a reconcile after a crash finds the Task
+// by that deterministic name (and the API server refuses a second create), so no step runs twice.
+//
+// Choices made where docs/api/pipeline.md is silent:
+// - Steps that can never run because a dependency failed or was cancelled are Cancelled, with the
+//   dependency named, so every regular step ends in a final phase and finally steps can start.
+// - A step whose child Task disappears before it finished fails (reason TaskDeleted).
+// - Streaming steps that are Ready count as done for their dependants and for progress, but keep
+//   running: a pipeline with streaming steps stays Running (a live topology) until cancelled.
+// - A failed finally step fails a pipeline whose regular steps succeeded (reason
+//   FinallyStepFailed), as in Tekton.
+// - Conditions: Succeeded (Unknown while it runs, True, or False with the reason), as Tekton's.
+// - ttlAfterFinished deletes the Pipeline itself (its Tasks follow by ownerReferences).
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "crds/pipeline.h"
+#include "reconcilers/names.h"
+
+namespace millrace::reconcilers {
+
+// Labels on every child Task of a pipeline.
+inline constexpr std::string_view kPipelineLabel = "millrace.io/pipeline";
+inline constexpr std::string_view kStepLabel = "millrace.io/step";
+
+inline constexpr std::string_view kPipelineConditionSucceeded = "Succeeded";
+
+struct ObservedPipeline {
+  std::vector<nlohmann::json> tasks;  // the pipeline's child Tasks
+};
+
+struct PipelinePlan {
+  std::vector<nlohmann::json> create;  // child Tasks to create
+  std::vector<std::string> cancel;     // child Tasks to cancel (spec.cancel: true)
+  bool delete_pipeline = false;        // ttlAfterFinished has passed
+  api::PipelineStatus status;
+  std::vector<PlannedEvent> events;
+  std::optional<std::chrono::seconds> requeue_after;
+};
+
+// The child Task of step `step`.
+std::string StepTaskName(const api::Pipeline& pipeline, std::string_view step);
+
+PipelinePlan PlanPipeline(const api::Pipeline& pipeline, const ObservedPipeline& observed,
+                          api::Time now);
+
+// A merge patch taking the pipeline's status to `status`, or null when nothing changes.
+nlohmann::json PipelineStatusPatch(const api::Pipeline& pipeline, const api::PipelineStatus& status);
+
+}  // namespace millrace::reconcilers

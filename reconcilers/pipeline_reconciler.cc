@@ -1,0 +1,151 @@
+#include "reconcilers/pipeline_reconciler.h"
+
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "controller/handlers.h"
+#include "crds/errors.h"
+#include "crds/meta.h"
+#include "reconcilers/apply.h"
+#include "reconcilers/pipeline.h"
+
+namespace millrace::reconcilers {
+namespace {
+
+using controller::Object;
+using controller::Outcome;
+using nlohmann::json;
+
+api::Time Now() {
+  return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+}
+
+}  // namespace
+
+PipelineReconciler::PipelineReconciler(kube::Client& client, Caches caches,
+                                       controller::EventRecorder& events)
+    : client_(client), caches_(caches), events_(events) {}
+
+void PipelineReconciler::Event(const api::Pipeline& pipeline, std::string_view type,
+                               std::string_view reason, std::string note) {
+  events_.Record(controller::EventSpec{
+      .regarding = {.api_version = std::string(api::kApiVersion),
+                    .kind = std::string(api::Pipeline::kKind),
+                    .ns = pipeline.metadata.namespace_,
+                    .name = pipeline.metadata.name,
+                    .uid = pipeline.metadata.uid},
+      .type = std::string(type),
+      .reason = std::string(reason),
+      .action = "Reconcile",
+      .note = std::move(note),
+  });
+}
+
+Outcome PipelineReconciler::Reconcile(const controller::Request& request,
+                                      const controller::ReconcileContext& context) {
+  const Object object = caches_.pipelines.store().Get(request.key);
+  if (!object) return Outcome::Done();
+  auto parsed = api::Pipeline::FromJson(*object);
+  if (!parsed) {
+    return Outcome::TerminalError("pipeline " + request.key + " does not decode: " +
+                                  api::ToString(parsed.error()));
+  }
+  const api::Pipeline& pipeline = *parsed;
+  if (pipeline.metadata.deletion_timestamp) return Outcome::Done();
+  const std::string& ns = pipeline.metadata.namespace_;
+  const std::string& uid = pipeline.metadata.uid;
+
+  ObservedPipeline observed;
+  std::set<std::string> seen;
+  for (const Object& t :
+       caches_.tasks.store().ByIndex(controller::Index::kControllerOwner, uid)) {
+    observed.tasks.push_back(*t);
+    seen.insert((*t)["metadata"].value("name", ""));
+  }
+  // Records naming a Task the cache does not show (yet): ask the API server.
+  if (pipeline.status) {
+    for (const auto& step : pipeline.status->steps) {
+      if (!step.task || seen.contains(*step.task)) continue;
+      auto live = client_.Get(resources::kTasks, ns, *step.task);
+      if (live && api::IsControlledBy(*live, uid)) {
+        observed.tasks.push_back(std::move(*live));
+      } else if (!live && !live.error().IsNotFound()) {
+        return Outcome::TransientError("reading Task " + *step.task + ": " +
+                                       live.error().ToString());
+      }
+    }
+  }
+
+  PipelinePlan plan = PlanPipeline(pipeline, observed, Now());
+  if (plan.delete_pipeline) {
+    auto deleted = client_.Delete(resources::kPipelines, ns, pipeline.metadata.name,
+                                  {.propagation_policy = "Background",
+                                   .grace_period_seconds = std::nullopt,
+                                   .precondition_uid = uid,
+                                   .precondition_resource_version = {},
+                                   .dry_run = false});
+    if (!deleted && !deleted.error().IsNotFound() && !deleted.error().IsConflict()) {
+      return Outcome::TransientError("deleting the pipeline after its TTL: " +
+                                     deleted.error().ToString());
+    }
+    context.logger.Info("deleted after ttlAfterFinished");
+    return Outcome::Done();
+  }
+
+  for (const json& task : plan.create) {
+    const std::string name = task["metadata"]["name"];
+    auto created = client_.Create(resources::kTasks, task,
+                                  {.field_manager = std::string(kFieldManager)});
+    if (!created && !created.error().IsAlreadyExists()) {
+      // Refused for good (e.g. a step's task the API server finds invalid): the status records
+      // nothing for the step yet, so report and let a spec change retry.
+      if (created.error().IsInvalid() || created.error().IsForbidden()) {
+        Event(pipeline, "Warning", "CreateRefused",
+              "creating Task " + name + ": " + created.error().message);
+      }
+      return Outcome::TransientError("creating Task " + name + ": " + created.error().ToString());
+    }
+  }
+  for (const std::string& name : plan.cancel) {
+    auto patched = client_.Patch(resources::kTasks, ns, name, {{"spec", {{"cancel", true}}}});
+    if (!patched && !patched.error().IsNotFound()) {
+      return Outcome::TransientError("cancelling Task " + name + ": " + patched.error().ToString());
+    }
+  }
+  for (auto& e : plan.events) Event(pipeline, e.type, e.reason, std::move(e.note));
+
+  const json patch = PipelineStatusPatch(pipeline, plan.status);
+  if (!patch.is_null()) {
+    auto patched = client_.PatchStatus(resources::kPipelines, ns, pipeline.metadata.name, patch);
+    if (!patched && !patched.error().IsNotFound()) {
+      return Outcome::TransientError("patching the status: " + patched.error().ToString());
+    }
+  }
+  if (plan.requeue_after) return Outcome::RequeueAfter(*plan.requeue_after);
+  return Outcome::Done();
+}
+
+void AddPipelineController(controller::Manager& manager, int workers) {
+  controller::InformerOptions pipeline_options;
+  pipeline_options.resource = resources::kPipelines;
+  controller::Informer& pipelines = manager.AddInformer(std::move(pipeline_options));
+  controller::InformerOptions task_options;
+  task_options.resource = resources::kTasks;
+  controller::Informer& tasks = manager.AddInformer(std::move(task_options));  // shared with Tasks
+
+  controller::Controller& pc = manager.AddController(
+      {.name = "pipeline", .workers = workers, .rate_limits = {}, .clock = nullptr,
+       .metrics = nullptr, .logger = {}},
+      std::make_unique<PipelineReconciler>(manager.client(),
+                                           PipelineReconciler::Caches{pipelines, tasks},
+                                           manager.events()));
+  controller::WorkQueue& queue = pc.queue();
+  pipelines.AddHandler(controller::EnqueueObject(queue, controller::GenerationOrMetadataChanged));
+  tasks.AddHandler(controller::EnqueueOwner(
+      queue, {.group = "millrace.io", .kind = "Pipeline", .owner_namespaced = true}));
+}
+
+}  // namespace millrace::reconcilers

@@ -1,0 +1,293 @@
+// Pipelines end to end: the real millrace-controller binary against a real control plane whose
+// pods run on kwok nodes. A step's metadata reaches its Task and pods, so kwok's stage labels and
+// annotations (and the test bed's termination-message annotation) shape each step's run.
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "crds/duration.h"
+#include "tests/support/cluster.h"
+#include "tests/support/process.h"
+
+namespace millrace::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+
+Cluster& C() { return Cluster::Get(); }
+
+std::unique_ptr<Subprocess> StartOperator(const std::string& log_name) {
+  return std::make_unique<Subprocess>(
+      std::vector<std::string>{MILLRACE_CONTROLLER_BINARY, "--kubeconfig=" + C().kubeconfig(),
+                               "--bind-address=127.0.0.1:0", "--kube-api-qps=200",
+                               "--kube-api-burst=400"},
+      C().state_dir() + "/" + log_name);
+}
+
+std::string Phase(const json& object) {
+  if (!object.is_object() || !object.contains("status")) return "";
+  return object["status"].value("phase", "");
+}
+
+api::Time TimeOf(const json& j, const char* key) {
+  return *api::ParseTime(j.at(key).get<std::string>());
+}
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    C().InstallCrds();
+    op_ = StartOperator("pipeline-operator.log");
+  }
+  static void TearDownTestSuite() { op_.reset(); }
+
+  void SetUp() override { ns_ = C().CreateNamespace(); }
+  void TearDown() override {
+    if (HasFailure()) {
+      const std::string log = op_->Log();
+      std::cerr << "operator log (tail):\n" << log.substr(log.size() > 6000 ? log.size() - 6000 : 0);
+    }
+  }
+
+  json Get(const std::string& kind, const std::string& name) const {
+    const auto r = C().Kubectl({"get", kind, name, "-n", ns_, "-o", "json"});
+    return r.exit_code == 0 ? json::parse(r.out) : json();
+  }
+
+  json WaitForPhase(const std::string& name, const std::string& phase,
+                    seconds timeout = seconds(90)) const {
+    json p;
+    WaitFor(
+        [&] {
+          p = Get("pipeline", name);
+          return Phase(p) == phase;
+        },
+        timeout);
+    return p;
+  }
+
+  static std::map<std::string, json> Steps(const json& pipeline) {
+    std::map<std::string, json> steps;
+    for (const auto& s : pipeline["status"]["steps"]) steps[s["name"]] = s;
+    return steps;
+  }
+
+  std::string ns_;
+  static std::unique_ptr<Subprocess> op_;
+};
+std::unique_ptr<Subprocess> PipelineTest::op_;
+
+// A step; `extra` is YAML at the step's indentation (dependsOn, when, metadata ...).
+std::string Step(const std::string& name, const std::string& extra = "",
+                 const std::string& task_extra = "") {
+  return "  - name: " + name + "\n" + extra + "    task: {role: Bolt, image: busybox" + task_extra +
+         "}\n";
+}
+
+// Step metadata that keeps the step's pod running for `delay`.
+std::string RunFor(const std::string& delay) {
+  return "    metadata: {annotations: {pod-complete.stage.kwok.x-k8s.io/delay: \"" + delay +
+         "\"}}\n";
+}
+
+// Step metadata that makes kwok fail the step's pod with exit code 7.
+const std::string kFails =
+    "    metadata:\n"
+    "      labels: {pod-container-running-failed.stage.kwok.x-k8s.io: \"true\"}\n"
+    "      annotations: {pod-container-running-failed.stage.kwok.x-k8s.io/exit-code: \"7\", "
+    "pod-container-running-failed.stage.kwok.x-k8s.io/reason: Error}\n";
+
+std::string Pipeline(const std::string& name, const std::string& spec_extra,
+                     const std::string& steps, const std::string& finally = "") {
+  return "apiVersion: millrace.io/v1alpha1\nkind: Pipeline\nmetadata: {name: " + name +
+         "}\nspec:\n" + spec_extra + "  steps:\n" + steps +
+         (finally.empty() ? "" : "  finally:\n" + finally);
+}
+
+TEST_F(PipelineTest, DiamondRunsTheMiddleStepsConcurrentlyAndTheLastAfterBoth) {
+  C().Apply(Pipeline("diamond", "",
+                     Step("a") + Step("b", "    dependsOn: [a]\n" + RunFor("3s")) +
+                         Step("c", "    dependsOn: [a]\n" + RunFor("3s")) +
+                         Step("d", "    dependsOn: [b, c]\n")),
+            ns_);
+  const json p = WaitForPhase("diamond", "Succeeded");
+  ASSERT_EQ(Phase(p), "Succeeded") << p.dump(2);
+  EXPECT_EQ(p["status"]["progress"], "4/4");
+  auto steps = Steps(p);
+  // b and c ran side by side: each started before the other finished.
+  EXPECT_LT(TimeOf(steps["b"], "startTime"), TimeOf(steps["c"], "completionTime"));
+  EXPECT_LT(TimeOf(steps["c"], "startTime"), TimeOf(steps["b"], "completionTime"));
+  EXPECT_GE(TimeOf(steps["b"], "startTime"), TimeOf(steps["a"], "completionTime"));
+  EXPECT_GE(TimeOf(steps["d"], "startTime"), TimeOf(steps["b"], "completionTime"));
+  EXPECT_GE(TimeOf(steps["d"], "startTime"), TimeOf(steps["c"], "completionTime"));
+  const json task = Get("task", "diamond-d");
+  ASSERT_TRUE(task.is_object());
+  EXPECT_EQ(task["metadata"]["ownerReferences"][0]["kind"], "Pipeline");
+  EXPECT_EQ(task["metadata"]["labels"]["millrace.io/step"], "d");
+}
+
+TEST_F(PipelineTest, FailFastCancelsRunningSiblingsRunsFinallyAndNamesTheFailedStep) {
+  C().Apply(Pipeline("fast", "  failFast: true\n",
+                     Step("bad", kFails) + Step("slow", RunFor("120s")) +
+                         Step("after", "    dependsOn: [bad]\n"),
+                     Step("report", "", ", args: [\"{{pipeline.phase}}\", \"{{steps.bad.phase}}\"]")),
+            ns_);
+  const json p = WaitForPhase("fast", "Failed", seconds(120));
+  ASSERT_EQ(Phase(p), "Failed") << p.dump(2);
+  EXPECT_EQ(p["status"]["failure"]["step"], "bad");
+  EXPECT_EQ(p["status"]["failure"]["reason"], "StepFailed");
+  EXPECT_THAT(p["status"]["failure"]["message"].get<std::string>(), HasSubstr("exit code 7"));
+  auto steps = Steps(p);
+  EXPECT_EQ(steps["slow"]["phase"], "Cancelled");
+  EXPECT_EQ(steps["after"]["phase"], "Cancelled");
+  EXPECT_EQ(steps["report"]["phase"], "Succeeded");
+  const json report = Get("task", "fast-report");
+  EXPECT_EQ(report["spec"]["args"], (json{"Failed", "Failed"}))
+      << "finally steps read the outcome and the steps' phases";
+  EXPECT_EQ(Phase(Get("task", "fast-slow")), "Cancelled");
+}
+
+TEST_F(PipelineTest, WithoutFailFastIndependentBranchesFinish) {
+  C().Apply(Pipeline("branches", "",
+                     Step("bad", kFails) + Step("after", "    dependsOn: [bad]\n") +
+                         Step("other", RunFor("2s")) +
+                         Step("other-next", "    dependsOn: [other]\n")),
+            ns_);
+  const json p = WaitForPhase("branches", "Failed", seconds(120));
+  ASSERT_EQ(Phase(p), "Failed") << p.dump(2);
+  auto steps = Steps(p);
+  EXPECT_EQ(steps["other"]["phase"], "Succeeded");
+  EXPECT_EQ(steps["other-next"]["phase"], "Succeeded");
+  EXPECT_EQ(steps["after"]["phase"], "Cancelled");
+  EXPECT_THAT(steps["after"]["message"].get<std::string>(), HasSubstr("bad did not succeed"));
+  EXPECT_EQ(p["status"]["progress"], "2/4");
+}
+
+TEST_F(PipelineTest, WhenOnAResultSkipsOrRunsAndParametersAreSubstituted) {
+  const std::string train =
+      "    metadata: {annotations: {kwok.millrace.io/termination-message: "
+      "'{\"accuracy\": \"0.93\"}'}}\n";
+  C().Apply(
+      Pipeline("gated", "  params: [{name: date, value: \"2026-11-22\"}]\n",
+               Step("train", train,
+                    ", results: [{name: accuracy}], output: {batch: {uri: \"s3://m\", "
+                    "partition: \"date={{params.date}}\"}}") +
+                   Step("deploy",
+                        "    dependsOn: [train]\n    when: [{input: "
+                        "\"{{steps.train.results.accuracy}}\", operator: Ge, values: [\"0.9\"]}]\n",
+                        ", args: [\"--accuracy={{steps.train.results.accuracy}}\"]") +
+                   Step("alert",
+                        "    dependsOn: [train]\n    when: [{input: "
+                        "\"{{steps.train.results.accuracy}}\", operator: Lt, values: [\"0.5\"]}]\n")),
+      ns_);
+  const json p = WaitForPhase("gated", "Succeeded");
+  ASSERT_EQ(Phase(p), "Succeeded") << p.dump(2);
+  auto steps = Steps(p);
+  EXPECT_EQ(steps["train"]["results"]["accuracy"], "0.93");
+  EXPECT_EQ(steps["deploy"]["phase"], "Succeeded");
+  EXPECT_EQ(steps["alert"]["phase"], "Skipped");
+  EXPECT_THAT(steps["alert"]["message"].get<std::string>(), HasSubstr("when is false"));
+  EXPECT_EQ(Get("task", "gated-deploy")["spec"]["args"][0], "--accuracy=0.93");
+  EXPECT_EQ(Get("task", "gated-train")["spec"]["output"]["batch"]["partition"], "date=2026-11-22");
+  EXPECT_FALSE(Get("task", "gated-alert").is_object()) << "a skipped step makes no Task";
+  EXPECT_EQ(p["status"]["progress"], "3/3");
+}
+
+TEST_F(PipelineTest, TwoHundredStepsFinishWithASmallStatus) {
+  // A fan-out of 180 steps from a root, and a chain of 19 after the root; pods finish at once.
+  std::string quick;
+  for (const char* stage : {"pod-create", "pod-ready", "pod-complete"}) {
+    quick += std::string(quick.empty() ? "" : ", ") + stage + ".stage.kwok.x-k8s.io/delay: \"0s\", " +
+             stage + ".stage.kwok.x-k8s.io/jitter-delay: \"0s\"";
+  }
+  quick = "    metadata: {annotations: {" + quick + "}}\n";
+  std::string steps = Step("root", quick);
+  for (int i = 0; i < 180; ++i) {
+    steps += Step("wide-" + std::to_string(i), "    dependsOn: [root]\n" + quick);
+  }
+  std::string previous = "root";
+  for (int i = 0; i < 19; ++i) {
+    const std::string name = "chain-" + std::to_string(i);
+    steps += Step(name, "    dependsOn: [" + previous + "]\n" + quick);
+    previous = name;
+  }
+  C().Apply(Pipeline("big", "", steps), ns_);
+  const json p = WaitForPhase("big", "Succeeded", seconds(600));
+  ASSERT_EQ(Phase(p), "Succeeded") << p["status"].value("progress", "");
+  EXPECT_EQ(p["status"]["progress"], "200/200");
+  const size_t bytes = p["status"].dump().size();
+  EXPECT_LT(bytes, 64u * 1024) << "status is " << bytes << " bytes";
+  std::cout << "status of a 200-step pipeline: " << bytes << " bytes\n";
+}
+
+TEST_F(PipelineTest, OperatorKilledMidPipelineRunsNoStepTwice) {
+  C().Apply(Pipeline("survive", "",
+                     Step("a") + Step("b", "    dependsOn: [a]\n" + RunFor("6s")) +
+                         Step("c", "    dependsOn: [b]\n")),
+            ns_);
+  ASSERT_TRUE(WaitFor([&] { return Phase(Get("task", "survive-b")) == "Running"; }, seconds(60)));
+  op_->Signal(SIGKILL);
+  ASSERT_TRUE(op_->Wait(seconds(10)).has_value());
+  op_ = StartOperator("pipeline-operator-2.log");
+
+  const json p = WaitForPhase("survive", "Succeeded");
+  ASSERT_EQ(Phase(p), "Succeeded") << p.dump(2);
+  const json tasks =
+      C().KubectlJson({"get", "tasks", "-n", ns_, "-l", "millrace.io/pipeline=survive"});
+  EXPECT_EQ(tasks["items"].size(), 3u);
+  for (const auto& t : tasks["items"]) {
+    EXPECT_EQ(t["status"]["attempts"], 1) << t["metadata"]["name"];
+  }
+  const json jobs = C().KubectlJson({"get", "jobs", "-n", ns_});
+  EXPECT_EQ(jobs["items"].size(), 3u) << "one Job per step";
+}
+
+TEST_F(PipelineTest, CancelStopsRunningStepsAndStillRunsFinally) {
+  C().Apply(Pipeline("stop", "", Step("long", RunFor("120s")) + Step("next", "    dependsOn: [long]\n"),
+                     Step("cleanup")),
+            ns_);
+  ASSERT_TRUE(WaitFor([&] { return Phase(Get("task", "stop-long")) == "Running"; }, seconds(60)));
+  ASSERT_EQ(C().Kubectl({"patch", "pipeline", "stop", "-n", ns_, "--type=merge", "-p",
+                         R"({"spec":{"cancel":true}})"})
+                .exit_code,
+            0);
+  const json p = WaitForPhase("stop", "Cancelled");
+  ASSERT_EQ(Phase(p), "Cancelled") << p.dump(2);
+  auto steps = Steps(p);
+  EXPECT_EQ(steps["long"]["phase"], "Cancelled");
+  EXPECT_EQ(steps["next"]["phase"], "Cancelled");
+  EXPECT_EQ(steps["cleanup"]["phase"], "Succeeded");
+}
+
+TEST_F(PipelineTest, TimeoutFailsTheRunAndStillRunsFinally) {
+  C().Apply(Pipeline("late", "  timeout: 4s\n", Step("long", RunFor("120s")), Step("cleanup")),
+            ns_);
+  const json p = WaitForPhase("late", "Failed");
+  ASSERT_EQ(Phase(p), "Failed") << p.dump(2);
+  EXPECT_EQ(p["status"]["failure"]["reason"], "DeadlineExceeded");
+  auto steps = Steps(p);
+  EXPECT_EQ(steps["long"]["phase"], "Cancelled");
+  EXPECT_EQ(steps["cleanup"]["phase"], "Succeeded");
+}
+
+TEST_F(PipelineTest, AnInvalidPipelineFailsWithTheReason) {
+  C().Apply(Pipeline("loop", "",
+                     Step("a", "    dependsOn: [b]\n") + Step("b", "    dependsOn: [a]\n")),
+            ns_);
+  const json p = WaitForPhase("loop", "Failed", seconds(30));
+  ASSERT_EQ(Phase(p), "Failed") << p.dump(2);
+  EXPECT_EQ(p["status"]["failure"]["reason"], "InvalidSpec");
+  EXPECT_THAT(p["status"]["failure"]["message"].get<std::string>(), HasSubstr("cycle"));
+}
+
+}  // namespace
+}  // namespace millrace::testing
