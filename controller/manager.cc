@@ -94,7 +94,8 @@ void Manager::ExportRequestMetrics() {
 void Manager::SendEvents(std::stop_token stop) {
   const auto& events = kube::resources::kEvents;
   const Duration interval = options_.events.patch_interval;
-  Clock& clock = options_.events.clock != nullptr ? *options_.events.clock : SystemClock::Instance();
+  Clock& clock =
+      options_.events.clock != nullptr ? *options_.events.clock : SystemClock::Instance();
   TimePoint next_flush = clock.Now() + interval;
   for (;;) {
     std::deque<EventWrite> writes;

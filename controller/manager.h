@@ -79,7 +79,7 @@ class Manager {
   Registry registry_;
   CollectHook process_metrics_;
   CollectHook request_metrics_hook_;
-  CounterFamily* requests_family_ = nullptr;                          // rest_client_requests_total
+  CounterFamily* requests_family_ = nullptr;                         // rest_client_requests_total
   std::map<kube::RequestMetrics::Key, uint64_t> exported_requests_;  // guarded by the registry
   Gauge& leader_gauge_;
   std::vector<std::unique_ptr<Informer>> informers_;

@@ -47,12 +47,22 @@ std::string NowRfc3339() {
 
 const kube::ResourceRef* ResourceFor(std::string_view api_version, std::string_view kind) {
   static const kube::ResourceRef* const kAll[] = {
-      &resources::kResourceQuotas,   &resources::kLimitRanges,    &resources::kNodes,
-      &resources::kNetworkPolicies,  &resources::kRoleBindings,   &resources::kPriorityClasses,
-      &resources::kZones,            &kube::resources::kNamespaces, &kube::resources::kConfigMaps,
-      &kube::resources::kSecrets,    &kube::resources::kPods,     &kube::resources::kServices,
-      &kube::resources::kDeployments, &kube::resources::kJobs,
-      &resources::kHorizontalPodAutoscalers, &resources::kTasks,
+      &resources::kResourceQuotas,
+      &resources::kLimitRanges,
+      &resources::kNodes,
+      &resources::kNetworkPolicies,
+      &resources::kRoleBindings,
+      &resources::kPriorityClasses,
+      &resources::kZones,
+      &kube::resources::kNamespaces,
+      &kube::resources::kConfigMaps,
+      &kube::resources::kSecrets,
+      &kube::resources::kPods,
+      &kube::resources::kServices,
+      &kube::resources::kDeployments,
+      &kube::resources::kJobs,
+      &resources::kHorizontalPodAutoscalers,
+      &resources::kTasks,
   };
   for (const kube::ResourceRef* ref : kAll) {
     if (ref->kind == kind && ref->ApiVersion() == api_version) return ref;

@@ -37,8 +37,8 @@ inline const kube::ResourceRef kNetworkPolicies{"networking.k8s.io", "v1", "netw
                                                 "NetworkPolicy"};
 inline const kube::ResourceRef kRoleBindings{"rbac.authorization.k8s.io", "v1", "rolebindings",
                                              true, "RoleBinding"};
-inline const kube::ResourceRef kPriorityClasses{"scheduling.k8s.io", "v1", "priorityclasses",
-                                                false, "PriorityClass"};
+inline const kube::ResourceRef kPriorityClasses{"scheduling.k8s.io", "v1", "priorityclasses", false,
+                                                "PriorityClass"};
 inline const kube::ResourceRef kHorizontalPodAutoscalers{
     "autoscaling", "v2", "horizontalpodautoscalers", true, "HorizontalPodAutoscaler"};
 inline const kube::ResourceRef kZones{"millrace.io", "v1alpha1", "zones", false, "Zone"};

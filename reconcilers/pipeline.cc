@@ -11,6 +11,7 @@
 #include "crds/meta.h"
 #include "crds/templates.h"
 #include "crds/validation.h"
+#include "reconcilers/object.h"
 
 namespace millrace::reconcilers {
 namespace {
@@ -23,27 +24,6 @@ namespace templates = api::templates;
 
 constexpr size_t kMaxMessage = 512;  // of a step's message: status stays small at any size
 constexpr size_t kMaxNamesListed = 5;
-
-std::string Str(const Json& j, std::string_view key) {
-  if (!j.is_object()) return {};
-  const auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string{};
-}
-
-const Json& Sub(const Json& j, std::string_view key) {
-  static const Json kNull;
-  if (!j.is_object()) return kNull;
-  const auto it = j.find(key);
-  return it == j.end() ? kNull : *it;
-}
-
-std::string Truncate(std::string s, size_t max = kMaxMessage) {
-  if (s.size() <= max) return s;
-  size_t cut = max;
-  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
-  s.resize(cut);
-  return s + "...";
-}
 
 bool Final(const std::optional<StepPhase>& p) {
   return p == StepPhase::kSucceeded || p == StepPhase::kFailed || p == StepPhase::kSkipped ||
@@ -201,15 +181,15 @@ class Planner {
         outcome = PipelinePhase::kFailed;
         reason = "DeadlineExceeded";
         message = "the pipeline did not finish within its timeout of " + p_.spec.timeout->text;
-        status().failure = api::PipelineFailure{.step = std::nullopt, .reason = reason,
-                                                .message = message};
+        status().failure =
+            api::PipelineFailure{.step = std::nullopt, .reason = reason, .message = message};
       } else if (const auto step = FirstFailed()) {
         outcome = PipelinePhase::kFailed;
         reason = "StepFailed";
         message = "step " + *step + " failed" +
                   (Rec(*step).message ? ": " + *Rec(*step).message : std::string{});
-        status().failure = api::PipelineFailure{.step = *step, .reason = reason,
-                                                .message = Truncate(message)};
+        status().failure = api::PipelineFailure{
+            .step = *step, .reason = reason, .message = Truncate(message, kMaxMessage)};
       }
       outcome_ = outcome;
       Schedule(p_.spec.finally, /*finally=*/true);
@@ -221,8 +201,8 @@ class Planner {
               reason = "FinallyStepFailed";
               message = "finally step " + step.name + " failed" +
                         (Rec(step.name).message ? ": " + *Rec(step.name).message : "");
-              status().failure = api::PipelineFailure{.step = step.name, .reason = reason,
-                                                      .message = Truncate(message)};
+              status().failure = api::PipelineFailure{
+                  .step = step.name, .reason = reason, .message = Truncate(message, kMaxMessage)};
               break;
             }
           }
@@ -267,8 +247,8 @@ class Planner {
 
   void Ttl() {
     if (!p_.spec.ttl_after_finished || !status().completion_time) return;
-    const auto due = *status().completion_time +
-                     std::chrono::ceil<seconds>(p_.spec.ttl_after_finished->value);
+    const auto due =
+        *status().completion_time + std::chrono::ceil<seconds>(p_.spec.ttl_after_finished->value);
     if (now_ >= due) {
       plan_.delete_pipeline = true;
     } else {
@@ -340,7 +320,7 @@ class Planner {
       } else if (v.phase == "Failed") {
         r.phase = StepPhase::kFailed;
         r.completion_time = v.completion_time.value_or(now_);
-        r.message = Truncate(v.message);
+        r.message = Truncate(v.message, kMaxMessage);
       } else if (v.phase == "Cancelled") {
         r.phase = StepPhase::kCancelled;
         r.completion_time = v.completion_time.value_or(now_);
@@ -375,8 +355,8 @@ class Planner {
         r.phase = StepPhase::kCancelled;
         r.message = "not started: " + why;
       } else if ((r.phase == StepPhase::kRunning || r.phase == StepPhase::kReady) && r.task) {
-        const bool requested = std::any_of(
-            observed_.tasks.begin(), observed_.tasks.end(), [&](const Json& t) {
+        const bool requested =
+            std::any_of(observed_.tasks.begin(), observed_.tasks.end(), [&](const Json& t) {
               return Str(Sub(t, "metadata"), "name") == *r.task && ViewOf(t).cancel_requested;
             });
         if (!requested) plan_.cancel.push_back(*r.task);
@@ -418,10 +398,10 @@ class Planner {
         const auto phase = Rec(steps[i].name).phase;
         using enum api::dag::NodeState;
         if (phase == StepPhase::kRunning) ++running;
-        states[i] = phase == StepPhase::kPending   ? kPending
-                    : phase == StepPhase::kRunning ? kRunning
+        states[i] = phase == StepPhase::kPending                                      ? kPending
+                    : phase == StepPhase::kRunning                                    ? kRunning
                     : (phase == StepPhase::kFailed || phase == StepPhase::kCancelled) ? kFailed
-                                                                                    : kDone;
+                                                                                      : kDone;
       }
       const std::vector<size_t> unreachable = api::dag::Unreachable(graph, states);
       const std::set<size_t> blocked(unreachable.begin(), unreachable.end());
@@ -457,13 +437,13 @@ class Planner {
 
   StartResult Skip(api::StepStatus& r, std::string why) {
     r.phase = StepPhase::kSkipped;
-    r.message = Truncate(std::move(why));
+    r.message = Truncate(std::move(why), kMaxMessage);
     r.completion_time = now_;
     return StartResult::kSkipped;
   }
   StartResult Fail(api::StepStatus& r, const std::string& reason, const std::string& why) {
     r.phase = StepPhase::kFailed;
-    r.message = Truncate(reason + ": " + why);
+    r.message = Truncate(reason + ": " + why, kMaxMessage);
     r.completion_time = now_;
     return StartResult::kFailed;
   }
@@ -504,8 +484,9 @@ class Planner {
         if (ref.kind != templates::RefKind::kStepResult || !index_.contains(ref.name)) continue;
         const api::StepStatus& dep = Rec(ref.name);
         if (dep.phase != StepPhase::kSucceeded) {
-          if (!skip) skip = "step " + ref.name + " did not succeed, so result " + ref.field +
-                            " does not exist";
+          if (!skip)
+            skip =
+                "step " + ref.name + " did not succeed, so result " + ref.field + " does not exist";
         } else if (!dep.results.contains(ref.field) && !missing) {
           missing = "step " + ref.name + " succeeded without publishing result " + ref.field;
         }
@@ -521,7 +502,8 @@ class Planner {
       const std::string input = d["when"][i]["input"];
       const auto vals = d["when"][i]["values"].get<std::vector<std::string>>();
       auto holds = Holds(input, step.when[i].operator_, vals);
-      if (!holds) return Fail(r, "InvalidWhen", "when[" + std::to_string(i) + "]: " + holds.error());
+      if (!holds)
+        return Fail(r, "InvalidWhen", "when[" + std::to_string(i) + "]: " + holds.error());
       if (!*holds) {
         std::string list;
         for (const auto& v : vals) list += (list.empty() ? "" : ", ") + v;
@@ -594,8 +576,7 @@ class Planner {
     }
     const auto& phase = status().phase;
     if (phase == old_.phase || !phase) return;
-    const api::Condition* c =
-        api::FindCondition(status().conditions, kPipelineConditionSucceeded);
+    const api::Condition* c = api::FindCondition(status().conditions, kPipelineConditionSucceeded);
     const std::string message = c != nullptr ? c->message : std::string{};
     switch (*phase) {
       case PipelinePhase::kRunning:
@@ -641,8 +622,8 @@ PipelinePlan PlanPipeline(const api::Pipeline& pipeline, const ObservedPipeline&
 Json PipelineStatusPatch(const api::Pipeline& pipeline, const api::PipelineStatus& status) {
   api::Pipeline after = pipeline;
   after.status = status;
-  const Json old_status = pipeline.status ? pipeline.ToJson().value("status", Json::object())
-                                          : Json::object();
+  const Json old_status =
+      pipeline.status ? pipeline.ToJson().value("status", Json::object()) : Json::object();
   const Json new_status = after.ToJson().value("status", Json::object());
   if (old_status == new_status) return nullptr;
   return Json{{"status", api::MergePatchReplacing(old_status, new_status)}};

@@ -5,9 +5,10 @@
 // cancel, the status (small at any size: per step only phase, task, attempts, times, results and a
 // short message), the events of each transition and when to look again. No I/O, no clock.
 //
-// Each started step is a child Task named ChildName(pipeline, step), owned by the Pipeline. A step's
-// record in status is written after its Task was created; a reconcile after a crash finds the Task
-// by that deterministic name (and the API server refuses a second create), so no step runs twice.
+// Each started step is a child Task named ChildName(pipeline, step), owned by the Pipeline. A
+// step's record in status is written after its Task was created; a reconcile after a crash finds
+// the Task by that deterministic name (and the API server refuses a second create), so no step runs
+// twice.
 //
 // Choices made where docs/api/pipeline.md is silent:
 // - Steps that can never run because a dependency failed or was cancelled are Cancelled, with the
@@ -59,6 +60,7 @@ PipelinePlan PlanPipeline(const api::Pipeline& pipeline, const ObservedPipeline&
                           api::Time now);
 
 // A merge patch taking the pipeline's status to `status`, or null when nothing changes.
-nlohmann::json PipelineStatusPatch(const api::Pipeline& pipeline, const api::PipelineStatus& status);
+nlohmann::json PipelineStatusPatch(const api::Pipeline& pipeline,
+                                   const api::PipelineStatus& status);
 
 }  // namespace millrace::reconcilers

@@ -10,6 +10,7 @@
 #include "crds/errors.h"
 #include "crds/meta.h"
 #include "reconcilers/apply.h"
+#include "reconcilers/object.h"
 #include "reconcilers/pipeline.h"
 
 namespace millrace::reconcilers {
@@ -19,10 +20,6 @@ using controller::Object;
 using controller::Outcome;
 using nlohmann::json;
 
-api::Time Now() {
-  return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-}
-
 }  // namespace
 
 PipelineReconciler::PipelineReconciler(kube::Client& client, Caches caches,
@@ -31,17 +28,8 @@ PipelineReconciler::PipelineReconciler(kube::Client& client, Caches caches,
 
 void PipelineReconciler::Event(const api::Pipeline& pipeline, std::string_view type,
                                std::string_view reason, std::string note) {
-  events_.Record(controller::EventSpec{
-      .regarding = {.api_version = std::string(api::kApiVersion),
-                    .kind = std::string(api::Pipeline::kKind),
-                    .ns = pipeline.metadata.namespace_,
-                    .name = pipeline.metadata.name,
-                    .uid = pipeline.metadata.uid},
-      .type = std::string(type),
-      .reason = std::string(reason),
-      .action = "Reconcile",
-      .note = std::move(note),
-  });
+  RecordEvent(events_, api::Pipeline::kKind, pipeline.metadata,
+              PlannedEvent{std::string(type), std::string(reason), std::move(note)});
 }
 
 Outcome PipelineReconciler::Reconcile(const controller::Request& request,
@@ -50,8 +38,8 @@ Outcome PipelineReconciler::Reconcile(const controller::Request& request,
   if (!object) return Outcome::Done();
   auto parsed = api::Pipeline::FromJson(*object);
   if (!parsed) {
-    return Outcome::TerminalError("pipeline " + request.key + " does not decode: " +
-                                  api::ToString(parsed.error()));
+    return Outcome::TerminalError("pipeline " + request.key +
+                                  " does not decode: " + api::ToString(parsed.error()));
   }
   const api::Pipeline& pipeline = *parsed;
   if (pipeline.metadata.deletion_timestamp) return Outcome::Done();
@@ -60,8 +48,7 @@ Outcome PipelineReconciler::Reconcile(const controller::Request& request,
 
   ObservedPipeline observed;
   std::set<std::string> seen;
-  for (const Object& t :
-       caches_.tasks.store().ByIndex(controller::Index::kControllerOwner, uid)) {
+  for (const Object& t : caches_.tasks.store().ByIndex(controller::Index::kControllerOwner, uid)) {
     observed.tasks.push_back(*t);
     seen.insert((*t)["metadata"].value("name", ""));
   }
@@ -97,8 +84,8 @@ Outcome PipelineReconciler::Reconcile(const controller::Request& request,
 
   for (const json& task : plan.create) {
     const std::string name = task["metadata"]["name"];
-    auto created = client_.Create(resources::kTasks, task,
-                                  {.field_manager = std::string(kFieldManager)});
+    auto created =
+        client_.Create(resources::kTasks, task, {.field_manager = std::string(kFieldManager)});
     if (!created && !created.error().IsAlreadyExists()) {
       // Refused for good (e.g. a step's task the API server finds invalid): the status records
       // nothing for the step yet, so report and let a spec change retry.
@@ -137,11 +124,14 @@ void AddPipelineController(controller::Manager& manager, int workers) {
   controller::Informer& tasks = manager.AddInformer(std::move(task_options));  // shared with Tasks
 
   controller::Controller& pc = manager.AddController(
-      {.name = "pipeline", .workers = workers, .rate_limits = {}, .clock = nullptr,
-       .metrics = nullptr, .logger = {}},
-      std::make_unique<PipelineReconciler>(manager.client(),
-                                           PipelineReconciler::Caches{pipelines, tasks},
-                                           manager.events()));
+      {.name = "pipeline",
+       .workers = workers,
+       .rate_limits = {},
+       .clock = nullptr,
+       .metrics = nullptr,
+       .logger = {}},
+      std::make_unique<PipelineReconciler>(
+          manager.client(), PipelineReconciler::Caches{pipelines, tasks}, manager.events()));
   controller::WorkQueue& queue = pc.queue();
   pipelines.AddHandler(controller::EnqueueObject(queue, controller::GenerationOrMetadataChanged));
   tasks.AddHandler(controller::EnqueueOwner(

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "crds/meta.h"
+#include "reconcilers/object.h"
 #include "reconcilers/zone.h"
 
 namespace millrace::reconcilers {
@@ -24,41 +25,6 @@ constexpr seconds kQuotaRecheck{60};
 
 // ---- small JSON readers -------------------------------------------------------------------------
 
-std::string Str(const Json& j, std::string_view key) {
-  if (!j.is_object()) return {};
-  const auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string{};
-}
-
-const Json& Sub(const Json& j, std::string_view key) {
-  static const Json kNull;
-  if (!j.is_object()) return kNull;
-  const auto it = j.find(key);
-  return it == j.end() ? kNull : *it;
-}
-
-int64_t Int(const Json& j, std::string_view key, int64_t fallback = 0) {
-  const Json& v = Sub(j, key);
-  return v.is_number_integer() ? v.get<int64_t>() : fallback;
-}
-
-std::optional<api::Time> TimeOf(const Json& j, std::string_view key) {
-  const std::string s = Str(j, key);
-  if (s.empty()) return std::nullopt;
-  auto t = api::ParseTime(s);
-  return t ? std::optional<api::Time>(*t) : std::nullopt;
-}
-
-// The condition of `type` with status True in a core object's status.conditions.
-const Json* TrueCondition(const Json& object, std::string_view type) {
-  const Json& conditions = Sub(Sub(object, "status"), "conditions");
-  if (!conditions.is_array()) return nullptr;
-  for (const Json& c : conditions) {
-    if (Str(c, "type") == type && Str(c, "status") == "True") return &c;
-  }
-  return nullptr;
-}
-
 std::optional<Quantity> QuantityOf(const Json& j) {
   std::expected<Quantity, std::string> q;
   if (j.is_string()) {
@@ -71,13 +37,7 @@ std::optional<Quantity> QuantityOf(const Json& j) {
   return q ? std::optional<Quantity>(*q) : std::nullopt;
 }
 
-std::string Truncate(std::string s) {
-  if (s.size() <= kMaxMessage) return s;
-  size_t cut = kMaxMessage;
-  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
-  s.resize(cut);
-  return s + "...";
-}
+std::string Truncate(std::string s) { return reconcilers::Truncate(std::move(s), kMaxMessage); }
 
 bool Terminal(const std::optional<TaskPhase>& phase) {
   return phase == TaskPhase::kSucceeded || phase == TaskPhase::kFailed ||
@@ -151,7 +111,8 @@ std::optional<PodFacts> AttemptPod(const std::vector<Json>& pods, int attempt) {
   for (const Json& pod : pods) {
     if (AttemptOf(pod) != attempt) continue;
     const auto key = [](const Json& p) {
-      return std::pair(Str(Sub(p, "metadata"), "creationTimestamp"), Str(Sub(p, "metadata"), "name"));
+      return std::pair(Str(Sub(p, "metadata"), "creationTimestamp"),
+                       Str(Sub(p, "metadata"), "name"));
     };
     if (newest == nullptr || key(pod) > key(*newest)) newest = &pod;
   }
@@ -212,9 +173,8 @@ AttemptFailure Classify(const JobFacts& job, const std::optional<PodFacts>& pod)
   }
   if (pod->terminated_reason == "OOMKilled") {
     return {FailureKind::kOOMKilled, "OOMKilled", pod->exit_code,
-            Truncate(pod->terminated_message.empty()
-                         ? "the container exceeded its memory limit"
-                         : pod->terminated_message)};
+            Truncate(pod->terminated_message.empty() ? "the container exceeded its memory limit"
+                                                     : pod->terminated_message)};
   }
   if (pod->reason == "Evicted" || pod->disrupted) {
     return {FailureKind::kEvicted, pod->reason.empty() ? "Evicted" : pod->reason, pod->exit_code,
@@ -222,8 +182,8 @@ AttemptFailure Classify(const JobFacts& job, const std::optional<PodFacts>& pod)
                                           : pod->message)};
   }
   if (pod->exit_code && *pod->exit_code != 0) {
-    return {FailureKind::kError,
-            pod->terminated_reason.empty() ? "Error" : pod->terminated_reason, pod->exit_code,
+    return {FailureKind::kError, pod->terminated_reason.empty() ? "Error" : pod->terminated_reason,
+            pod->exit_code,
             Truncate(pod->terminated_message.empty()
                          ? "container exited with code " + std::to_string(*pod->exit_code)
                          : pod->terminated_message)};
@@ -316,10 +276,10 @@ Json Container(const api::Task& task, std::optional<int> attempt) {
     if (!r.empty()) c["resources"] = std::move(r);
   }
   if (spec.service) {
-    c["ports"] = Json::array({{{"name", "service"},
-                               {"containerPort", spec.service->port},
-                               {"protocol", api::ToString(spec.service->protocol.value_or(
-                                                api::Protocol::kTCP))}}});
+    c["ports"] = Json::array(
+        {{{"name", "service"},
+          {"containerPort", spec.service->port},
+          {"protocol", api::ToString(spec.service->protocol.value_or(api::Protocol::kTCP))}}});
   }
   // Results travel in the termination message; fall back to the log tail so a crash says why.
   c["terminationMessagePolicy"] = "FallbackToLogsOnError";
@@ -408,8 +368,8 @@ std::optional<std::string> QuotaShortfall(const api::TaskSpec& spec,
   const bool batch = !spec.Streaming();
   for (const Json& quota : quotas) {
     const Json& status = Sub(quota, "status");
-    const Json& hard = Sub(status, "hard").is_object() ? Sub(status, "hard")
-                                                        : Sub(Sub(quota, "spec"), "hard");
+    const Json& hard =
+        Sub(status, "hard").is_object() ? Sub(status, "hard") : Sub(Sub(quota, "spec"), "hard");
     const Json& used = Sub(status, "used");
     if (!hard.is_object()) continue;
     std::string requested, in_use, limited, unspecified;
@@ -523,21 +483,21 @@ std::vector<Json> TaskStreamingChildren(const api::Task& task,
          {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", name}}},
           {"minReplicas", a.min_replicas.value_or(1)},
           {"maxReplicas", a.max_replicas},
-          {"metrics",
-           Json::array({{{"type", "Resource"},
-                         {"resource",
-                          {{"name", "cpu"},
-                           {"target",
-                            {{"type", "Utilization"},
-                             {"averageUtilization", a.target_cpu_utilization.value_or(80)}}}}}}})}}}});
+          {"metrics", Json::array({{{"type", "Resource"},
+                                    {"resource",
+                                     {{"name", "cpu"},
+                                      {"target",
+                                       {{"type", "Utilization"},
+                                        {"averageUtilization",
+                                         a.target_cpu_utilization.value_or(80)}}}}}}})}}}});
   }
   return children;
 }
 
 seconds RetryDelay(const api::Retries& retries, int retry) {
   const api::Backoff backoff = retries.backoff.value_or(api::Backoff{});
-  const double base = backoff.duration ? std::chrono::duration<double>(backoff.duration->value).count()
-                                       : 10.0;
+  const double base =
+      backoff.duration ? std::chrono::duration<double>(backoff.duration->value).count() : 10.0;
   const double factor = backoff.factor.value_or(2.0);
   const double cap = backoff.max_duration
                          ? std::chrono::duration<double>(backoff.max_duration->value).count()
@@ -548,9 +508,8 @@ seconds RetryDelay(const api::Retries& retries, int retry) {
 
 namespace {
 
-api::Condition MakeCondition(std::string_view type, api::ConditionStatus status,
-                             std::string reason, std::string message, int64_t generation,
-                             api::Time now) {
+api::Condition MakeCondition(std::string_view type, api::ConditionStatus status, std::string reason,
+                             std::string message, int64_t generation, api::Time now) {
   api::Condition c;
   c.type = std::string(type);
   c.status = status;
@@ -569,10 +528,15 @@ class Planner {
     plan_.status = task.status.value_or(api::TaskStatus{});
     plan_.status.observed_generation = task.metadata.generation;
     if (task.spec.retries) total_attempts_ = task.spec.retries->limit + 1;
+    old_ = plan_.status;
   }
 
   TaskPlan Run() {
-    if (task_.spec.Streaming()) {
+    if (Terminal(status().phase)) {
+      Cleanup();
+    } else if (task_.spec.Cancelled()) {
+      Finish(TaskPhase::kCancelled, "Cancelled", "cancelled by spec.cancel");
+    } else if (task_.spec.Streaming()) {
       Streaming();
     } else {
       Batch();
@@ -592,10 +556,11 @@ class Planner {
   }
 
   void SetReady(bool ready, std::string reason, std::string message) {
-    api::SetCondition(status().conditions,
-                      MakeCondition(kTaskConditionReady,
-                                    ready ? api::ConditionStatus::kTrue : api::ConditionStatus::kFalse,
-                                    std::move(reason), std::move(message), generation(), now_));
+    api::SetCondition(
+        status().conditions,
+        MakeCondition(kTaskConditionReady,
+                      ready ? api::ConditionStatus::kTrue : api::ConditionStatus::kFalse,
+                      std::move(reason), std::move(message), generation(), now_));
   }
 
   void Remove(const Json& object) {
@@ -612,8 +577,8 @@ class Planner {
   }
 
   void RemoveStreamingChildren() {
-    for (const auto* child : {&observed_.deployment, &observed_.service,
-                              &observed_.horizontal_pod_autoscaler}) {
+    for (const auto* child :
+         {&observed_.deployment, &observed_.service, &observed_.horizontal_pod_autoscaler}) {
       if (*child) Remove(**child);
     }
   }
@@ -625,10 +590,10 @@ class Planner {
     if (!status().completion_time) status().completion_time = now_;
     const bool ok = phase == TaskPhase::kSucceeded;
     SetReady(ok, ok ? "Succeeded" : reason, message);
-    api::SetCondition(status().conditions,
-                      MakeCondition(ok ? kTaskConditionComplete : kTaskConditionFailed,
-                                    api::ConditionStatus::kTrue, reason, message, generation(),
-                                    now_));
+    api::SetCondition(
+        status().conditions,
+        MakeCondition(ok ? kTaskConditionComplete : kTaskConditionFailed,
+                      api::ConditionStatus::kTrue, reason, message, generation(), now_));
     Cleanup();
   }
 
@@ -662,8 +627,8 @@ class Planner {
     }
     const std::string message =
         "the task did not finish within its timeout of " + task_.spec.timeout->text;
-    status().failure = api::TaskFailure{.reason = "DeadlineExceeded", .exit_code = std::nullopt,
-                                        .message = message};
+    status().failure = api::TaskFailure{
+        .reason = "DeadlineExceeded", .exit_code = std::nullopt, .message = message};
     Finish(TaskPhase::kFailed, "DeadlineExceeded", message);
     return true;
   }
@@ -675,15 +640,6 @@ class Planner {
   // ---- batch ----
 
   void Batch() {
-    old_ = plan_.status;
-    if (Terminal(status().phase)) {
-      Cleanup();
-      return;
-    }
-    if (task_.spec.Cancelled()) {
-      Finish(TaskPhase::kCancelled, "Cancelled", "cancelled by spec.cancel");
-      return;
-    }
     // The attempts made: what status says, or more if the cache shows a later Job (a status
     // write lost to a crash).
     std::map<int, const Json*> jobs;
@@ -706,10 +662,11 @@ class Planner {
     if (it == jobs.end()) {
       // status.attempts is written only after the attempt's Job was created, and the reconciler
       // reads the Job from the API server when its cache does not show it: it is gone.
-      AttemptFailed(latest, {api::FailureKind::kEvicted, "JobDeleted", std::nullopt,
-                             "the Job of attempt " + std::to_string(latest) +
-                                 " was deleted before it finished"},
-                    now_);
+      AttemptFailed(
+          latest,
+          {api::FailureKind::kEvicted, "JobDeleted", std::nullopt,
+           "the Job of attempt " + std::to_string(latest) + " was deleted before it finished"},
+          now_);
       return;
     }
     const JobFacts job = FactsOfJob(*it->second);
@@ -731,16 +688,15 @@ class Planner {
 
   void Start(int attempt) {
     if (observed_.job_rejected) {
-      const std::string message =
-          "the API server refused the Job of " + AttemptOfTotal(attempt) + ": " +
-          *observed_.job_rejected;
-      status().failure = api::TaskFailure{.reason = "JobRejected", .exit_code = std::nullopt,
-                                          .message = Truncate(message)};
+      const std::string message = "the API server refused the Job of " + AttemptOfTotal(attempt) +
+                                  ": " + *observed_.job_rejected;
+      status().failure = api::TaskFailure{
+          .reason = "JobRejected", .exit_code = std::nullopt, .message = Truncate(message)};
       Finish(TaskPhase::kFailed, "JobRejected", Truncate(message));
       return;
     }
-    if (auto shortfall = QuotaShortfall(task_.spec, observed_.resource_quotas,
-                                        observed_.limit_ranges)) {
+    if (auto shortfall =
+            QuotaShortfall(task_.spec, observed_.resource_quotas, observed_.limit_ranges)) {
       if (!status().phase) status().phase = TaskPhase::kPending;
       SetReady(false, "QuotaExceeded", *shortfall);
       WakeIn(kQuotaRecheck);
@@ -755,9 +711,9 @@ class Planner {
     status().phase = TaskPhase::kPending;
     SetReady(false, "Starting",
              "created Job " + TaskJobName(task_, attempt) + " for " + AttemptOfTotal(attempt));
-    plan_.events.push_back({"Normal", "AttemptStarted",
-                            AttemptOfTotal(attempt) + ": created Job " +
-                                TaskJobName(task_, attempt)});
+    plan_.events.push_back(
+        {"Normal", "AttemptStarted",
+         AttemptOfTotal(attempt) + ": created Job " + TaskJobName(task_, attempt)});
   }
 
   void Running(int attempt, const JobFacts& job, const std::optional<PodFacts>& pod) {
@@ -774,8 +730,8 @@ class Planner {
     }
     if (pod->unschedulable) {
       status().phase = TaskPhase::kPending;
-      SetReady(false, "Unschedulable", "pod " + pod->name + " cannot be scheduled: " +
-                                           *pod->unschedulable);
+      SetReady(false, "Unschedulable",
+               "pod " + pod->name + " cannot be scheduled: " + *pod->unschedulable);
       return;
     }
     if (pod->waiting_reason == "ImagePullBackOff" || pod->waiting_reason == "ErrImagePull" ||
@@ -788,7 +744,8 @@ class Planner {
     }
     if (pod->waiting_reason == "CreateContainerConfigError") {
       status().phase = TaskPhase::kPending;
-      SetReady(false, "CreateContainerConfigError", "pod " + pod->name + ": " + pod->waiting_message);
+      SetReady(false, "CreateContainerConfigError",
+               "pod " + pod->name + ": " + pod->waiting_message);
       return;
     }
     if (pod->phase == "Running" || pod->phase == "Succeeded" || pod->phase == "Failed") {
@@ -805,8 +762,8 @@ class Planner {
     if (!results) {
       const bool too_large = pod && pod->terminated_message.size() > api::kMaxResultsBytes;
       const std::string reason = too_large ? "ResultsTooLarge" : "InvalidResults";
-      const std::string message = "the termination message could not be read as results: " +
-                                  results.error();
+      const std::string message =
+          "the termination message could not be read as results: " + results.error();
       status().failure = api::TaskFailure{.reason = reason, .exit_code = 0, .message = message};
       Finish(TaskPhase::kFailed, reason, message);
       return;
@@ -815,14 +772,14 @@ class Planner {
     status().failure.reset();
     Finish(TaskPhase::kSucceeded, "Succeeded",
            "succeeded on " + AttemptOfTotal(attempt) +
-               (results->empty() ? "" : " with " + Plural(static_cast<int64_t>(results->size()),
-                                                          "result")));
+               (results->empty()
+                    ? ""
+                    : " with " + Plural(static_cast<int64_t>(results->size()), "result")));
   }
 
   void AttemptFailed(int attempt, const AttemptFailure& failure, api::Time failed_at) {
-    status().failure = api::TaskFailure{.reason = failure.reason,
-                                        .exit_code = failure.exit_code,
-                                        .message = failure.message};
+    status().failure = api::TaskFailure{
+        .reason = failure.reason, .exit_code = failure.exit_code, .message = failure.message};
     const bool retry = task_.spec.retries && attempt < total_attempts_ &&
                        Retried(*task_.spec.retries, failure.kind);
     if (!retry) {
@@ -849,15 +806,6 @@ class Planner {
   // ---- streaming ----
 
   void Streaming() {
-    old_ = plan_.status;
-    if (Terminal(status().phase)) {
-      Cleanup();
-      return;
-    }
-    if (task_.spec.Cancelled()) {
-      Finish(TaskPhase::kCancelled, "Cancelled", "cancelled by spec.cancel");
-      return;
-    }
     plan_.apply = TaskStreamingChildren(task_, observed_.zone_priority_class);
     if (!task_.spec.scaling && observed_.horizontal_pod_autoscaler) {
       Remove(*observed_.horizontal_pod_autoscaler);
@@ -869,9 +817,9 @@ class Planner {
     if (task_.spec.scaling) children.horizontal_pod_autoscaler = task_.metadata.name;
     status().children = children;
     const std::string host = task_.metadata.name + "." + task_.metadata.namespace_ + ".svc";
-    status().endpoint = task_.spec.service ? "http://" + host + ":" +
-                                                 std::to_string(task_.spec.service->port)
-                                           : host;
+    status().endpoint = task_.spec.service
+                            ? "http://" + host + ":" + std::to_string(task_.spec.service->port)
+                            : host;
 
     if (!observed_.deployment) {
       status().phase = TaskPhase::kPending;
@@ -890,9 +838,9 @@ class Planner {
     std::optional<std::pair<std::string, std::string>> problem;
     if (const Json* failure = TrueCondition(d, "ReplicaFailure")) {
       const std::string message = Str(*failure, "message");
-      problem = {message.find("exceeded quota") != std::string::npos ? "QuotaExceeded"
-                                                                     : "ReplicaFailure",
-                 message};
+      problem = {
+          message.find("exceeded quota") != std::string::npos ? "QuotaExceeded" : "ReplicaFailure",
+          message};
     } else if (const Json& conditions = Sub(ds, "conditions"); conditions.is_array()) {
       for (const Json& c : conditions) {
         if (Str(c, "type") == "Progressing" && Str(c, "reason") == "ProgressDeadlineExceeded") {
@@ -904,16 +852,17 @@ class Planner {
       for (const Json& pod : observed_.pods) {
         const PodFacts f = FactsOf(pod);
         if (f.unschedulable) {
-          problem = {"Unschedulable", "pod " + f.name + " cannot be scheduled: " + *f.unschedulable};
+          problem = {"Unschedulable",
+                     "pod " + f.name + " cannot be scheduled: " + *f.unschedulable};
         } else if (f.waiting_reason == "ImagePullBackOff" || f.waiting_reason == "ErrImagePull") {
-          problem = {"ImagePullBackOff", "pod " + f.name + " cannot pull image " +
-                                             task_.spec.image};
+          problem = {"ImagePullBackOff",
+                     "pod " + f.name + " cannot pull image " + task_.spec.image};
         }
         if (problem) break;
       }
     }
-    const std::string counts = std::to_string(ready) + "/" + std::to_string(wanted) +
-                               " replicas ready";
+    const std::string counts =
+        std::to_string(ready) + "/" + std::to_string(wanted) + " replicas ready";
     if (current && ready >= wanted && wanted > 0 && !problem) {
       status().phase = TaskPhase::kReady;
       SetReady(true, updated < wanted ? "RollingOut" : "Ready",
@@ -921,8 +870,7 @@ class Planner {
                    *status().endpoint);
       return;
     }
-    const bool was_ready =
-        old().phase == TaskPhase::kReady || old().phase == TaskPhase::kDegraded;
+    const bool was_ready = old().phase == TaskPhase::kReady || old().phase == TaskPhase::kDegraded;
     status().phase = was_ready ? TaskPhase::kDegraded : TaskPhase::kPending;
     if (problem) {
       SetReady(false, problem->first, counts + ": " + problem->second);
@@ -957,8 +905,9 @@ class Planner {
       plan_.events.push_back({"Warning", "Degraded", ready->message});
     }
     static constexpr std::array<std::string_view, 6> kWarned{
-        "QuotaExceeded",  "Unschedulable",   "ImagePullBackOff", "CreateContainerConfigError",
-        "ReplicaFailure", "ProgressDeadlineExceeded"};
+        "QuotaExceeded",    "Unschedulable",
+        "ImagePullBackOff", "CreateContainerConfigError",
+        "ReplicaFailure",   "ProgressDeadlineExceeded"};
     if (ready && std::find(kWarned.begin(), kWarned.end(), ready->reason) != kWarned.end() &&
         (old_ready == nullptr || old_ready->reason != ready->reason)) {
       plan_.events.push_back({"Warning", ready->reason, ready->message});
@@ -982,8 +931,8 @@ TaskPlan PlanTask(const api::Task& task, const ObservedTask& observed, api::Time
 Json TaskStatusPatch(const api::Task& task, const api::TaskStatus& status) {
   api::Task after = task;
   after.status = status;
-  const Json old_status = task.status ? task.ToJson().value("status", Json::object())
-                                      : Json::object();
+  const Json old_status =
+      task.status ? task.ToJson().value("status", Json::object()) : Json::object();
   const Json new_status = after.ToJson().value("status", Json::object());
   if (old_status == new_status) return nullptr;
   return Json{{"status", api::MergePatchReplacing(old_status, new_status)}};

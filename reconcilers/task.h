@@ -14,8 +14,9 @@
 // Choices made where docs/api/task.md is silent (what a demanding user expects):
 // - Before a Job is made, its pod is checked against the namespace's ResourceQuotas (with the
 //   LimitRange defaults the API server would fill in): a task that does not fit stays Pending with
-//   reason QuotaExceeded and the quota's numbers, and starts as soon as the quota allows, instead of
-//   leaving a Job whose pods the API server keeps refusing. The API server still has the last word.
+//   reason QuotaExceeded and the quota's numbers, and starts as soon as the quota allows, instead
+//   of leaving a Job whose pods the API server keeps refusing. The API server still has the last
+//   word.
 // - The task's labels and annotations (but kubectl's last-applied configuration) are copied onto
 //   its pods, as Tekton does, so pod-level tools (and kwok's stage labels in tests) see them.
 // - A Job that disappears while its attempt runs counts as a failed attempt of kind Evicted.
@@ -66,11 +67,11 @@ struct ObservedTask {
 };
 
 struct TaskPlan {
-  std::optional<nlohmann::json> create_job;   // the next attempt's Job, to create (never apply)
-  std::vector<nlohmann::json> apply;          // streaming children, server-side applied
-  std::vector<ChildRef> remove;               // children to delete (controlled by the task)
-  api::TaskStatus status;                     // the whole new status
-  std::vector<PlannedEvent> events;           // one per transition
+  std::optional<nlohmann::json> create_job;  // the next attempt's Job, to create (never apply)
+  std::vector<nlohmann::json> apply;         // streaming children, server-side applied
+  std::vector<ChildRef> remove;              // children to delete (controlled by the task)
+  api::TaskStatus status;                    // the whole new status
+  std::vector<PlannedEvent> events;          // one per transition
   std::optional<std::chrono::seconds> requeue_after;  // a deadline or backoff to wake up for
 };
 

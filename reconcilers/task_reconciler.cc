@@ -11,6 +11,7 @@
 #include "crds/meta.h"
 #include "reconcilers/apply.h"
 #include "reconcilers/names.h"
+#include "reconcilers/object.h"
 #include "reconcilers/task.h"
 #include "reconcilers/zone.h"
 
@@ -40,10 +41,6 @@ std::optional<json> Controlled(const controller::Store& store, const std::string
   return *o;
 }
 
-api::Time Now() {
-  return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-}
-
 bool QuotaRefusal(const kube::Error& error) {
   return error.IsForbidden() && error.message.find("exceeded quota") != std::string::npos;
 }
@@ -56,17 +53,8 @@ TaskReconciler::TaskReconciler(kube::Client& client, Caches caches,
 
 void TaskReconciler::Event(const api::Task& task, std::string_view type, std::string_view reason,
                            std::string note) {
-  events_.Record(controller::EventSpec{
-      .regarding = {.api_version = std::string(api::kApiVersion),
-                    .kind = std::string(api::Task::kKind),
-                    .ns = task.metadata.namespace_,
-                    .name = task.metadata.name,
-                    .uid = task.metadata.uid},
-      .type = std::string(type),
-      .reason = std::string(reason),
-      .action = "Reconcile",
-      .note = std::move(note),
-  });
+  RecordEvent(events_, api::Task::kKind, task.metadata,
+              PlannedEvent{std::string(type), std::string(reason), std::move(note)});
 }
 
 Outcome TaskReconciler::Reconcile(const controller::Request& request,
@@ -75,8 +63,8 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
   if (!object) return Outcome::Done();  // deleted; the garbage collector removes the children
   auto parsed = api::Task::FromJson(*object);
   if (!parsed) {
-    return Outcome::TerminalError("task " + request.key + " does not decode: " +
-                                  api::ToString(parsed.error()));
+    return Outcome::TerminalError("task " + request.key +
+                                  " does not decode: " + api::ToString(parsed.error()));
   }
   const api::Task& task = *parsed;
   if (task.metadata.deletion_timestamp) return Outcome::Done();
@@ -97,8 +85,9 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
   observed.resource_quotas = InNamespace(caches_.resource_quotas.store(), ns);
   observed.limit_ranges = InNamespace(caches_.limit_ranges.store(), ns);
   if (const Object n = caches_.namespaces.store().Get(ns)) {
-    const std::string zone = (*n)["metadata"].value("labels", json::object()).value(
-        std::string(kZoneLabel), std::string{});
+    const std::string zone = (*n)["metadata"]
+                                 .value("labels", json::object())
+                                 .value(std::string(kZoneLabel), std::string{});
     if (!zone.empty()) {
       for (const Object& pc : caches_.priority_classes.store().ByIndex(
                controller::Index::kLabel, std::string(kZoneLabel) + "=" + zone)) {
@@ -139,7 +128,8 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
       if (error.IsAlreadyExists()) {
         // Made by an earlier reconcile whose status write was lost, or by someone else.
         auto live = client_.Get(kube::resources::kJobs, ns, name);
-        if (!live) return Outcome::TransientError("reading Job " + name + ": " + live.error().ToString());
+        if (!live)
+          return Outcome::TransientError("reading Job " + name + ": " + live.error().ToString());
         if (api::IsControlledBy(*live, uid)) {
           observed.jobs.push_back(std::move(*live));
         } else {
@@ -158,17 +148,18 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
   }
 
   for (const json& child : plan.apply) {
-    const kube::ResourceRef* ref = ResourceFor(child.value("apiVersion", ""), child.value("kind", ""));
+    const kube::ResourceRef* ref =
+        ResourceFor(child.value("apiVersion", ""), child.value("kind", ""));
     if (ref == nullptr) continue;
-    const controller::Informer* informer =
-        ref->kind == "Deployment" ? &caches_.deployments
-        : ref->kind == "Service"  ? &caches_.services
-                                  : &caches_.horizontal_pod_autoscalers;
+    const controller::Informer* informer = ref->kind == "Deployment" ? &caches_.deployments
+                                           : ref->kind == "Service"
+                                               ? &caches_.services
+                                               : &caches_.horizontal_pod_autoscalers;
     auto applied = ApplyIfChanged(client_, *ref, child, informer->store().Get(key));
     if (!applied) {
       const std::string what = ref->kind + " " + task.metadata.name;
-      if (applied.error().IsInvalid() || (applied.error().IsForbidden() &&
-                                          !QuotaRefusal(applied.error()))) {
+      if (applied.error().IsInvalid() ||
+          (applied.error().IsForbidden() && !QuotaRefusal(applied.error()))) {
         Event(task, "Warning", "ApplyRefused", "applying " + what + ": " + applied.error().message);
         return Outcome::TerminalError("applying " + what + ": " + applied.error().ToString());
       }
@@ -244,14 +235,18 @@ void AddTaskController(controller::Manager& manager, int workers) {
       .priority_classes = informer(resources::kPriorityClasses, managed),
   };
   controller::Controller& tc = manager.AddController(
-      {.name = "task", .workers = workers, .rate_limits = {}, .clock = nullptr,
-       .metrics = nullptr, .logger = {}},
+      {.name = "task",
+       .workers = workers,
+       .rate_limits = {},
+       .clock = nullptr,
+       .metrics = nullptr,
+       .logger = {}},
       std::make_unique<TaskReconciler>(manager.client(), caches, manager.events()));
   controller::WorkQueue& queue = tc.queue();
 
   tasks.AddHandler(controller::EnqueueObject(queue, controller::GenerationOrMetadataChanged));
-  const controller::OwnerMatch owner{.group = "millrace.io", .kind = "Task",
-                                     .owner_namespaced = true};
+  const controller::OwnerMatch owner{
+      .group = "millrace.io", .kind = "Task", .owner_namespaced = true};
   for (controller::Informer* child : children) {
     child->AddHandler(controller::EnqueueOwner(queue, owner));
   }

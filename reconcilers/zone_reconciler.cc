@@ -10,6 +10,7 @@
 #include "crds/errors.h"
 #include "crds/meta.h"
 #include "reconcilers/apply.h"
+#include "reconcilers/object.h"
 #include "reconcilers/zone.h"
 
 namespace millrace::reconcilers {
@@ -56,17 +57,8 @@ Object ZoneReconciler::Cached(const json& child) const {
 
 void ZoneReconciler::Event(const api::Zone& zone, std::string_view type, std::string_view reason,
                            std::string note) {
-  events_.Record(controller::EventSpec{
-      .regarding = {.api_version = "millrace.io/v1alpha1",
-                    .kind = "Zone",
-                    .ns = "",
-                    .name = zone.metadata.name,
-                    .uid = zone.metadata.uid},
-      .type = std::string(type),
-      .reason = std::string(reason),
-      .action = "Reconcile",
-      .note = std::move(note),
-  });
+  RecordEvent(events_, api::Zone::kKind, zone.metadata,
+              PlannedEvent{std::string(type), std::string(reason), std::move(note)});
 }
 
 Outcome ZoneReconciler::Finalize(const api::Zone& zone,
@@ -131,8 +123,8 @@ Outcome ZoneReconciler::Reconcile(const controller::Request& request,
   auto parsed = api::Zone::FromJson(*object);
   if (!parsed) {
     // The CRD schema and the webhook keep this from happening; report it if it does.
-    return Outcome::TerminalError("zone " + request.key + " does not decode: " +
-                                  api::ToString(parsed.error()));
+    return Outcome::TerminalError("zone " + request.key +
+                                  " does not decode: " + api::ToString(parsed.error()));
   }
   const api::Zone& zone = *parsed;
   if (zone.metadata.deletion_timestamp) return Finalize(zone, context);
@@ -176,8 +168,8 @@ Outcome ZoneReconciler::Reconcile(const controller::Request& request,
       if (ref == nullptr) continue;
       auto applied = ApplyIfChanged(client_, *ref, child, Cached(child));
       if (!applied) {
-        const std::string what = child["kind"].get<std::string>() + " " +
-                                 child["metadata"]["name"].get<std::string>();
+        const std::string what =
+            child["kind"].get<std::string>() + " " + child["metadata"]["name"].get<std::string>();
         if (!IsPermanent(applied.error())) {
           return Outcome::TransientError("applying " + what + ": " + applied.error().ToString());
         }
@@ -242,10 +234,8 @@ void AddZoneController(controller::Manager& manager, int workers) {
   controller::Informer& namespaces = informer(kube::resources::kNamespaces, "");
   controller::Informer& nodes = manager.AddInformer(std::move(node_options));
   std::vector<controller::Informer*> children = {
-      &informer(resources::kResourceQuotas, managed),
-      &informer(resources::kLimitRanges, managed),
-      &informer(resources::kNetworkPolicies, managed),
-      &informer(resources::kRoleBindings, managed),
+      &informer(resources::kResourceQuotas, managed),  &informer(resources::kLimitRanges, managed),
+      &informer(resources::kNetworkPolicies, managed), &informer(resources::kRoleBindings, managed),
       &informer(resources::kPriorityClasses, managed),
   };
   const ZoneReconciler::Caches caches{
@@ -259,8 +249,12 @@ void AddZoneController(controller::Manager& manager, int workers) {
       .nodes = nodes,
   };
   controller::Controller& zc = manager.AddController(
-      {.name = "zone", .workers = workers, .rate_limits = {}, .clock = nullptr,
-       .metrics = nullptr, .logger = {}},
+      {.name = "zone",
+       .workers = workers,
+       .rate_limits = {},
+       .clock = nullptr,
+       .metrics = nullptr,
+       .logger = {}},
       std::make_unique<ZoneReconciler>(manager.client(), caches, manager.events()));
   controller::WorkQueue& queue = zc.queue();
 
@@ -276,8 +270,8 @@ void AddZoneController(controller::Manager& manager, int workers) {
     return keys;
   };
   zones.AddHandler(controller::EnqueueObject(queue, controller::GenerationOrMetadataChanged));
-  zones.AddHandler(controller::EnqueueMapped(queue, guaranteed_zones,
-                                             controller::GenerationOrMetadataChanged));
+  zones.AddHandler(
+      controller::EnqueueMapped(queue, guaranteed_zones, controller::GenerationOrMetadataChanged));
   nodes.AddHandler(controller::EnqueueMapped(queue, guaranteed_zones));
 
   // A namespace maps to the zones that want it (owned or not: a taken namespace going away
@@ -294,8 +288,8 @@ void AddZoneController(controller::Manager& manager, int workers) {
     }
     return keys;
   }));
-  const controller::OwnerMatch owner{.group = "millrace.io", .kind = "Zone",
-                                     .owner_namespaced = false};
+  const controller::OwnerMatch owner{
+      .group = "millrace.io", .kind = "Zone", .owner_namespaced = false};
   for (controller::Informer* child : children) {
     child->AddHandler(controller::EnqueueOwner(queue, owner));
   }

@@ -29,3 +29,6 @@ add_dependencies(reconcilers_pipeline_integration_test millrace-controller)
 millrace_unit_test(reconcilers_pipeline_test
   SOURCES unit/reconcilers/pipeline_test.cc
   LIBS millrace_reconcilers millrace_crds_testdata)
+# The 200-step pipeline loads the 2-core machine; run it alone so other binaries' clusters start
+# in time.
+set_tests_properties(reconcilers_pipeline_integration_test PROPERTIES RUN_SERIAL TRUE)

@@ -150,8 +150,8 @@ TEST(Informer, AChildsChangeEnqueuesItsControllingOwner) {
   ASSERT_TRUE(parent) << parent.error().ToString();
 
   Registry registry;
-  WorkQueue queue(WorkQueueOptions{.name = "owners", .rate_limits = {}, .clock = nullptr,
-                                   .metrics = &registry});
+  WorkQueue queue(WorkQueueOptions{
+      .name = "owners", .rate_limits = {}, .clock = nullptr, .metrics = &registry});
   Informer informer(*client, ConfigMapsIn(ns, registry));
   auto next_key = [&]() -> std::string {
     if (!WaitFor([&] { return queue.Len() > 0; }, seconds(30))) return "<nothing enqueued>";
@@ -222,7 +222,8 @@ TEST(Informer, CompactionPastTheWatchVersionForcesARelistWithNoMissedOrPhantomOb
   const std::string ns = C().CreateNamespace();
   auto client = Admin();
   for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(client->Create(resources::kConfigMaps, ConfigMap(ns, "cm-" + std::to_string(i), "1")));
+    ASSERT_TRUE(
+        client->Create(resources::kConfigMaps, ConfigMap(ns, "cm-" + std::to_string(i), "1")));
   }
   Registry registry;
   Informer informer(*client, ConfigMapsIn(ns, registry));

@@ -54,7 +54,8 @@ class PipelineTest : public ::testing::Test {
   void TearDown() override {
     if (HasFailure()) {
       const std::string log = op_->Log();
-      std::cerr << "operator log (tail):\n" << log.substr(log.size() > 6000 ? log.size() - 6000 : 0);
+      std::cerr << "operator log (tail):\n"
+                << log.substr(log.size() > 6000 ? log.size() - 6000 : 0);
     }
   }
 
@@ -136,11 +137,12 @@ TEST_F(PipelineTest, DiamondRunsTheMiddleStepsConcurrentlyAndTheLastAfterBoth) {
 }
 
 TEST_F(PipelineTest, FailFastCancelsRunningSiblingsRunsFinallyAndNamesTheFailedStep) {
-  C().Apply(Pipeline("fast", "  failFast: true\n",
-                     Step("bad", kFails) + Step("slow", RunFor("120s")) +
-                         Step("after", "    dependsOn: [bad]\n"),
-                     Step("report", "", ", args: [\"{{pipeline.phase}}\", \"{{steps.bad.phase}}\"]")),
-            ns_);
+  C().Apply(
+      Pipeline("fast", "  failFast: true\n",
+               Step("bad", kFails) + Step("slow", RunFor("120s")) +
+                   Step("after", "    dependsOn: [bad]\n"),
+               Step("report", "", ", args: [\"{{pipeline.phase}}\", \"{{steps.bad.phase}}\"]")),
+      ns_);
   const json p = WaitForPhase("fast", "Failed", seconds(120));
   ASSERT_EQ(Phase(p), "Failed") << p.dump(2);
   EXPECT_EQ(p["status"]["failure"]["step"], "bad");
@@ -157,11 +159,11 @@ TEST_F(PipelineTest, FailFastCancelsRunningSiblingsRunsFinallyAndNamesTheFailedS
 }
 
 TEST_F(PipelineTest, WithoutFailFastIndependentBranchesFinish) {
-  C().Apply(Pipeline("branches", "",
-                     Step("bad", kFails) + Step("after", "    dependsOn: [bad]\n") +
-                         Step("other", RunFor("2s")) +
-                         Step("other-next", "    dependsOn: [other]\n")),
-            ns_);
+  C().Apply(
+      Pipeline("branches", "",
+               Step("bad", kFails) + Step("after", "    dependsOn: [bad]\n") +
+                   Step("other", RunFor("2s")) + Step("other-next", "    dependsOn: [other]\n")),
+      ns_);
   const json p = WaitForPhase("branches", "Failed", seconds(120));
   ASSERT_EQ(Phase(p), "Failed") << p.dump(2);
   auto steps = Steps(p);
@@ -177,17 +179,18 @@ TEST_F(PipelineTest, WhenOnAResultSkipsOrRunsAndParametersAreSubstituted) {
       "    metadata: {annotations: {kwok.millrace.io/termination-message: "
       "'{\"accuracy\": \"0.93\"}'}}\n";
   C().Apply(
-      Pipeline("gated", "  params: [{name: date, value: \"2026-11-22\"}]\n",
-               Step("train", train,
-                    ", results: [{name: accuracy}], output: {batch: {uri: \"s3://m\", "
-                    "partition: \"date={{params.date}}\"}}") +
-                   Step("deploy",
-                        "    dependsOn: [train]\n    when: [{input: "
-                        "\"{{steps.train.results.accuracy}}\", operator: Ge, values: [\"0.9\"]}]\n",
-                        ", args: [\"--accuracy={{steps.train.results.accuracy}}\"]") +
-                   Step("alert",
-                        "    dependsOn: [train]\n    when: [{input: "
-                        "\"{{steps.train.results.accuracy}}\", operator: Lt, values: [\"0.5\"]}]\n")),
+      Pipeline(
+          "gated", "  params: [{name: date, value: \"2026-11-22\"}]\n",
+          Step("train", train,
+               ", results: [{name: accuracy}], output: {batch: {uri: \"s3://m\", "
+               "partition: \"date={{params.date}}\"}}") +
+              Step("deploy",
+                   "    dependsOn: [train]\n    when: [{input: "
+                   "\"{{steps.train.results.accuracy}}\", operator: Ge, values: [\"0.9\"]}]\n",
+                   ", args: [\"--accuracy={{steps.train.results.accuracy}}\"]") +
+              Step("alert",
+                   "    dependsOn: [train]\n    when: [{input: "
+                   "\"{{steps.train.results.accuracy}}\", operator: Lt, values: [\"0.5\"]}]\n")),
       ns_);
   const json p = WaitForPhase("gated", "Succeeded");
   ASSERT_EQ(Phase(p), "Succeeded") << p.dump(2);
@@ -206,8 +209,9 @@ TEST_F(PipelineTest, TwoHundredStepsFinishWithASmallStatus) {
   // A fan-out of 180 steps from a root, and a chain of 19 after the root; pods finish at once.
   std::string quick;
   for (const char* stage : {"pod-create", "pod-ready", "pod-complete"}) {
-    quick += std::string(quick.empty() ? "" : ", ") + stage + ".stage.kwok.x-k8s.io/delay: \"0s\", " +
-             stage + ".stage.kwok.x-k8s.io/jitter-delay: \"0s\"";
+    quick += std::string(quick.empty() ? "" : ", ") + stage +
+             ".stage.kwok.x-k8s.io/delay: \"0s\", " + stage +
+             ".stage.kwok.x-k8s.io/jitter-delay: \"0s\"";
   }
   quick = "    metadata: {annotations: {" + quick + "}}\n";
   std::string steps = Step("root", quick);
@@ -252,9 +256,10 @@ TEST_F(PipelineTest, OperatorKilledMidPipelineRunsNoStepTwice) {
 }
 
 TEST_F(PipelineTest, CancelStopsRunningStepsAndStillRunsFinally) {
-  C().Apply(Pipeline("stop", "", Step("long", RunFor("120s")) + Step("next", "    dependsOn: [long]\n"),
-                     Step("cleanup")),
-            ns_);
+  C().Apply(
+      Pipeline("stop", "", Step("long", RunFor("120s")) + Step("next", "    dependsOn: [long]\n"),
+               Step("cleanup")),
+      ns_);
   ASSERT_TRUE(WaitFor([&] { return Phase(Get("task", "stop-long")) == "Running"; }, seconds(60)));
   ASSERT_EQ(C().Kubectl({"patch", "pipeline", "stop", "-n", ns_, "--type=merge", "-p",
                          R"({"spec":{"cancel":true}})"})
@@ -280,9 +285,9 @@ TEST_F(PipelineTest, TimeoutFailsTheRunAndStillRunsFinally) {
 }
 
 TEST_F(PipelineTest, AnInvalidPipelineFailsWithTheReason) {
-  C().Apply(Pipeline("loop", "",
-                     Step("a", "    dependsOn: [b]\n") + Step("b", "    dependsOn: [a]\n")),
-            ns_);
+  C().Apply(
+      Pipeline("loop", "", Step("a", "    dependsOn: [b]\n") + Step("b", "    dependsOn: [a]\n")),
+      ns_);
   const json p = WaitForPhase("loop", "Failed", seconds(30));
   ASSERT_EQ(Phase(p), "Failed") << p.dump(2);
   EXPECT_EQ(p["status"]["failure"]["reason"], "InvalidSpec");

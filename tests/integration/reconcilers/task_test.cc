@@ -143,8 +143,8 @@ TEST_F(TaskTest, BatchTaskRunsItsJobToSucceeded) {
     env[e["name"]] = e.value("value", "");
   }
   EXPECT_EQ(env["MILLRACE_OUTPUT_PARTITION"], "date=2026-11-22");
-  EXPECT_EQ(env["MILLRACE_OUTPUT_RUN_URI"],
-            "s3://lake/raw/date=2026-11-22/run=" + task["metadata"]["uid"].get<std::string>() + "/");
+  EXPECT_EQ(env["MILLRACE_OUTPUT_RUN_URI"], "s3://lake/raw/date=2026-11-22/run=" +
+                                                task["metadata"]["uid"].get<std::string>() + "/");
 
   ASSERT_TRUE(WaitFor(
       [&] {
@@ -212,8 +212,8 @@ TEST_F(TaskTest, FailingTaskRetriesWithGrowingDelaysThenFails) {
       },
       seconds(30)))
       << ::testing::PrintToString(EventReasons("flaky"));
-  const json events = C().KubectlJson({"get", "events", "-n", ns_, "--field-selector",
-                                       "involvedObject.name=flaky,reason=Failed"});
+  const json events = C().KubectlJson(
+      {"get", "events", "-n", ns_, "--field-selector", "involvedObject.name=flaky,reason=Failed"});
   ASSERT_EQ(events["items"].size(), 1u);
   EXPECT_THAT(events["items"][0]["message"].get<std::string>(), HasSubstr("exit code 3"));
   EXPECT_EQ(events["items"][0]["type"], "Warning");
@@ -227,8 +227,8 @@ metadata: {name: small}
 spec: {hard: {requests.cpu: 500m}}
 )",
             ns_);
-  ASSERT_TRUE(WaitFor(
-      [&] { return Get("resourcequota", "small")["status"].contains("used"); }, seconds(30)));
+  ASSERT_TRUE(WaitFor([&] { return Get("resourcequota", "small")["status"].contains("used"); },
+                      seconds(30)));
   C().Apply(BatchTask("big", "", "  resources: {requests: {cpu: \"1\"}, limits: {cpu: \"1\"}}\n"),
             ns_);
   json task;
@@ -269,7 +269,8 @@ metadata: {name: scorer}
 spec:
   role: Bolt
   input: {stream: {topic: clicks, endpoint: "kafka.data.svc:9092"}}
-  image: )" + image + R"(
+  image: )" +
+           image + R"(
   service: {port: 8080}
   scaling: {minReplicas: 2, maxReplicas: 4, targetCPUUtilization: 70}
 )";
@@ -334,10 +335,10 @@ TEST_F(TaskTest, APodDeletedByHandIsRetriedInsteadOfLeavingTheTaskRunning) {
   C().Apply(BatchTask("lost", RunFor("8s"), "  retries: {limit: 1, backoff: {duration: 1s}}\n"),
             ns_);
   ASSERT_EQ(Phase(WaitForPhase("lost", "Running")), "Running");
-  ASSERT_EQ(C().Kubectl({"delete", "pods", "-n", ns_, "-l", "millrace.io/task=lost",
-                         "--wait=false"})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      C().Kubectl({"delete", "pods", "-n", ns_, "-l", "millrace.io/task=lost", "--wait=false"})
+          .exit_code,
+      0);
   const json task = WaitForPhase("lost", "Succeeded", seconds(90));
   ASSERT_EQ(Phase(task), "Succeeded") << task.dump(2);
   EXPECT_EQ(task["status"]["attempts"], 2);

@@ -32,9 +32,7 @@ class ZoneTest : public ::testing::Test {
     if (HasFailure()) std::cerr << "operator log:\n" << op_->Log() << "\n";
   }
 
-  static json Zone(const std::string& name) {
-    return C().KubectlJson({"get", "zone", name});
-  }
+  static json Zone(const std::string& name) { return C().KubectlJson({"get", "zone", name}); }
   // Waits for the zone's condition `type` to have `status`; returns the zone as last seen.
   static json WaitForCondition(const std::string& name, const std::string& type,
                                const std::string& status, seconds timeout = seconds(60)) {
@@ -68,15 +66,18 @@ std::string DevZone(const std::string& name, const std::string& user,
   return R"(
 apiVersion: millrace.io/v1alpha1
 kind: Zone
-metadata: {name: )" + name + R"(}
+metadata: {name: )" +
+         name + R"(}
 spec:
   type: Development
-  owner: {kind: User, name: )" + user + R"(}
+  owner: {kind: User, name: )" +
+         user + R"(}
   limits: {cpu: "2", memory: 4Gi, pods: 10}
   defaults:
     requests: {cpu: 300m, memory: 256Mi}
     limits: {cpu: 500m, memory: 512Mi}
-  deletionPolicy: )" + policy + "\n";
+  deletionPolicy: )" +
+         policy + "\n";
 }
 
 // A pod with an optional cpu request and limit (a request above the zone's default limit needs
@@ -91,11 +92,13 @@ std::string Pod(const std::string& name, const std::string& cpu_request,
   return R"(
 apiVersion: v1
 kind: Pod
-metadata: {name: )" + name + R"(}
+metadata: {name: )" +
+         name + R"(}
 spec:
   containers:
   - name: main
-    image: busybox)" + resources + "\n";
+    image: busybox)" +
+         resources + "\n";
 }
 
 bool ServiceAccountReady(const std::string& ns) {
@@ -112,11 +115,11 @@ TEST_F(ZoneTest, DevelopmentZoneGivesItsOwnerAccessQuotaAndDefaults) {
   ASSERT_TRUE(WaitFor([] { return ServiceAccountReady("alice"); }, seconds(30)));
 
   // alice may create pods in her zone, and not in bob's.
-  const auto own = C().Kubectl({"--as=alice", "apply", "-n", "alice", "-f", "-"},
-                               Pod("no-requests", ""));
+  const auto own =
+      C().Kubectl({"--as=alice", "apply", "-n", "alice", "-f", "-"}, Pod("no-requests", ""));
   EXPECT_EQ(own.exit_code, 0) << own.err;
-  const auto other = C().Kubectl({"--as=alice", "apply", "-n", "bob", "-f", "-"},
-                                 Pod("intruder", ""));
+  const auto other =
+      C().Kubectl({"--as=alice", "apply", "-n", "bob", "-f", "-"}, Pod("intruder", ""));
   EXPECT_NE(other.exit_code, 0);
   EXPECT_NE(other.err.find("forbidden"), std::string::npos) << other.err;
 
@@ -127,8 +130,8 @@ TEST_F(ZoneTest, DevelopmentZoneGivesItsOwnerAccessQuotaAndDefaults) {
   EXPECT_EQ(resources["limits"]["memory"], "512Mi") << resources.dump();
 
   // A pod beyond the zone's limits is rejected by the API server's quota admission.
-  const auto big = C().Kubectl({"--as=alice", "apply", "-n", "alice", "-f", "-"},
-                               Pod("too-big", "3", "3"));
+  const auto big =
+      C().Kubectl({"--as=alice", "apply", "-n", "alice", "-f", "-"}, Pod("too-big", "3", "3"));
   EXPECT_NE(big.exit_code, 0);
   EXPECT_NE(big.err.find("exceeded quota"), std::string::npos) << big.err;
 
@@ -154,7 +157,8 @@ spec:
   type: Deployment
   owner: {kind: User, name: dana}
   limits: {cpu: "100", memory: 400Gi}
-  guarantees: {cpu: ")" + cpu + R"(", memory: 1Gi}
+  guarantees: {cpu: ")" +
+           cpu + R"(", memory: 1Gi}
   deletionPolicy: Delete
 )";
   };

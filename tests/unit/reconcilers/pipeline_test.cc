@@ -57,8 +57,7 @@ spec:
 // A child Task of step `step` in `phase`, with `results`.
 Json ChildTask(const std::string& step, const std::string& phase, const Json& results = nullptr,
                const std::string& message = "") {
-  Json t{{"metadata",
-          {{"name", "d-" + step}, {"labels", {{"millrace.io/step", step}}}}},
+  Json t{{"metadata", {{"name", "d-" + step}, {"labels", {{"millrace.io/step", step}}}}},
          {"spec", {{"role", "Bolt"}, {"image", "busybox"}}},
          {"status", {{"phase", phase}, {"attempts", 1}}}};
   if (!results.is_null()) t["status"]["results"] = results;
@@ -258,6 +257,38 @@ spec:
 )"),
                                           {}, kT0);
   EXPECT_EQ(timed.requeue_after, seconds{60});
+}
+
+TEST(PipelinePlan, SuspendedRunStartsWhenResumedAndIsDeletedAfterItsTtl) {
+  const std::string suspended = R"(
+metadata: {name: d, namespace: ml}
+spec:
+  suspend: true
+  ttlAfterFinished: 1h
+  steps: [{name: a, task: {role: Spout, image: busybox}}]
+)";
+  api::Pipeline p = PipelineFrom(suspended);
+  PipelinePlan plan = PlanPipeline(p, {}, kT0);
+  EXPECT_EQ(plan.status.phase, PipelinePhase::kSuspended);
+
+  std::string resumed = suspended;
+  resumed.replace(resumed.find("suspend: true"), 13, "suspend: false");
+  p = PipelineFrom(resumed, Written(plan, p));
+  plan = PlanPipeline(p, {}, kT0 + seconds{5});
+  EXPECT_THAT(Created(plan), ElementsAre("d-a"));
+  EXPECT_EQ(plan.status.start_time, kT0 + seconds{5});
+
+  p = PipelineFrom(resumed, Written(plan, p));
+  ObservedPipeline observed;
+  observed.tasks = {ChildTask("a", "Succeeded")};
+  plan = PlanPipeline(p, observed, kT0 + seconds{10});
+  EXPECT_EQ(plan.status.phase, PipelinePhase::kSucceeded);
+  EXPECT_EQ(plan.requeue_after, seconds{3600});
+  EXPECT_FALSE(plan.delete_pipeline);
+
+  p = PipelineFrom(resumed, Written(plan, p));
+  plan = PlanPipeline(p, observed, kT0 + seconds{10 + 3600});
+  EXPECT_TRUE(plan.delete_pipeline);
 }
 
 TEST(PipelinePlan, AStepWhoseTaskWasDeletedFails) {

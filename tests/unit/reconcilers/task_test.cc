@@ -53,8 +53,10 @@ Json JobWith(const std::string& name, int attempt, const std::string& condition 
              {"labels", {{"millrace.io/attempt", std::to_string(attempt)}}}}},
            {"status", Json::object()}};
   if (!condition.empty()) {
-    job["status"]["conditions"] = Json::array(
-        {{{"type", condition}, {"status", "True"}, {"reason", reason}, {"lastTransitionTime", at}}});
+    job["status"]["conditions"] = Json::array({{{"type", condition},
+                                                {"status", "True"},
+                                                {"reason", reason},
+                                                {"lastTransitionTime", at}}});
   }
   return job;
 }
@@ -141,7 +143,8 @@ TEST(TaskPlan, FirstReconcileCreatesAttemptOne) {
 TEST(TaskPlan, ALaterJobInTheCacheIsAdoptedNotCreatedAgain) {
   // A crash lost the status write after attempt 2's Job was made: the Job is found, not remade.
   ObservedTask observed;
-  observed.jobs = {JobWith("ingest-1", 1, "Failed", "BackoffLimitExceeded"), JobWith("ingest-2", 2)};
+  observed.jobs = {JobWith("ingest-1", 1, "Failed", "BackoffLimitExceeded"),
+                   JobWith("ingest-2", 2)};
   const api::Task t = TaskFrom(kBatch, Json{{"attempts", 1}, {"phase", "Running"}});
   const TaskPlan plan = PlanTask(t, observed, kT0 + seconds{30});
   EXPECT_FALSE(plan.create_job);
@@ -293,8 +296,10 @@ spec: {role: Spout, image: busybox, ttlAfterFinished: 1h}
 )";
   ObservedTask observed;
   observed.jobs = {JobWith("ingest-1", 1, "Complete", "")};
-  const Json status{{"attempts", 1}, {"phase", "Succeeded"},
-                    {"completionTime", "2026-11-23T10:00:00Z"}, {"observedGeneration", 1}};
+  const Json status{{"attempts", 1},
+                    {"phase", "Succeeded"},
+                    {"completionTime", "2026-11-23T10:00:00Z"},
+                    {"observedGeneration", 1}};
   const TaskPlan before = PlanTask(TaskFrom(yaml, status), observed, kT0 + seconds{60});
   EXPECT_THAT(before.remove, IsEmpty());
   EXPECT_EQ(before.requeue_after, seconds{3540});
@@ -326,19 +331,18 @@ TEST(TaskQuota, ShortfallNamesTheQuotaAndNumbers) {
 metadata: {name: b, namespace: churn}
 spec: {role: Spout, image: busybox}
 )");
-  const Json limit_range{
-      {"spec", {{"limits", Json::array({{{"type", "Container"},
-                                         {"defaultRequest", {{"cpu", "800m"}}}}})}}}};
+  const Json limit_range{{"spec",
+                          {{"limits", Json::array({{{"type", "Container"},
+                                                    {"defaultRequest", {{"cpu", "800m"}}}}})}}}};
   EXPECT_TRUE(QuotaShortfall(bare.spec, {quota}, {limit_range}));
   EXPECT_THAT(*QuotaShortfall(bare.spec, {quota}, {}), HasSubstr("must set them"));
 }
 
 TEST(TaskPlan, QuotaShortfallKeepsTheTaskPendingWithoutAJob) {
   ObservedTask observed;
-  observed.resource_quotas = {Json{{"metadata", {{"name", "zone-quota"}}},
-                                   {"status",
-                                    {{"hard", {{"requests.cpu", "1"}}},
-                                     {"used", {{"requests.cpu", "1"}}}}}}};
+  observed.resource_quotas = {
+      Json{{"metadata", {{"name", "zone-quota"}}},
+           {"status", {{"hard", {{"requests.cpu", "1"}}}, {"used", {{"requests.cpu", "1"}}}}}}};
   const TaskPlan plan = PlanTask(TaskFrom(kBatch), observed, kT0);
   EXPECT_FALSE(plan.create_job);
   EXPECT_EQ(plan.status.phase, TaskPhase::kPending);
@@ -380,11 +384,11 @@ TEST(TaskStreaming, ChildrenAreDeploymentServiceAndAutoscaler) {
 }
 
 TEST(TaskStreaming, ReadyWhenWantedReplicasAreReadyThenDegraded) {
-  Json deployment{{"metadata", {{"name", "scorer"}, {"generation", 2}}},
-                  {"spec", {{"replicas", 2}}},
-                  {"status",
-                   {{"observedGeneration", 2}, {"replicas", 2}, {"readyReplicas", 2},
-                    {"updatedReplicas", 2}}}};
+  Json deployment{
+      {"metadata", {{"name", "scorer"}, {"generation", 2}}},
+      {"spec", {{"replicas", 2}}},
+      {"status",
+       {{"observedGeneration", 2}, {"replicas", 2}, {"readyReplicas", 2}, {"updatedReplicas", 2}}}};
   ObservedTask observed;
   observed.deployment = deployment;
   const TaskPlan ready = PlanTask(TaskFrom(kStreaming), observed, kT0);
@@ -394,14 +398,14 @@ TEST(TaskStreaming, ReadyWhenWantedReplicasAreReadyThenDegraded) {
   EXPECT_EQ(ready.apply.size(), 3u);
 
   observed.deployment->at("status")["readyReplicas"] = 1;
-  const TaskPlan degraded =
-      PlanTask(TaskFrom(kStreaming, Json{{"phase", "Ready"}}), observed, kT0);
+  const TaskPlan degraded = PlanTask(TaskFrom(kStreaming, Json{{"phase", "Ready"}}), observed, kT0);
   EXPECT_EQ(degraded.status.phase, TaskPhase::kDegraded);
   EXPECT_EQ(Ready(degraded).reason, "ReplicasNotReady");
 
-  observed.deployment->at("status")["conditions"] = Json::array(
-      {{{"type", "ReplicaFailure"}, {"status", "True"},
-        {"message", "pods \"x\" is forbidden: exceeded quota: zone-quota"}}});
+  observed.deployment->at("status")["conditions"] =
+      Json::array({{{"type", "ReplicaFailure"},
+                    {"status", "True"},
+                    {"message", "pods \"x\" is forbidden: exceeded quota: zone-quota"}}});
   const TaskPlan quota = PlanTask(TaskFrom(kStreaming), observed, kT0);
   EXPECT_EQ(quota.status.phase, TaskPhase::kPending);
   EXPECT_EQ(Ready(quota).reason, "QuotaExceeded");
@@ -427,7 +431,8 @@ TEST(TaskPod, TrimKeepsWhatThePlanReads) {
   const TaskPlan plan = PlanTask(TaskFrom(R"(
 metadata: {name: ingest, namespace: churn}
 spec: {role: Spout, image: busybox}
-)", Json{{"attempts", 1}}),
+)",
+                                          Json{{"attempts", 1}}),
                                  observed, kT0);
   EXPECT_EQ(plan.status.phase, TaskPhase::kFailed) << "a trimmed Job still says how it ended";
   EXPECT_EQ(plan.status.failure->reason, "PodLost");

@@ -1,0 +1,42 @@
+#pragma once
+
+// Reading Kubernetes objects held as JSON (children and caches), tolerant of missing fields, and
+// the small pieces every reconciler's I/O half shares.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "controller/events.h"
+#include "crds/duration.h"
+#include "crds/meta.h"
+#include "reconcilers/names.h"
+
+namespace millrace::reconcilers {
+
+// j[key] when j is an object holding a string there, else "".
+std::string Str(const nlohmann::json& j, std::string_view key);
+// j[key] when present, else a null (never inserts).
+const nlohmann::json& Sub(const nlohmann::json& j, std::string_view key);
+// j[key] when it is an integer, else `fallback`.
+int64_t Int(const nlohmann::json& j, std::string_view key, int64_t fallback = 0);
+// j[key] parsed as metav1.Time, if it is one.
+std::optional<api::Time> TimeOf(const nlohmann::json& j, std::string_view key);
+// The condition of `type` with status "True" in object.status.conditions, or nullptr.
+const nlohmann::json* TrueCondition(const nlohmann::json& object, std::string_view type);
+
+// `s` cut to at most `max` bytes at a UTF-8 boundary, with "..." when cut.
+std::string Truncate(std::string s, size_t max);
+
+// Wall time now, in metav1.Time's whole seconds.
+api::Time Now();
+
+// Records `event` about one of our objects (kind of group millrace.io).
+void RecordEvent(controller::EventRecorder& recorder, std::string_view kind,
+                 const api::ObjectMeta& object, const PlannedEvent& event);
+
+}  // namespace millrace::reconcilers
