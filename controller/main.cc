@@ -18,6 +18,7 @@
 #include "controller/version.h"
 #include "kubeclient/client.h"
 #include "kubeclient/config.h"
+#include "reconcilers/model_version_reconciler.h"
 #include "reconcilers/pipeline_reconciler.h"
 #include "reconcilers/task_reconciler.h"
 #include "reconcilers/zone_reconciler.h"
@@ -123,6 +124,7 @@ int main(int argc, char** argv) {
   millrace::reconcilers::AddZoneController(manager, flags->workers);
   millrace::reconcilers::AddTaskController(manager, flags->workers);
   millrace::reconcilers::AddPipelineController(manager, flags->workers);
+  millrace::reconcilers::AddModelVersionController(manager, flags->workers);
   logger.With("version", millrace::Version()).With("server", config->server).Info("starting");
   return manager.Run(stop.get_token());
 }

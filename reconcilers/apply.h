@@ -44,6 +44,8 @@ inline const kube::ResourceRef kHorizontalPodAutoscalers{
 inline const kube::ResourceRef kZones{"millrace.io", "v1alpha1", "zones", false, "Zone"};
 inline const kube::ResourceRef kTasks{"millrace.io", "v1alpha1", "tasks", true, "Task"};
 inline const kube::ResourceRef kPipelines{"millrace.io", "v1alpha1", "pipelines", true, "Pipeline"};
+inline const kube::ResourceRef kModelVersions{"millrace.io", "v1alpha1", "modelversions", true,
+                                              "ModelVersion"};
 }  // namespace resources
 
 // The ResourceRef of a child given its apiVersion and kind, among those above and kubeclient's

@@ -9,6 +9,7 @@
 #include "crds/dag.h"
 #include "crds/errors.h"
 #include "crds/meta.h"
+#include "crds/model_version.h"
 #include "crds/templates.h"
 #include "crds/validation.h"
 #include "reconcilers/object.h"
@@ -146,6 +147,7 @@ class Planner {
     if (!status().start_time) status().start_time = now_;
     EnsureRecords();
     Observe();
+    Register();
 
     const bool cancelled = p_.spec.cancel.value_or(false);
     bool deadline_passed = false;
@@ -361,6 +363,69 @@ class Planner {
             });
         if (!requested) plan_.cancel.push_back(*r.task);
         r.message = "cancelling: " + why;
+      }
+    }
+  }
+
+  // ---- model registration ----
+
+  // Registers on the step's transition to Succeeded: the status that records the success is
+  // written after the create, so a crash in between registers again (a no-op create) and a
+  // recorded success never writes again.
+  void Register() {
+    std::set<std::string> recorded;
+    for (const auto& r : old_.steps) {
+      if (r.phase == StepPhase::kSucceeded) recorded.insert(r.name);
+    }
+    for (const auto* group : {&p_.spec.steps, &p_.spec.finally}) {
+      for (const auto& step : *group) {
+        if (!step.register_model || Rec(step.name).phase != StepPhase::kSucceeded ||
+            recorded.contains(step.name)) {
+          continue;
+        }
+        auto doc = templates::SubstituteJson(api::Encode(*step.register_model), Values(false));
+        if (!doc) {
+          plan_.events.push_back({"Warning", "RegisterFailed",
+                                  "step " + step.name + ": registerModel: " + doc.error()});
+          continue;
+        }
+        Json metrics = Json::object();
+        std::string bad;
+        const Json substituted_metrics = doc->value("metrics", Json::object());
+        for (const auto& [name, value] : substituted_metrics.items()) {
+          const auto n = value.is_string() ? Number(value.get<std::string>()) : std::nullopt;
+          if (n) {
+            metrics[name] = *n;
+          } else {
+            bad += (bad.empty() ? "" : ", ") + name;
+          }
+        }
+        if (!bad.empty()) {
+          plan_.events.push_back(
+              {"Warning", "RegisterFailed",
+               "step " + step.name + ": registerModel metrics are not numbers: " + bad});
+          continue;
+        }
+        const std::string model = (*doc)["model"], version = (*doc)["version"];
+        Json spec{
+            {"model", model},
+            {"version", version},
+            {"artifact", {{"uri", (*doc)["artifactUri"]}, {"format", (*doc)["format"]}}},
+            {"metrics", std::move(metrics)},
+            {"stage", doc->value("stage", std::string("None"))},
+            {"lineage",
+             {{"pipeline", p_.metadata.name}, {"step", step.name}, {"image", step.task.image}}}};
+        if (doc->contains("description")) spec["description"] = (*doc)["description"];
+        plan_.register_models.push_back(Json{{"apiVersion", api::kApiVersion},
+                                             {"kind", api::ModelVersion::kKind},
+                                             {"metadata",
+                                              {{"name", api::ModelVersion::NameFor(model, version)},
+                                               {"namespace", p_.metadata.namespace_},
+                                               {"labels",
+                                                {{kManagedByLabel, kManagedByValue},
+                                                 {kPipelineLabel, Shorten(p_.metadata.name, 63)},
+                                                 {kStepLabel, step.name}}}}},
+                                             {"spec", std::move(spec)}});
       }
     }
   }

@@ -20,6 +20,9 @@
 //   FinallyStepFailed), as in Tekton.
 // - Conditions: Succeeded (Unknown while it runs, True, or False with the reason), as Tekton's.
 // - ttlAfterFinished deletes the Pipeline itself (its Tasks follow by ownerReferences).
+// - A ModelVersion registered by a step has no ownerReference to the run: the registry entry
+//   outlives the run's TTL. Its lineage names the pipeline, the step and the step's image; a
+//   metric that is not a number after substitution blocks the registration with a Warning event.
 
 #include <chrono>
 #include <optional>
@@ -47,7 +50,10 @@ struct ObservedPipeline {
 struct PipelinePlan {
   std::vector<nlohmann::json> create;  // child Tasks to create
   std::vector<std::string> cancel;     // child Tasks to cancel (spec.cancel: true)
-  bool delete_pipeline = false;        // ttlAfterFinished has passed
+  // ModelVersions registered by succeeded steps' registerModel (created, never updated; a create
+  // of an existing name is a no-op), before the status may say the run finished.
+  std::vector<nlohmann::json> register_models;
+  bool delete_pipeline = false;  // ttlAfterFinished has passed
   api::PipelineStatus status;
   std::vector<PlannedEvent> events;
   std::optional<std::chrono::seconds> requeue_after;

@@ -96,6 +96,21 @@ Outcome PipelineReconciler::Reconcile(const controller::Request& request,
       return Outcome::TransientError("creating Task " + name + ": " + created.error().ToString());
     }
   }
+  for (const json& mv : plan.register_models) {
+    auto created = client_.Create(resources::kModelVersions, mv,
+                                  {.field_manager = std::string(kFieldManager)});
+    if (!created && !created.error().IsAlreadyExists()) {
+      const std::string name = mv["metadata"]["name"];
+      if (created.error().IsInvalid()) {
+        // Nothing a retry can fix (e.g. a version that is not a DNS label after substitution).
+        Event(pipeline, "Warning", "RegisterFailed",
+              "registering ModelVersion " + name + ": " + created.error().message);
+        continue;
+      }
+      return Outcome::TransientError("registering ModelVersion " + name + ": " +
+                                     created.error().ToString());
+    }
+  }
   for (const std::string& name : plan.cancel) {
     auto patched = client_.Patch(resources::kTasks, ns, name, {{"spec", {{"cancel", true}}}});
     if (!patched && !patched.error().IsNotFound()) {

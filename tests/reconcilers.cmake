@@ -32,3 +32,11 @@ millrace_unit_test(reconcilers_pipeline_test
 # The 200-step pipeline loads the 2-core machine; run it alone so other binaries' clusters start
 # in time.
 set_tests_properties(reconcilers_pipeline_integration_test PROPERTIES RUN_SERIAL TRUE)
+millrace_unit_test(reconcilers_model_version_test
+  SOURCES unit/reconcilers/model_version_test.cc
+  LIBS millrace_reconcilers millrace_crds_testdata)
+millrace_integration_test(reconcilers_model_version_integration_test
+  SOURCES integration/reconcilers/model_version_test.cc)
+target_compile_definitions(reconcilers_model_version_integration_test PRIVATE
+  MILLRACE_CONTROLLER_BINARY="$<TARGET_FILE:millrace-controller>")
+add_dependencies(reconcilers_model_version_integration_test millrace-controller)

@@ -205,6 +205,34 @@ TEST_F(PipelineTest, WhenOnAResultSkipsOrRunsAndParametersAreSubstituted) {
   EXPECT_EQ(p["status"]["progress"], "3/3");
 }
 
+TEST_F(PipelineTest, ARegisterStepCreatesAModelVersionWithLineageAndResults) {
+  const std::string train =
+      "    metadata: {annotations: {kwok.millrace.io/termination-message: "
+      "'{\"uri\": \"s3://models/churn/8/model.onnx\", \"accuracy\": \"0.93\"}'}}\n";
+  const std::string register_model =
+      "    dependsOn: [train]\n"
+      "    registerModel:\n"
+      "      model: churn\n"
+      "      version: \"8\"\n"
+      "      artifactUri: \"{{steps.train.results.uri}}\"\n"
+      "      format: onnx\n"
+      "      metrics: {accuracy: \"{{steps.train.results.accuracy}}\"}\n";
+  C().Apply(Pipeline("train-churn", "",
+                     Step("train", train, ", results: [{name: uri}, {name: accuracy}]") +
+                         Step("register", register_model)),
+            ns_);
+  const json p = WaitForPhase("train-churn", "Succeeded");
+  ASSERT_EQ(Phase(p), "Succeeded") << p.dump(2);
+  const json mv = Get("modelversion", "churn-8");
+  ASSERT_TRUE(mv.is_object()) << "the register step made ModelVersion churn-8";
+  EXPECT_EQ(mv["spec"]["lineage"]["pipeline"], "train-churn");
+  EXPECT_EQ(mv["spec"]["lineage"]["step"], "register");
+  EXPECT_EQ(mv["spec"]["lineage"]["image"], "busybox");
+  EXPECT_EQ(mv["spec"]["artifact"]["uri"], "s3://models/churn/8/model.onnx");
+  EXPECT_DOUBLE_EQ(mv["spec"]["metrics"]["accuracy"].get<double>(), 0.93);
+  EXPECT_FALSE(mv["metadata"].contains("ownerReferences")) << "the registry entry outlives the run";
+}
+
 TEST_F(PipelineTest, TwoHundredStepsFinishWithASmallStatus) {
   // A fan-out of 180 steps from a root, and a chain of 19 after the root; pods finish at once.
   std::string quick;

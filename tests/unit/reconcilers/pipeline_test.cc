@@ -291,6 +291,45 @@ spec:
   EXPECT_TRUE(plan.delete_pipeline);
 }
 
+TEST(PipelinePlan, ARegisterStepRegistersOnceWhenItSucceeds) {
+  const std::string yaml = R"(
+metadata: {name: d, namespace: ml}
+spec:
+  steps:
+  - {name: train, task: {role: Spout, image: trainer, results: [{name: uri}, {name: acc}]}}
+  - name: register
+    dependsOn: [train]
+    task: {role: Bolt, image: busybox}
+    registerModel:
+      model: churn
+      version: "8"
+      artifactUri: "{{steps.train.results.uri}}"
+      format: onnx
+      metrics: {accuracy: "{{steps.train.results.acc}}"}
+)";
+  api::Pipeline p = PipelineFrom(yaml);
+  PipelinePlan plan = PlanPipeline(p, {}, kT0);
+  p = PipelineFrom(yaml, Written(plan, p));
+  ObservedPipeline observed;
+  observed.tasks = {ChildTask("train", "Succeeded", {{"uri", "s3://m/8"}, {"acc", "0.93"}})};
+  plan = PlanPipeline(p, observed, kT0 + seconds{5});
+  EXPECT_THAT(plan.register_models, IsEmpty());
+  p = PipelineFrom(yaml, Written(plan, p));
+  observed.tasks.push_back(ChildTask("register", "Succeeded"));
+  plan = PlanPipeline(p, observed, kT0 + seconds{10});
+  ASSERT_EQ(plan.register_models.size(), 1u);
+  const Json& mv = plan.register_models[0];
+  EXPECT_EQ(mv["metadata"]["name"], "churn-8");
+  EXPECT_EQ(mv["spec"]["artifact"]["uri"], "s3://m/8");
+  EXPECT_EQ(mv["spec"]["metrics"]["accuracy"], 0.93);
+  EXPECT_EQ(mv["spec"]["lineage"]["pipeline"], "d");
+  EXPECT_EQ(mv["spec"]["lineage"]["step"], "register");
+  EXPECT_EQ(plan.status.phase, PipelinePhase::kSucceeded);
+
+  plan = PlanPipeline(PipelineFrom(yaml, Written(plan, p)), observed, kT0 + seconds{15});
+  EXPECT_THAT(plan.register_models, IsEmpty()) << "a recorded success registers no more";
+}
+
 TEST(PipelinePlan, AStepWhoseTaskWasDeletedFails) {
   const std::string yaml = R"(
 metadata: {name: d, namespace: ml}

@@ -1,0 +1,185 @@
+#include "reconcilers/model_version_reconciler.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "controller/handlers.h"
+#include "crds/errors.h"
+#include "crds/meta.h"
+#include "reconcilers/apply.h"
+#include "reconcilers/model_version.h"
+#include "reconcilers/object.h"
+
+namespace millrace::reconcilers {
+namespace {
+
+using controller::Object;
+using controller::Outcome;
+using nlohmann::json;
+
+std::optional<json> Controlled(const controller::Store& store, const std::string& key,
+                               const std::string& uid) {
+  const Object o = store.Get(key);
+  if (!o || !api::IsControlledBy(*o, uid)) return std::nullopt;
+  return *o;
+}
+
+}  // namespace
+
+ModelVersionReconciler::ModelVersionReconciler(kube::Client& client, Caches caches,
+                                               controller::EventRecorder& events)
+    : client_(client), caches_(caches), events_(events) {}
+
+Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
+                                          const controller::ReconcileContext& context) {
+  const Object object = caches_.model_versions.store().Get(request.key);
+  if (!object) return Outcome::Done();
+  auto parsed = api::ModelVersion::FromJson(*object);
+  if (!parsed) {
+    return Outcome::TerminalError("modelversion " + request.key +
+                                  " does not decode: " + api::ToString(parsed.error()));
+  }
+  const api::ModelVersion& mv = *parsed;
+  if (mv.metadata.deletion_timestamp) return Outcome::Done();
+  const std::string& ns = mv.metadata.namespace_;
+  const std::string& uid = mv.metadata.uid;
+  const std::string key = ns + "/" + mv.metadata.name;
+
+  ObservedModelVersion observed;
+  observed.deployment = Controlled(caches_.deployments.store(), key, uid);
+  observed.service = Controlled(caches_.services.store(), key, uid);
+  observed.horizontal_pod_autoscaler =
+      Controlled(caches_.horizontal_pod_autoscalers.store(), key, uid);
+  if (const Object stable = caches_.services.store().Get(ns + "/" + mv.spec.model)) {
+    observed.stable_service = *stable;
+  }
+
+  ModelVersionPlan plan = PlanModelVersion(mv, observed, Now());
+  for (const json& child : plan.apply) {
+    const kube::ResourceRef* ref =
+        ResourceFor(child.value("apiVersion", ""), child.value("kind", ""));
+    if (ref == nullptr) continue;
+    const controller::Informer* informer = ref->kind == "Deployment" ? &caches_.deployments
+                                           : ref->kind == "Service"
+                                               ? &caches_.services
+                                               : &caches_.horizontal_pod_autoscalers;
+    auto applied = ApplyIfChanged(client_, *ref, child, informer->store().Get(key));
+    if (!applied) {
+      return Outcome::TransientError("applying " + ref->kind + " " + mv.metadata.name + ": " +
+                                     applied.error().ToString());
+    }
+  }
+  for (const ChildRef& child : plan.remove) {
+    const kube::ResourceRef* ref = ResourceFor(child.api_version, child.kind);
+    if (ref == nullptr) continue;
+    auto deleted = client_.Delete(*ref, child.namespace_, child.name);
+    if (!deleted && !deleted.error().IsNotFound()) {
+      return Outcome::TransientError("deleting " + child.kind + " " + child.name + ": " +
+                                     deleted.error().ToString());
+    }
+  }
+
+  // Traffic first: only once the stable Service is ours does the status say Production.
+  if (plan.stable_service) {
+    const json& svc = *plan.stable_service;
+    const bool exists = svc["metadata"].contains("resourceVersion");
+    auto written = exists ? client_.Update(kube::resources::kServices, svc,
+                                           {.field_manager = std::string(kFieldManager)})
+                          : client_.Create(kube::resources::kServices, svc,
+                                           {.field_manager = std::string(kFieldManager)});
+    if (!written) {
+      // Conflict / AlreadyExists: another promotion moved first; retry against the new holder.
+      return Outcome::TransientError("switching Service " + mv.spec.model + ": " +
+                                     written.error().ToString());
+    }
+    context.logger.Info("stable Service " + mv.spec.model + " now selects version " +
+                        mv.spec.version);
+  }
+  if (plan.archive) {
+    auto archived = client_.Patch(resources::kModelVersions, ns, *plan.archive,
+                                  {{"spec", {{"stage", "Archived"}}}});
+    if (!archived && !archived.error().IsNotFound()) {
+      return Outcome::TransientError("archiving " + *plan.archive + ": " +
+                                     archived.error().ToString());
+    }
+  }
+  if (plan.remove_stable_service && observed.stable_service) {
+    auto deleted =
+        client_.Delete(kube::resources::kServices, ns, mv.spec.model,
+                       {.propagation_policy = {},
+                        .grace_period_seconds = std::nullopt,
+                        .precondition_uid = {},
+                        .precondition_resource_version =
+                            (*observed.stable_service)["metadata"].value("resourceVersion", ""),
+                        .dry_run = false});
+    if (!deleted && !deleted.error().IsNotFound()) {
+      return Outcome::TransientError("removing Service " + mv.spec.model + ": " +
+                                     deleted.error().ToString());
+    }
+  }
+  for (const auto& e : plan.events) RecordEvent(events_, api::ModelVersion::kKind, mv.metadata, e);
+
+  const json patch = ModelVersionStatusPatch(mv, plan.status);
+  if (!patch.is_null()) {
+    auto patched = client_.PatchStatus(resources::kModelVersions, ns, mv.metadata.name, patch);
+    if (!patched && !patched.error().IsNotFound()) {
+      return Outcome::TransientError("patching the status: " + patched.error().ToString());
+    }
+  }
+  if (plan.requeue_after) return Outcome::RequeueAfter(*plan.requeue_after);
+  return Outcome::Done();
+}
+
+void AddModelVersionController(controller::Manager& manager, int workers) {
+  const std::string managed = std::string(kManagedByLabel) + "=" + std::string(kManagedByValue);
+  auto informer = [&](const kube::ResourceRef& ref, std::string selector) -> controller::Informer& {
+    controller::InformerOptions options;
+    options.resource = ref;
+    options.label_selector = std::move(selector);
+    return manager.AddInformer(std::move(options));
+  };
+  controller::Informer& versions = informer(resources::kModelVersions, "");
+  std::vector<controller::Informer*> children = {
+      &informer(kube::resources::kDeployments, managed),
+      &informer(kube::resources::kServices, managed),
+      &informer(resources::kHorizontalPodAutoscalers, managed),
+  };
+  controller::Controller& mc = manager.AddController(
+      {.name = "modelversion",
+       .workers = workers,
+       .rate_limits = {},
+       .clock = nullptr,
+       .metrics = nullptr,
+       .logger = {}},
+      std::make_unique<ModelVersionReconciler>(
+          manager.client(),
+          ModelVersionReconciler::Caches{versions, *children[0], *children[1], *children[2]},
+          manager.events()));
+  controller::WorkQueue& queue = mc.queue();
+  versions.AddHandler(controller::EnqueueObject(queue, controller::GenerationOrMetadataChanged));
+  const controller::OwnerMatch owner{
+      .group = "millrace.io", .kind = "ModelVersion", .owner_namespaced = true};
+  for (controller::Informer* child : children) {
+    child->AddHandler(controller::EnqueueOwner(queue, owner));
+  }
+  // The stable Service changed hands: every version of that model looks again.
+  children[1]->AddHandler(controller::EnqueueMapped(queue, [&versions](const json& svc) {
+    std::vector<std::string> keys;
+    const auto& meta = svc["metadata"];
+    const std::string model =
+        meta.value("labels", json::object()).value(std::string(kModelLabel), std::string{});
+    if (model.empty() || !meta.value("annotations", json::object())
+                              .contains(std::string(kProductionVersionAnnotation))) {
+      return keys;
+    }
+    for (const Object& v :
+         versions.store().ByIndex(controller::Index::kNamespace, meta.value("namespace", ""))) {
+      if ((*v)["spec"].value("model", "") == model) keys.push_back(controller::ObjectKey(*v));
+    }
+    return keys;
+  }));
+}
+
+}  // namespace millrace::reconcilers

@@ -1,0 +1,162 @@
+#include "reconcilers/model_version.h"
+
+#include <stdexcept>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "crds/meta.h"
+#include "tests/unit/crds/testdata.h"
+
+namespace millrace::reconcilers {
+namespace {
+
+using api::Json;
+using api::ModelVersionPhase;
+using api::Stage;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+const api::Time kT0 = *api::ParseTime("2026-11-23T10:00:00Z");
+
+api::ModelVersion Version(const std::string& version, const std::string& stage,
+                          const Json& status = nullptr, const std::string& extra = "") {
+  Json j = api::testing::YamlToJson(R"(
+metadata: {namespace: ml}
+spec:
+  model: churn
+  artifact: {uri: "s3://m/model.onnx", format: onnx}
+  metrics: {accuracy: 0.91}
+  serving: {image: server:1, port: 9000, rolloutDeadline: 5m}
+)" + extra)
+               .at(0);
+  j["apiVersion"] = "millrace.io/v1alpha1";
+  j["kind"] = "ModelVersion";
+  j["metadata"]["name"] = "churn-" + version;
+  j["metadata"]["uid"] = "uid-" + version;
+  j["metadata"]["generation"] = 1;
+  j["spec"]["version"] = version;
+  j["spec"]["stage"] = stage;
+  if (!status.is_null()) j["status"] = status;
+  auto mv = api::ModelVersion::FromJson(j);
+  if (!mv) throw std::runtime_error(api::ToString(mv.error()));
+  return *mv;
+}
+
+Json ReadyDeployment() {
+  return Json{
+      {"metadata", {{"generation", 1}}},
+      {"spec", {{"replicas", 1}}},
+      {"status", {{"observedGeneration", 1}, {"readyReplicas", 1}, {"updatedReplicas", 1}}}};
+}
+
+Json StableService(const std::string& version) {
+  return Json{{"apiVersion", "v1"},
+              {"kind", "Service"},
+              {"metadata",
+               {{"name", "churn"},
+                {"namespace", "ml"},
+                {"resourceVersion", "77"},
+                {"annotations", {{"millrace.io/production-version", version}}}}},
+              {"spec", {{"clusterIP", "10.96.0.9"}, {"selector", Json::object()}}}};
+}
+
+const api::Condition* Cond(const ModelVersionPlan& plan, std::string_view type) {
+  return api::FindCondition(plan.status.conditions, type);
+}
+
+TEST(ModelVersionServing, ChildrenCarryTheModelAndItsArtifact) {
+  const auto children = ModelServingChildren(Version("2", "Staging"));
+  ASSERT_EQ(children.size(), 2u);
+  EXPECT_EQ(children[0]["kind"], "Deployment");
+  EXPECT_EQ(children[0]["spec"]["selector"]["matchLabels"]["millrace.io/model-version"], "2");
+  const Json& env = children[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+  EXPECT_EQ(env[2]["name"], "MILLRACE_MODEL_URI");
+  EXPECT_EQ(env[2]["value"], "s3://m/model.onnx");
+  EXPECT_EQ(children[1]["spec"]["ports"][0]["port"], 9000);
+}
+
+TEST(ModelVersionPromotion, WaitsForItsRolloutThenTakesTheStableServiceAndArchivesThePrevious) {
+  const api::ModelVersion v2 = Version("2", "Production", Json{{"stage", "Staging"}});
+  ObservedModelVersion observed;
+  observed.stable_service = StableService("1");
+
+  const ModelVersionPlan waiting = PlanModelVersion(v2, observed, kT0);
+  EXPECT_FALSE(waiting.stable_service) << "no traffic before the replicas are ready";
+  EXPECT_EQ(waiting.status.stage, Stage::kStaging);
+  EXPECT_EQ(Cond(waiting, kConditionPromoted)->reason, "RollingOut");
+  EXPECT_EQ(waiting.requeue_after, seconds{300});
+  EXPECT_EQ(waiting.apply.size(), 2u);
+
+  observed.deployment = ReadyDeployment();
+  const ModelVersionPlan promoted = PlanModelVersion(v2, observed, kT0 + seconds{20});
+  ASSERT_TRUE(promoted.stable_service);
+  EXPECT_EQ((*promoted.stable_service)["metadata"]["resourceVersion"], "77")
+      << "the switch is an optimistic update";
+  EXPECT_EQ((*promoted.stable_service)["spec"]["selector"]["millrace.io/model-version"], "2");
+  EXPECT_EQ((*promoted.stable_service)["spec"]["clusterIP"], "10.96.0.9");
+  EXPECT_EQ(promoted.archive, "churn-1");
+  EXPECT_EQ(promoted.status.stage, Stage::kProduction);
+  EXPECT_EQ(promoted.status.previous_production_version, "1");
+  EXPECT_EQ(promoted.status.stable_url, "http://churn.ml.svc:9000");
+  EXPECT_EQ(promoted.status.phase, ModelVersionPhase::kServing);
+  ASSERT_FALSE(promoted.status.stage_transitions.empty());
+  EXPECT_EQ(promoted.status.stage_transitions.back().stage, Stage::kProduction);
+}
+
+TEST(ModelVersionPromotion, AFailedGateHoldsTheOldStageAndSaysWhich) {
+  const api::ModelVersion v3 = Version("3", "Production", Json{{"stage", "Staging"}},
+                                       "  gates: {metrics: [{name: accuracy, operator: Ge, "
+                                       "threshold: 0.95}]}\n");
+  const ModelVersionPlan plan = PlanModelVersion(v3, {}, kT0);
+  EXPECT_FALSE(plan.stable_service);
+  EXPECT_EQ(plan.status.stage, Stage::kStaging);
+  EXPECT_EQ(Cond(plan, kConditionPromoted)->reason, "GateFailed");
+  EXPECT_THAT(Cond(plan, kConditionPromoted)->message,
+              HasSubstr("metric accuracy = 0.91 does not satisfy Ge 0.95"));
+  ASSERT_FALSE(plan.events.empty());
+  EXPECT_EQ(plan.events.back().reason, "GateFailed");
+}
+
+TEST(ModelVersionPromotion, ARolloutPastItsDeadlineLeavesTrafficWhereItWas) {
+  api::ModelVersion v2 = Version("2", "Production", Json{{"stage", "Staging"}});
+  ObservedModelVersion observed;
+  observed.stable_service = StableService("1");
+  const ModelVersionPlan first = PlanModelVersion(v2, observed, kT0);
+  api::ModelVersion later = v2;
+  later.status = first.status;
+  const ModelVersionPlan late = PlanModelVersion(later, observed, kT0 + seconds{301});
+  EXPECT_FALSE(late.stable_service);
+  EXPECT_EQ(Cond(late, kConditionPromoted)->reason, "RolloutTimeout");
+  EXPECT_THAT(Cond(late, kConditionPromoted)->message, HasSubstr("stays on version 1"));
+  EXPECT_EQ(late.status.stage, Stage::kStaging);
+}
+
+TEST(ModelVersionStages, ArchivedVersionsStopServingAndReleaseTheStableService) {
+  ObservedModelVersion observed;
+  observed.stable_service = StableService("1");
+  observed.deployment = ReadyDeployment();
+  observed.deployment->merge_patch(Json{{"apiVersion", "apps/v1"},
+                                        {"kind", "Deployment"},
+                                        {"metadata", {{"name", "churn-1"}, {"namespace", "ml"}}}});
+  const ModelVersionPlan plan =
+      PlanModelVersion(Version("1", "Archived", Json{{"stage", "Production"}}), observed, kT0);
+  EXPECT_EQ(plan.status.stage, Stage::kArchived);
+  EXPECT_EQ(plan.status.phase, ModelVersionPhase::kArchived);
+  EXPECT_THAT(plan.apply, IsEmpty());
+  ASSERT_EQ(plan.remove.size(), 1u);
+  EXPECT_EQ(plan.remove[0].name, "churn-1");
+  EXPECT_TRUE(plan.remove_stable_service);
+  EXPECT_FALSE(plan.status.stable_url);
+}
+
+TEST(ModelVersionStages, NoneIsRegisteredAndNotServed) {
+  const ModelVersionPlan plan = PlanModelVersion(Version("4", "None"), {}, kT0);
+  EXPECT_EQ(plan.status.phase, ModelVersionPhase::kRegistered);
+  EXPECT_EQ(plan.status.stage, Stage::kNone);
+  EXPECT_THAT(plan.apply, IsEmpty());
+}
+
+}  // namespace
+}  // namespace millrace::reconcilers
