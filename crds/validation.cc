@@ -395,6 +395,11 @@ ValidationErrors ValidateUpdate(const Zone& old_zone, const Zone& zone,
 
 ValidationErrors Validate(const Task& task, ValidationErrors* warnings) {
   ValidationErrors errors;
+  // The name labels the task's pods (millrace.io/task); label values are at most 63 characters.
+  if (task.metadata.name.size() > 63) {
+    errors.push_back({"metadata.name", std::string(reason::kInvalid),
+                      "a Task's name is at most 63 characters: it labels the Task's pods"});
+  }
   ValidateTaskSpec(task.spec, "spec", errors, warnings);
   return errors;
 }

@@ -369,12 +369,7 @@ ModelVersionPlan PlanModelVersion(const api::ModelVersion& mv, const ObservedMod
 }
 
 Json ModelVersionStatusPatch(const api::ModelVersion& mv, const api::ModelVersionStatus& status) {
-  api::ModelVersion after = mv;
-  after.status = status;
-  const Json old_status = mv.status ? mv.ToJson().value("status", Json::object()) : Json::object();
-  const Json new_status = after.ToJson().value("status", Json::object());
-  if (old_status == new_status) return nullptr;
-  return Json{{"status", api::MergePatchReplacing(old_status, new_status)}};
+  return StatusPatchFor(mv, status);
 }
 
 }  // namespace millrace::reconcilers

@@ -19,13 +19,6 @@ using controller::Object;
 using controller::Outcome;
 using nlohmann::json;
 
-std::optional<json> Controlled(const controller::Store& store, const std::string& key,
-                               const std::string& uid) {
-  const Object o = store.Get(key);
-  if (!o || !api::IsControlledBy(*o, uid)) return std::nullopt;
-  return *o;
-}
-
 }  // namespace
 
 ModelVersionReconciler::ModelVersionReconciler(kube::Client& client, Caches caches,
@@ -48,10 +41,10 @@ Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
   const std::string key = ns + "/" + mv.metadata.name;
 
   ObservedModelVersion observed;
-  observed.deployment = Controlled(caches_.deployments.store(), key, uid);
-  observed.service = Controlled(caches_.services.store(), key, uid);
+  observed.deployment = ControlledBy(caches_.deployments.store(), key, uid);
+  observed.service = ControlledBy(caches_.services.store(), key, uid);
   observed.horizontal_pod_autoscaler =
-      Controlled(caches_.horizontal_pod_autoscalers.store(), key, uid);
+      ControlledBy(caches_.horizontal_pod_autoscalers.store(), key, uid);
   if (const Object stable = caches_.services.store().Get(ns + "/" + mv.spec.model)) {
     observed.stable_service = *stable;
   }

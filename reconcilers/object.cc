@@ -40,6 +40,13 @@ const json* TrueCondition(const json& object, std::string_view type) {
   return nullptr;
 }
 
+std::optional<json> ControlledBy(const controller::Store& store, const std::string& key,
+                                 const std::string& owner_uid) {
+  const controller::Object o = store.Get(key);
+  if (!o || !api::IsControlledBy(*o, owner_uid)) return std::nullopt;
+  return *o;
+}
+
 std::string Truncate(std::string s, size_t max) {
   if (s.size() <= max) return s;
   size_t cut = max;

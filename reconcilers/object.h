@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "controller/events.h"
+#include "controller/store.h"
 #include "crds/duration.h"
 #include "crds/meta.h"
 #include "reconcilers/names.h"
@@ -29,8 +30,25 @@ std::optional<api::Time> TimeOf(const nlohmann::json& j, std::string_view key);
 // The condition of `type` with status "True" in object.status.conditions, or nullptr.
 const nlohmann::json* TrueCondition(const nlohmann::json& object, std::string_view type);
 
+// The cached object at `key` if it has a controller ownerReference to `owner_uid`.
+std::optional<nlohmann::json> ControlledBy(const controller::Store& store, const std::string& key,
+                                           const std::string& owner_uid);
+
 // `s` cut to at most `max` bytes at a UTF-8 boundary, with "..." when cut.
 std::string Truncate(std::string s, size_t max);
+
+// A JSON merge patch taking `object`'s status to `status`, or null when nothing changes (so a
+// reconcile that changes nothing writes nothing). For Task, Pipeline and ModelVersion.
+template <class Resource, class Status>
+nlohmann::json StatusPatchFor(const Resource& object, const Status& status) {
+  Resource after = object;
+  after.status = status;
+  const nlohmann::json empty = nlohmann::json::object();
+  const nlohmann::json old_status = object.status ? object.ToJson().value("status", empty) : empty;
+  const nlohmann::json new_status = after.ToJson().value("status", empty);
+  if (old_status == new_status) return nullptr;
+  return nlohmann::json{{"status", api::MergePatchReplacing(old_status, new_status)}};
+}
 
 // Wall time now, in metav1.Time's whole seconds.
 api::Time Now();

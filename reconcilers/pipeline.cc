@@ -685,13 +685,7 @@ PipelinePlan PlanPipeline(const api::Pipeline& pipeline, const ObservedPipeline&
 }
 
 Json PipelineStatusPatch(const api::Pipeline& pipeline, const api::PipelineStatus& status) {
-  api::Pipeline after = pipeline;
-  after.status = status;
-  const Json old_status =
-      pipeline.status ? pipeline.ToJson().value("status", Json::object()) : Json::object();
-  const Json new_status = after.ToJson().value("status", Json::object());
-  if (old_status == new_status) return nullptr;
-  return Json{{"status", api::MergePatchReplacing(old_status, new_status)}};
+  return StatusPatchFor(pipeline, status);
 }
 
 }  // namespace millrace::reconcilers

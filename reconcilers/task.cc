@@ -929,13 +929,7 @@ TaskPlan PlanTask(const api::Task& task, const ObservedTask& observed, api::Time
 }
 
 Json TaskStatusPatch(const api::Task& task, const api::TaskStatus& status) {
-  api::Task after = task;
-  after.status = status;
-  const Json old_status =
-      task.status ? task.ToJson().value("status", Json::object()) : Json::object();
-  const Json new_status = after.ToJson().value("status", Json::object());
-  if (old_status == new_status) return nullptr;
-  return Json{{"status", api::MergePatchReplacing(old_status, new_status)}};
+  return StatusPatchFor(task, status);
 }
 
 void TrimTaskJob(Json& job) {

@@ -34,13 +34,6 @@ std::vector<json> InNamespace(const controller::Store& store, const std::string&
   return Copies(store.ByIndex(controller::Index::kNamespace, ns));
 }
 
-std::optional<json> Controlled(const controller::Store& store, const std::string& key,
-                               const std::string& uid) {
-  const Object o = store.Get(key);
-  if (!o || !api::IsControlledBy(*o, uid)) return std::nullopt;
-  return *o;
-}
-
 bool QuotaRefusal(const kube::Error& error) {
   return error.IsForbidden() && error.message.find("exceeded quota") != std::string::npos;
 }
@@ -78,10 +71,10 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
     if ((*pod)["metadata"].value("namespace", "") == ns) observed.pods.push_back(*pod);
   }
   const std::string key = ns + "/" + task.metadata.name;
-  observed.deployment = Controlled(caches_.deployments.store(), key, uid);
-  observed.service = Controlled(caches_.services.store(), key, uid);
+  observed.deployment = ControlledBy(caches_.deployments.store(), key, uid);
+  observed.service = ControlledBy(caches_.services.store(), key, uid);
   observed.horizontal_pod_autoscaler =
-      Controlled(caches_.horizontal_pod_autoscalers.store(), key, uid);
+      ControlledBy(caches_.horizontal_pod_autoscalers.store(), key, uid);
   observed.resource_quotas = InNamespace(caches_.resource_quotas.store(), ns);
   observed.limit_ranges = InNamespace(caches_.limit_ranges.store(), ns);
   if (const Object n = caches_.namespaces.store().Get(ns)) {
