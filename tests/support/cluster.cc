@@ -185,11 +185,16 @@ int64_t Cluster::EtcdCompact() const {
 }
 
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  // The one wait-for-condition of the integration tests: the condition is checked against the
+  // cluster until it holds or the deadline passes. Conditions read the API server (no event to
+  // block on), so between checks the thread pauses until the next poll, never past the deadline.
+  constexpr auto kPollInterval = std::chrono::milliseconds(100);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     if (condition()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    std::this_thread::sleep_until(std::min(now + kPollInterval, deadline));
   }
 }
 
