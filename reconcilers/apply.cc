@@ -36,6 +36,66 @@ kube::Result<bool> ApplyIfChanged(kube::Client& client, const kube::ResourceRef&
   return true;
 }
 
+std::expected<void, ApplyFailure> ApplyChildren(
+    kube::Client& client, const std::vector<nlohmann::json>& children,
+    const std::function<controller::Object(std::string_view kind, const std::string& key)>&
+        cached) {
+  for (const nlohmann::json& child : children) {
+    const std::string kind = child.value("kind", "");
+    const kube::ResourceRef* ref = ResourceFor(child.value("apiVersion", ""), kind);
+    if (ref == nullptr) continue;
+    const auto& meta = child["metadata"];
+    const std::string ns = meta.value("namespace", "");
+    const std::string name = meta.value("name", "");
+    auto applied =
+        ApplyIfChanged(client, *ref, child, cached(kind, ns.empty() ? name : ns + "/" + name));
+    if (!applied)
+      return std::unexpected(ApplyFailure{kind + " " + name, std::move(applied.error())});
+  }
+  return {};
+}
+
+std::optional<std::string> DeleteChildren(kube::Client& client,
+                                          const std::vector<ChildRef>& children) {
+  for (const ChildRef& child : children) {
+    const kube::ResourceRef* ref = ResourceFor(child.api_version, child.kind);
+    if (ref == nullptr) continue;
+    auto deleted = client.Delete(*ref, child.namespace_, child.name,
+                                 {.propagation_policy = "Background",
+                                  .grace_period_seconds = std::nullopt,
+                                  .precondition_uid = {},
+                                  .precondition_resource_version = {},
+                                  .dry_run = false});
+    if (!deleted && !deleted.error().IsNotFound()) {
+      return "deleting " + child.kind + " " + child.name + ": " + deleted.error().ToString();
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> PatchStatusIfChanged(kube::Client& client, const kube::ResourceRef& ref,
+                                                std::string_view ns, std::string_view name,
+                                                const nlohmann::json& patch) {
+  if (patch.is_null()) return std::nullopt;
+  auto patched = client.PatchStatus(ref, ns, name, patch);
+  if (!patched && !patched.error().IsNotFound()) {
+    return "patching the status: " + patched.error().ToString();
+  }
+  return std::nullopt;
+}
+
+controller::Informer& AddInformer(controller::Manager& manager, const kube::ResourceRef& ref,
+                                  std::string label_selector) {
+  controller::InformerOptions options;
+  options.resource = ref;
+  options.label_selector = std::move(label_selector);
+  return manager.AddInformer(std::move(options));
+}
+
+std::string ManagedBySelector() {
+  return std::string(kManagedByLabel) + "=" + std::string(kManagedByValue);
+}
+
 std::string NowRfc3339() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};

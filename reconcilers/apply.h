@@ -3,13 +3,18 @@
 // How every reconciler writes: server-side apply with one field manager, skipped when the cached
 // object already says everything the desired object says.
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "controller/manager.h"
 #include "controller/store.h"
 #include "kubeclient/client.h"
+#include "reconcilers/names.h"
 
 namespace millrace::reconcilers {
 
@@ -24,6 +29,35 @@ bool Subsumes(const nlohmann::json& live, const nlohmann::json& desired);
 // Returns whether a write was made.
 kube::Result<bool> ApplyIfChanged(kube::Client& client, const kube::ResourceRef& ref,
                                   const nlohmann::json& desired, const controller::Object& cached);
+
+// A child that could not be applied: "Deployment x" and the API server's answer.
+struct ApplyFailure {
+  std::string what;
+  kube::Error error;
+};
+
+// ApplyIfChanged for each of `children` (in order), comparing with what `cached(kind, key)` holds.
+std::expected<void, ApplyFailure> ApplyChildren(
+    kube::Client& client, const std::vector<nlohmann::json>& children,
+    const std::function<controller::Object(std::string_view kind, const std::string& key)>& cached);
+
+// Deletes `children` with background propagation (their pods go too); ones already gone are fine.
+// The error names the child.
+std::optional<std::string> DeleteChildren(kube::Client& client,
+                                          const std::vector<ChildRef>& children);
+
+// Merge-patches the status subresource of `ref` `ns`/`name` unless `patch` is null (nothing
+// changed); an object deleted meanwhile is fine.
+std::optional<std::string> PatchStatusIfChanged(kube::Client& client, const kube::ResourceRef& ref,
+                                                std::string_view ns, std::string_view name,
+                                                const nlohmann::json& patch);
+
+// manager.AddInformer for `ref` selected by `label_selector` ("" for all).
+controller::Informer& AddInformer(controller::Manager& manager, const kube::ResourceRef& ref,
+                                  std::string label_selector);
+
+// "app.kubernetes.io/managed-by=millrace": selects the objects Millrace made.
+std::string ManagedBySelector();
 
 // "2026-11-23T10:04:05Z": metav1.Time, now.
 std::string NowRfc3339();

@@ -39,18 +39,6 @@ Json Meta(const api::ModelVersion& mv, const std::string& name) {
 
 bool Served(Stage stage) { return stage == Stage::kStaging || stage == Stage::kProduction; }
 
-api::Condition MakeCondition(std::string_view type, api::ConditionStatus status, std::string reason,
-                             std::string message, int64_t generation, api::Time now) {
-  api::Condition c;
-  c.type = std::string(type);
-  c.status = status;
-  c.reason = std::move(reason);
-  c.message = std::move(message);
-  c.observed_generation = generation;
-  c.last_transition_time = now;
-  return c;
-}
-
 }  // namespace
 
 std::vector<Json> ModelServingChildren(const api::ModelVersion& mv) {
@@ -95,22 +83,7 @@ std::vector<Json> ModelServingChildren(const api::ModelVersion& mv) {
         {"ports",
          Json::array({{{"name", "http"}, {"port", PortOf(mv)}, {"targetPort", PortOf(mv)}}})}}}});
   if (s.autoscaling) {
-    const api::Autoscaling& a = *s.autoscaling;
-    children.push_back(Json{
-        {"apiVersion", "autoscaling/v2"},
-        {"kind", "HorizontalPodAutoscaler"},
-        {"metadata", Meta(mv, name)},
-        {"spec",
-         {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", name}}},
-          {"minReplicas", a.min_replicas.value_or(1)},
-          {"maxReplicas", a.max_replicas},
-          {"metrics", Json::array({{{"type", "Resource"},
-                                    {"resource",
-                                     {{"name", "cpu"},
-                                      {"target",
-                                       {{"type", "Utilization"},
-                                        {"averageUtilization",
-                                         a.target_cpu_utilization.value_or(80)}}}}}}})}}}});
+    children.push_back(HorizontalPodAutoscalerFor(Meta(mv, name), name, *s.autoscaling));
   }
   return children;
 }
@@ -161,11 +134,6 @@ class Planner {
                            std::string message) const {
     return MakeCondition(type, s, std::move(reason), std::move(message), mv_.metadata.generation,
                          now_);
-  }
-
-  void WakeIn(seconds s) {
-    s = std::max(s, seconds{1});
-    if (!plan_.requeue_after || s < *plan_.requeue_after) plan_.requeue_after = s;
   }
 
   // The version the stable Service sends traffic to ("" when there is none).
@@ -243,7 +211,7 @@ class Planner {
                           (holder.empty() ? std::string("no version") : "version " + holder)));
         if (!status().stage) status().stage = current;
       } else {
-        WakeIn(deadline - now_);
+        RequeueWithin(plan_.requeue_after, deadline - now_);
       }
       return;
     }

@@ -50,29 +50,19 @@ Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
   }
 
   ModelVersionPlan plan = PlanModelVersion(mv, observed, Now());
-  for (const json& child : plan.apply) {
-    const kube::ResourceRef* ref =
-        ResourceFor(child.value("apiVersion", ""), child.value("kind", ""));
-    if (ref == nullptr) continue;
-    const controller::Informer* informer = ref->kind == "Deployment" ? &caches_.deployments
-                                           : ref->kind == "Service"
-                                               ? &caches_.services
-                                               : &caches_.horizontal_pod_autoscalers;
-    auto applied = ApplyIfChanged(client_, *ref, child, informer->store().Get(key));
-    if (!applied) {
-      return Outcome::TransientError("applying " + ref->kind + " " + mv.metadata.name + ": " +
-                                     applied.error().ToString());
-    }
+  auto applied =
+      ApplyChildren(client_, plan.apply, [this](std::string_view kind, const std::string& k) {
+        const controller::Informer& cache = kind == "Deployment" ? caches_.deployments
+                                            : kind == "Service"
+                                                ? caches_.services
+                                                : caches_.horizontal_pod_autoscalers;
+        return cache.store().Get(k);
+      });
+  if (!applied) {
+    return Outcome::TransientError("applying " + applied.error().what + ": " +
+                                   applied.error().error.ToString());
   }
-  for (const ChildRef& child : plan.remove) {
-    const kube::ResourceRef* ref = ResourceFor(child.api_version, child.kind);
-    if (ref == nullptr) continue;
-    auto deleted = client_.Delete(*ref, child.namespace_, child.name);
-    if (!deleted && !deleted.error().IsNotFound()) {
-      return Outcome::TransientError("deleting " + child.kind + " " + child.name + ": " +
-                                     deleted.error().ToString());
-    }
-  }
+  if (auto error = DeleteChildren(client_, plan.remove)) return Outcome::TransientError(*error);
 
   // Traffic first: only once the stable Service is ours does the status say Production.
   if (plan.stable_service) {
@@ -114,24 +104,18 @@ Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
   }
   for (const auto& e : plan.events) RecordEvent(events_, api::ModelVersion::kKind, mv.metadata, e);
 
-  const json patch = ModelVersionStatusPatch(mv, plan.status);
-  if (!patch.is_null()) {
-    auto patched = client_.PatchStatus(resources::kModelVersions, ns, mv.metadata.name, patch);
-    if (!patched && !patched.error().IsNotFound()) {
-      return Outcome::TransientError("patching the status: " + patched.error().ToString());
-    }
+  if (auto error = PatchStatusIfChanged(client_, resources::kModelVersions, ns, mv.metadata.name,
+                                        ModelVersionStatusPatch(mv, plan.status))) {
+    return Outcome::TransientError(*error);
   }
   if (plan.requeue_after) return Outcome::RequeueAfter(*plan.requeue_after);
   return Outcome::Done();
 }
 
 void AddModelVersionController(controller::Manager& manager, int workers) {
-  const std::string managed = std::string(kManagedByLabel) + "=" + std::string(kManagedByValue);
+  const std::string managed = ManagedBySelector();
   auto informer = [&](const kube::ResourceRef& ref, std::string selector) -> controller::Informer& {
-    controller::InformerOptions options;
-    options.resource = ref;
-    options.label_selector = std::move(selector);
-    return manager.AddInformer(std::move(options));
+    return AddInformer(manager, ref, std::move(selector));
   };
   controller::Informer& versions = informer(resources::kModelVersions, "");
   std::vector<controller::Informer*> children = {

@@ -1,5 +1,6 @@
 #include "reconcilers/object.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace millrace::reconcilers {
@@ -53,6 +54,40 @@ std::string Truncate(std::string s, size_t max) {
   while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
   s.resize(cut);
   return s + "...";
+}
+
+api::Condition MakeCondition(std::string_view type, api::ConditionStatus status, std::string reason,
+                             std::string message, int64_t generation, api::Time now) {
+  api::Condition c;
+  c.type = std::string(type);
+  c.status = status;
+  c.reason = std::move(reason);
+  c.message = std::move(message);
+  c.observed_generation = generation;
+  c.last_transition_time = now;
+  return c;
+}
+
+void RequeueWithin(std::optional<std::chrono::seconds>& requeue_after, std::chrono::seconds after) {
+  after = std::max(after, std::chrono::seconds{1});
+  if (!requeue_after || after < *requeue_after) requeue_after = after;
+}
+
+json HorizontalPodAutoscalerFor(json metadata, const std::string& deployment,
+                                const api::Autoscaling& scaling) {
+  const json target{{"type", "Utilization"},
+                    {"averageUtilization", scaling.target_cpu_utilization.value_or(80)}};
+  return json{
+      {"apiVersion", "autoscaling/v2"},
+      {"kind", "HorizontalPodAutoscaler"},
+      {"metadata", std::move(metadata)},
+      {"spec",
+       {{"scaleTargetRef",
+         {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", deployment}}},
+        {"minReplicas", scaling.min_replicas.value_or(1)},
+        {"maxReplicas", scaling.max_replicas},
+        {"metrics", json::array({{{"type", "Resource"},
+                                  {"resource", {{"name", "cpu"}, {"target", target}}}}})}}}};
 }
 
 api::Time Now() {

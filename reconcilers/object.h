@@ -1,8 +1,10 @@
 #pragma once
 
 // Reading Kubernetes objects held as JSON (children and caches), tolerant of missing fields, and
-// the small pieces every reconciler's I/O half shares.
+// the small pieces the reconcilers share: condition and autoscaler builders, the requeue rule,
+// status patches, events.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -15,6 +17,7 @@
 #include "controller/store.h"
 #include "crds/duration.h"
 #include "crds/meta.h"
+#include "crds/task.h"
 #include "reconcilers/names.h"
 
 namespace millrace::reconcilers {
@@ -49,6 +52,19 @@ nlohmann::json StatusPatchFor(const Resource& object, const Status& status) {
   if (old_status == new_status) return nullptr;
   return nlohmann::json{{"status", api::MergePatchReplacing(old_status, new_status)}};
 }
+
+// A metav1.Condition observed at `generation`, transitioned `now` (SetCondition keeps the older
+// time when the status did not change).
+api::Condition MakeCondition(std::string_view type, api::ConditionStatus status, std::string reason,
+                             std::string message, int64_t generation, api::Time now);
+
+// Wakes a plan up no later than `after` from now (at least a second): keeps the earliest.
+void RequeueWithin(std::optional<std::chrono::seconds>& requeue_after, std::chrono::seconds after);
+
+// An autoscaling/v2 HorizontalPodAutoscaler for Deployment `deployment` on CPU utilisation
+// (minReplicas default 1, target default 80 percent of requests).
+nlohmann::json HorizontalPodAutoscalerFor(nlohmann::json metadata, const std::string& deployment,
+                                          const api::Autoscaling& scaling);
 
 // Wall time now, in metav1.Time's whole seconds.
 api::Time Now();

@@ -88,18 +88,6 @@ TaskView ViewOf(const Json& task) {
   return v;
 }
 
-api::Condition MakeCondition(api::ConditionStatus status, std::string reason, std::string message,
-                             int64_t generation, api::Time now) {
-  api::Condition c;
-  c.type = std::string(kPipelineConditionSucceeded);
-  c.status = status;
-  c.reason = std::move(reason);
-  c.message = std::move(message);
-  c.observed_generation = generation;
-  c.last_transition_time = now;
-  return c;
-}
-
 enum class StartResult { kStarted, kSkipped, kFailed };
 
 class Planner {
@@ -120,11 +108,6 @@ class Planner {
  private:
   api::PipelineStatus& status() { return plan_.status; }
   int64_t generation() const { return p_.metadata.generation; }
-
-  void WakeIn(seconds s) {
-    s = std::max(s, seconds{1});
-    if (!plan_.requeue_after || s < *plan_.requeue_after) plan_.requeue_after = s;
-  }
 
   void Decide() {
     if (Terminal(status().phase)) {
@@ -155,7 +138,7 @@ class Planner {
       const auto deadline =
           *status().start_time + std::chrono::ceil<seconds>(p_.spec.timeout->value);
       deadline_passed = now_ >= deadline;
-      if (!deadline_passed && !RegularDone()) WakeIn(deadline - now_);
+      if (!deadline_passed && !RegularDone()) RequeueWithin(plan_.requeue_after, deadline - now_);
     }
     const std::optional<std::string> failed = FirstFailed();
     const bool fail_fast = p_.spec.fail_fast.value_or(false) && failed;
@@ -234,7 +217,8 @@ class Planner {
 
   void SetCondition(api::ConditionStatus s, std::string reason, std::string message) {
     api::SetCondition(status().conditions,
-                      MakeCondition(s, std::move(reason), std::move(message), generation(), now_));
+                      MakeCondition(kPipelineConditionSucceeded, s, std::move(reason),
+                                    std::move(message), generation(), now_));
   }
 
   void Finish(PipelinePhase phase, const std::string& reason, const std::string& message) {
@@ -254,7 +238,7 @@ class Planner {
     if (now_ >= due) {
       plan_.delete_pipeline = true;
     } else {
-      WakeIn(due - now_);
+      RequeueWithin(plan_.requeue_after, due - now_);
     }
   }
 

@@ -119,24 +119,17 @@ Outcome PipelineReconciler::Reconcile(const controller::Request& request,
   }
   for (auto& e : plan.events) Event(pipeline, e.type, e.reason, std::move(e.note));
 
-  const json patch = PipelineStatusPatch(pipeline, plan.status);
-  if (!patch.is_null()) {
-    auto patched = client_.PatchStatus(resources::kPipelines, ns, pipeline.metadata.name, patch);
-    if (!patched && !patched.error().IsNotFound()) {
-      return Outcome::TransientError("patching the status: " + patched.error().ToString());
-    }
+  if (auto error = PatchStatusIfChanged(client_, resources::kPipelines, ns, pipeline.metadata.name,
+                                        PipelineStatusPatch(pipeline, plan.status))) {
+    return Outcome::TransientError(*error);
   }
   if (plan.requeue_after) return Outcome::RequeueAfter(*plan.requeue_after);
   return Outcome::Done();
 }
 
 void AddPipelineController(controller::Manager& manager, int workers) {
-  controller::InformerOptions pipeline_options;
-  pipeline_options.resource = resources::kPipelines;
-  controller::Informer& pipelines = manager.AddInformer(std::move(pipeline_options));
-  controller::InformerOptions task_options;
-  task_options.resource = resources::kTasks;
-  controller::Informer& tasks = manager.AddInformer(std::move(task_options));  // shared with Tasks
+  controller::Informer& pipelines = AddInformer(manager, resources::kPipelines, "");
+  controller::Informer& tasks = AddInformer(manager, resources::kTasks, "");  // shared with Tasks
 
   controller::Controller& pc = manager.AddController(
       {.name = "pipeline",

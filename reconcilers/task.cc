@@ -474,22 +474,7 @@ std::vector<Json> TaskStreamingChildren(const api::Task& task,
                           {"metadata", Meta(task, name)},
                           {"spec", std::move(service_spec)}});
   if (task.spec.scaling) {
-    const api::Autoscaling& a = *task.spec.scaling;
-    children.push_back(Json{
-        {"apiVersion", "autoscaling/v2"},
-        {"kind", "HorizontalPodAutoscaler"},
-        {"metadata", Meta(task, name)},
-        {"spec",
-         {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", "Deployment"}, {"name", name}}},
-          {"minReplicas", a.min_replicas.value_or(1)},
-          {"maxReplicas", a.max_replicas},
-          {"metrics", Json::array({{{"type", "Resource"},
-                                    {"resource",
-                                     {{"name", "cpu"},
-                                      {"target",
-                                       {{"type", "Utilization"},
-                                        {"averageUtilization",
-                                         a.target_cpu_utilization.value_or(80)}}}}}}})}}}});
+    children.push_back(HorizontalPodAutoscalerFor(Meta(task, name), name, *task.spec.scaling));
   }
   return children;
 }
@@ -507,18 +492,6 @@ seconds RetryDelay(const api::Retries& retries, int retry) {
 }
 
 namespace {
-
-api::Condition MakeCondition(std::string_view type, api::ConditionStatus status, std::string reason,
-                             std::string message, int64_t generation, api::Time now) {
-  api::Condition c;
-  c.type = std::string(type);
-  c.status = status;
-  c.reason = std::move(reason);
-  c.message = std::move(message);
-  c.observed_generation = generation;
-  c.last_transition_time = now;
-  return c;
-}
 
 // Builds one reconcile's plan; each method handles one situation.
 class Planner {
@@ -549,11 +522,6 @@ class Planner {
   api::TaskStatus& status() { return plan_.status; }
   const api::TaskStatus& old() const { return old_; }
   int64_t generation() const { return task_.metadata.generation; }
-
-  void WakeIn(seconds s) {
-    s = std::max(s, seconds{1});
-    if (!plan_.requeue_after || s < *plan_.requeue_after) plan_.requeue_after = s;
-  }
 
   void SetReady(bool ready, std::string reason, std::string message) {
     api::SetCondition(
@@ -612,7 +580,7 @@ class Planner {
         if (FactsOfJob(job).state != JobState::kActive) Remove(job);
       }
     } else if (!observed_.jobs.empty()) {
-      WakeIn(due - now_);
+      RequeueWithin(plan_.requeue_after, due - now_);
     }
   }
 
@@ -622,7 +590,7 @@ class Planner {
     const auto deadline =
         *status().start_time + std::chrono::ceil<seconds>(task_.spec.timeout->value);
     if (now_ < deadline) {
-      WakeIn(deadline - now_);
+      RequeueWithin(plan_.requeue_after, deadline - now_);
       return false;
     }
     const std::string message =
@@ -699,7 +667,7 @@ class Planner {
             QuotaShortfall(task_.spec, observed_.resource_quotas, observed_.limit_ranges)) {
       if (!status().phase) status().phase = TaskPhase::kPending;
       SetReady(false, "QuotaExceeded", *shortfall);
-      WakeIn(kQuotaRecheck);
+      RequeueWithin(plan_.requeue_after, kQuotaRecheck);
       return;
     }
     plan_.create_job = TaskJob(task_, attempt, observed_.zone_priority_class);
@@ -800,7 +768,7 @@ class Planner {
     SetReady(false, "RetryScheduled",
              AttemptOfTotal(attempt) + " failed: " + Describe(failure) + "; retrying at " +
                  api::FormatTime(retry_at));
-    WakeIn(retry_at - now_);
+    RequeueWithin(plan_.requeue_after, retry_at - now_);
   }
 
   // ---- streaming ----

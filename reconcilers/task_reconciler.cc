@@ -50,6 +50,12 @@ void TaskReconciler::Event(const api::Task& task, std::string_view type, std::st
               PlannedEvent{std::string(type), std::string(reason), std::move(note)});
 }
 
+const controller::Informer& TaskReconciler::CacheFor(std::string_view kind) const {
+  if (kind == "Deployment") return caches_.deployments;
+  if (kind == "Service") return caches_.services;
+  return caches_.horizontal_pod_autoscalers;
+}
+
 Outcome TaskReconciler::Reconcile(const controller::Request& request,
                                   const controller::ReconcileContext& context) {
   const Object object = caches_.tasks.store().Get(request.key);
@@ -140,49 +146,25 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
     }
   }
 
-  for (const json& child : plan.apply) {
-    const kube::ResourceRef* ref =
-        ResourceFor(child.value("apiVersion", ""), child.value("kind", ""));
-    if (ref == nullptr) continue;
-    const controller::Informer* informer = ref->kind == "Deployment" ? &caches_.deployments
-                                           : ref->kind == "Service"
-                                               ? &caches_.services
-                                               : &caches_.horizontal_pod_autoscalers;
-    auto applied = ApplyIfChanged(client_, *ref, child, informer->store().Get(key));
-    if (!applied) {
-      const std::string what = ref->kind + " " + task.metadata.name;
-      if (applied.error().IsInvalid() ||
-          (applied.error().IsForbidden() && !QuotaRefusal(applied.error()))) {
-        Event(task, "Warning", "ApplyRefused", "applying " + what + ": " + applied.error().message);
-        return Outcome::TerminalError("applying " + what + ": " + applied.error().ToString());
-      }
-      return Outcome::TransientError("applying " + what + ": " + applied.error().ToString());
+  auto applied =
+      ApplyChildren(client_, plan.apply, [this](std::string_view kind, const std::string& k) {
+        return CacheFor(kind).store().Get(k);
+      });
+  if (!applied) {
+    const ApplyFailure& f = applied.error();
+    if (f.error.IsInvalid() || (f.error.IsForbidden() && !QuotaRefusal(f.error))) {
+      Event(task, "Warning", "ApplyRefused", "applying " + f.what + ": " + f.error.message);
+      return Outcome::TerminalError("applying " + f.what + ": " + f.error.ToString());
     }
+    return Outcome::TransientError("applying " + f.what + ": " + f.error.ToString());
   }
-
-  for (const ChildRef& child : plan.remove) {
-    const kube::ResourceRef* ref = ResourceFor(child.api_version, child.kind);
-    if (ref == nullptr) continue;
-    auto deleted = client_.Delete(*ref, child.namespace_, child.name,
-                                  {.propagation_policy = "Background",
-                                   .grace_period_seconds = std::nullopt,
-                                   .precondition_uid = {},
-                                   .precondition_resource_version = {},
-                                   .dry_run = false});
-    if (!deleted && !deleted.error().IsNotFound()) {
-      return Outcome::TransientError("deleting " + child.kind + " " + child.name + ": " +
-                                     deleted.error().ToString());
-    }
-  }
+  if (auto error = DeleteChildren(client_, plan.remove)) return Outcome::TransientError(*error);
 
   for (auto& e : plan.events) Event(task, e.type, e.reason, std::move(e.note));
 
-  const json patch = TaskStatusPatch(task, plan.status);
-  if (!patch.is_null()) {
-    auto patched = client_.PatchStatus(resources::kTasks, ns, task.metadata.name, patch);
-    if (!patched && !patched.error().IsNotFound()) {
-      return Outcome::TransientError("patching the status: " + patched.error().ToString());
-    }
+  if (auto error = PatchStatusIfChanged(client_, resources::kTasks, ns, task.metadata.name,
+                                        TaskStatusPatch(task, plan.status))) {
+    return Outcome::TransientError(*error);
   }
   if (plan.requeue_after) return Outcome::RequeueAfter(*plan.requeue_after);
   return Outcome::Done();
@@ -190,12 +172,9 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
 
 void AddTaskController(controller::Manager& manager, int workers) {
   using controller::InformerOptions;
-  const std::string managed = std::string(kManagedByLabel) + "=" + std::string(kManagedByValue);
+  const std::string managed = ManagedBySelector();
   auto informer = [&](const kube::ResourceRef& ref, std::string selector) -> controller::Informer& {
-    InformerOptions options;
-    options.resource = ref;
-    options.label_selector = std::move(selector);
-    return manager.AddInformer(std::move(options));
+    return AddInformer(manager, ref, std::move(selector));
   };
   InformerOptions pod_options;
   pod_options.resource = kube::resources::kPods;

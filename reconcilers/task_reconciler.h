@@ -38,6 +38,8 @@ class TaskReconciler final : public controller::Reconciler {
                                 const controller::ReconcileContext& context) override;
 
  private:
+  // The cache of the streaming children of `kind` (Deployment, Service, HorizontalPodAutoscaler).
+  const controller::Informer& CacheFor(std::string_view kind) const;
   void Event(const api::Task& task, std::string_view type, std::string_view reason,
              std::string note);
 

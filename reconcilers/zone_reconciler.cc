@@ -201,12 +201,9 @@ Outcome ZoneReconciler::Reconcile(const controller::Request& request,
 
   const Object quota = caches_.quotas.store().Get(ns + "/" + std::string(kZoneQuotaName));
   if (quota) observed.resource_quota = *quota;
-  const json patch = ZoneStatusPatch(zone, observed, NowRfc3339());
-  if (!patch.is_null()) {
-    auto patched = client_.PatchStatus(resources::kZones, "", zone.metadata.name, patch);
-    if (!patched && !patched.error().IsNotFound()) {
-      return Outcome::TransientError("patching the status: " + patched.error().ToString());
-    }
+  if (auto error = PatchStatusIfChanged(client_, resources::kZones, "", zone.metadata.name,
+                                        ZoneStatusPatch(zone, observed, NowRfc3339()))) {
+    return Outcome::TransientError(*error);
   }
   if (observed.apply_error) return Outcome::TerminalError(*observed.apply_error);
   return Outcome::Done();
@@ -214,12 +211,9 @@ Outcome ZoneReconciler::Reconcile(const controller::Request& request,
 
 void AddZoneController(controller::Manager& manager, int workers) {
   using controller::InformerOptions;
-  const std::string managed = std::string(kManagedByLabel) + "=" + std::string(kManagedByValue);
+  const std::string managed = ManagedBySelector();
   auto informer = [&](const kube::ResourceRef& ref, std::string selector) -> controller::Informer& {
-    InformerOptions options;
-    options.resource = ref;
-    options.label_selector = std::move(selector);
-    return manager.AddInformer(std::move(options));
+    return AddInformer(manager, ref, std::move(selector));
   };
   // Nodes carry long image lists and conditions; keep what guarantees read.
   InformerOptions node_options;
