@@ -27,14 +27,10 @@ ModelVersionReconciler::ModelVersionReconciler(kube::Client& client, Caches cach
 
 Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
                                           const controller::ReconcileContext& context) {
-  const Object object = caches_.model_versions.store().Get(request.key);
-  if (!object) return Outcome::Done();
-  auto parsed = api::ModelVersion::FromJson(*object);
-  if (!parsed) {
-    return Outcome::TerminalError("modelversion " + request.key +
-                                  " does not decode: " + api::ToString(parsed.error()));
-  }
-  const api::ModelVersion& mv = *parsed;
+  auto cached = DecodeCached<api::ModelVersion>(caches_.model_versions.store(), request.key);
+  if (!cached) return cached.error();
+  if (!*cached) return Outcome::Done();  // deleted; owner references take its children
+  const api::ModelVersion& mv = **cached;
   if (mv.metadata.deletion_timestamp) return Outcome::Done();
   const std::string& ns = mv.metadata.namespace_;
   const std::string& uid = mv.metadata.uid;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <expected>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,8 +15,10 @@
 #include <nlohmann/json.hpp>
 
 #include "controller/events.h"
+#include "controller/reconciler.h"
 #include "controller/store.h"
 #include "crds/duration.h"
+#include "crds/errors.h"
 #include "crds/meta.h"
 #include "crds/task.h"
 #include "reconcilers/names.h"
@@ -65,6 +68,22 @@ void RequeueWithin(std::optional<std::chrono::seconds>& requeue_after, std::chro
 // (minReplicas default 1, target default 80 percent of requests).
 nlohmann::json HorizontalPodAutoscalerFor(nlohmann::json metadata, const std::string& deployment,
                                           const api::Autoscaling& scaling);
+
+// The cached object at `key` decoded as T (Zone, Task, Pipeline, ModelVersion): nullopt when it is
+// gone, a terminal error outcome when it does not decode (the schema and webhook keep that from
+// happening; if it does, it is reported, not retried).
+template <class T>
+std::expected<std::optional<T>, controller::Outcome> DecodeCached(const controller::Store& store,
+                                                                  const std::string& key) {
+  const controller::Object object = store.Get(key);
+  if (!object) return std::optional<T>{};
+  auto decoded = T::FromJson(*object);
+  if (!decoded) {
+    return std::unexpected(controller::Outcome::TerminalError(
+        std::string(T::kKind) + " " + key + " does not decode: " + api::ToString(decoded.error())));
+  }
+  return std::optional<T>(std::move(*decoded));
+}
 
 // Wall time now, in metav1.Time's whole seconds.
 api::Time Now();

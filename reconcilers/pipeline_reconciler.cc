@@ -34,14 +34,10 @@ void PipelineReconciler::Event(const api::Pipeline& pipeline, std::string_view t
 
 Outcome PipelineReconciler::Reconcile(const controller::Request& request,
                                       const controller::ReconcileContext& context) {
-  const Object object = caches_.pipelines.store().Get(request.key);
-  if (!object) return Outcome::Done();
-  auto parsed = api::Pipeline::FromJson(*object);
-  if (!parsed) {
-    return Outcome::TerminalError("pipeline " + request.key +
-                                  " does not decode: " + api::ToString(parsed.error()));
-  }
-  const api::Pipeline& pipeline = *parsed;
+  auto cached = DecodeCached<api::Pipeline>(caches_.pipelines.store(), request.key);
+  if (!cached) return cached.error();
+  if (!*cached) return Outcome::Done();  // deleted; owner references take its children
+  const api::Pipeline& pipeline = **cached;
   if (pipeline.metadata.deletion_timestamp) return Outcome::Done();
   const std::string& ns = pipeline.metadata.namespace_;
   const std::string& uid = pipeline.metadata.uid;

@@ -58,14 +58,10 @@ const controller::Informer& TaskReconciler::CacheFor(std::string_view kind) cons
 
 Outcome TaskReconciler::Reconcile(const controller::Request& request,
                                   const controller::ReconcileContext& context) {
-  const Object object = caches_.tasks.store().Get(request.key);
-  if (!object) return Outcome::Done();  // deleted; the garbage collector removes the children
-  auto parsed = api::Task::FromJson(*object);
-  if (!parsed) {
-    return Outcome::TerminalError("task " + request.key +
-                                  " does not decode: " + api::ToString(parsed.error()));
-  }
-  const api::Task& task = *parsed;
+  auto cached = DecodeCached<api::Task>(caches_.tasks.store(), request.key);
+  if (!cached) return cached.error();
+  if (!*cached) return Outcome::Done();  // deleted; owner references take its children
+  const api::Task& task = **cached;
   if (task.metadata.deletion_timestamp) return Outcome::Done();
   const std::string& ns = task.metadata.namespace_;
   const std::string& uid = task.metadata.uid;
@@ -104,10 +100,10 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
                          *task.status->phase == api::TaskPhase::kCancelled);
   if (!task.spec.Streaming() && attempts > 0 && !finished) {
     const std::string name = TaskJobName(task, attempts);
-    const bool cached = std::any_of(observed.jobs.begin(), observed.jobs.end(), [&](const json& j) {
-      return j["metadata"].value("name", "") == name;
-    });
-    if (!cached) {
+    const bool in_cache =
+        std::any_of(observed.jobs.begin(), observed.jobs.end(),
+                    [&](const json& j) { return j["metadata"].value("name", "") == name; });
+    if (!in_cache) {
       auto live = client_.Get(kube::resources::kJobs, ns, name);
       if (live && api::IsControlledBy(*live, uid)) {
         observed.jobs.push_back(std::move(*live));

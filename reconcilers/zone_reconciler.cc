@@ -118,15 +118,10 @@ Outcome ZoneReconciler::Finalize(const api::Zone& zone,
 
 Outcome ZoneReconciler::Reconcile(const controller::Request& request,
                                   const controller::ReconcileContext& context) {
-  const Object object = caches_.zones.store().Get(request.key);
-  if (!object) return Outcome::Done();  // deleted; children go with it
-  auto parsed = api::Zone::FromJson(*object);
-  if (!parsed) {
-    // The CRD schema and the webhook keep this from happening; report it if it does.
-    return Outcome::TerminalError("zone " + request.key +
-                                  " does not decode: " + api::ToString(parsed.error()));
-  }
-  const api::Zone& zone = *parsed;
+  auto cached = DecodeCached<api::Zone>(caches_.zones.store(), request.key);
+  if (!cached) return cached.error();
+  if (!*cached) return Outcome::Done();  // deleted; owner references take its children
+  const api::Zone& zone = **cached;
   if (zone.metadata.deletion_timestamp) return Finalize(zone, context);
 
   const auto& finalizers = zone.metadata.finalizers;
