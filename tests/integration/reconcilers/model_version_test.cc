@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/cluster.h"
+#include "tests/support/operator_test.h"
 #include "tests/support/process.h"
 
 namespace millrace::testing {
@@ -20,35 +21,11 @@ using ::testing::HasSubstr;
 
 Cluster& C() { return Cluster::Get(); }
 
-class ModelVersionTest : public ::testing::Test {
+class ModelVersionTest : public OperatorTest {
  protected:
-  static void SetUpTestSuite() {
-    C().InstallCrds();
-    op_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{MILLRACE_CONTROLLER_BINARY, "--kubeconfig=" + C().kubeconfig(),
-                                 "--bind-address=127.0.0.1:0"},
-        C().state_dir() + "/modelversion-operator.log");
-  }
-  static void TearDownTestSuite() { op_.reset(); }
+  static void SetUpTestSuite() { StartSuite("modelversion-operator.log"); }
 
-  void SetUp() override { ns_ = C().CreateNamespace(); }
-  void TearDown() override {
-    if (HasFailure()) {
-      const std::string log = op_->Log();
-      std::cerr << "operator log (tail):\n"
-                << log.substr(log.size() > 6000 ? log.size() - 6000 : 0);
-    }
-  }
-
-  json Get(const std::string& kind, const std::string& name) const {
-    const auto r = C().Kubectl({"get", kind, name, "-n", ns_, "-o", "json"});
-    return r.exit_code == 0 ? json::parse(r.out) : json();
-  }
-
-  static std::string Stage(const json& mv) {
-    if (!mv.is_object() || !mv.contains("status")) return "";
-    return mv["status"].value("stage", "");
-  }
+  static std::string Stage(const json& mv) { return StatusField(mv, "stage"); }
 
   json WaitForStage(const std::string& name, const std::string& stage,
                     seconds timeout = seconds(90)) const {
@@ -67,19 +44,7 @@ class ModelVersionTest : public ::testing::Test {
     if (!svc.is_object()) return "";
     return svc["spec"]["selector"].value("millrace.io/model-version", "");
   }
-
-  std::vector<std::string> EventReasons(const std::string& name) const {
-    const json events = C().KubectlJson(
-        {"get", "events", "-n", ns_, "--field-selector", "involvedObject.name=" + name});
-    std::vector<std::string> reasons;
-    for (const auto& e : events["items"]) reasons.push_back(e.value("reason", ""));
-    return reasons;
-  }
-
-  std::string ns_;
-  static std::unique_ptr<Subprocess> op_;
 };
-std::unique_ptr<Subprocess> ModelVersionTest::op_;
 
 std::string Version(const std::string& version, const std::string& stage,
                     const std::string& extra = "") {

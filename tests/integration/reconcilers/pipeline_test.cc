@@ -14,6 +14,7 @@
 
 #include "crds/duration.h"
 #include "tests/support/cluster.h"
+#include "tests/support/operator_test.h"
 #include "tests/support/process.h"
 
 namespace millrace::testing {
@@ -25,55 +26,20 @@ using ::testing::HasSubstr;
 
 Cluster& C() { return Cluster::Get(); }
 
-std::unique_ptr<Subprocess> StartOperator(const std::string& log_name) {
-  return std::make_unique<Subprocess>(
-      std::vector<std::string>{MILLRACE_CONTROLLER_BINARY, "--kubeconfig=" + C().kubeconfig(),
-                               "--bind-address=127.0.0.1:0", "--kube-api-qps=200",
-                               "--kube-api-burst=400"},
-      C().state_dir() + "/" + log_name);
-}
-
-std::string Phase(const json& object) {
-  if (!object.is_object() || !object.contains("status")) return "";
-  return object["status"].value("phase", "");
-}
-
 api::Time TimeOf(const json& j, const char* key) {
   return *api::ParseTime(j.at(key).get<std::string>());
 }
 
-class PipelineTest : public ::testing::Test {
+// Pipelines create objects in bursts: the operator gets a higher client rate limit.
+const std::vector<std::string> kOperatorFlags = {"--kube-api-qps=200", "--kube-api-burst=400"};
+
+class PipelineTest : public OperatorTest {
  protected:
-  static void SetUpTestSuite() {
-    C().InstallCrds();
-    op_ = StartOperator("pipeline-operator.log");
-  }
-  static void TearDownTestSuite() { op_.reset(); }
-
-  void SetUp() override { ns_ = C().CreateNamespace(); }
-  void TearDown() override {
-    if (HasFailure()) {
-      const std::string log = op_->Log();
-      std::cerr << "operator log (tail):\n"
-                << log.substr(log.size() > 6000 ? log.size() - 6000 : 0);
-    }
-  }
-
-  json Get(const std::string& kind, const std::string& name) const {
-    const auto r = C().Kubectl({"get", kind, name, "-n", ns_, "-o", "json"});
-    return r.exit_code == 0 ? json::parse(r.out) : json();
-  }
+  static void SetUpTestSuite() { StartSuite("pipeline-operator.log", kOperatorFlags); }
 
   json WaitForPhase(const std::string& name, const std::string& phase,
                     seconds timeout = seconds(90)) const {
-    json p;
-    WaitFor(
-        [&] {
-          p = Get("pipeline", name);
-          return Phase(p) == phase;
-        },
-        timeout);
-    return p;
+    return OperatorTest::WaitForPhase("pipeline", name, phase, timeout);
   }
 
   static std::map<std::string, json> Steps(const json& pipeline) {
@@ -81,11 +47,7 @@ class PipelineTest : public ::testing::Test {
     for (const auto& s : pipeline["status"]["steps"]) steps[s["name"]] = s;
     return steps;
   }
-
-  std::string ns_;
-  static std::unique_ptr<Subprocess> op_;
 };
-std::unique_ptr<Subprocess> PipelineTest::op_;
 
 // A step; `extra` is YAML at the step's indentation (dependsOn, when, metadata ...).
 std::string Step(const std::string& name, const std::string& extra = "",
@@ -269,7 +231,7 @@ TEST_F(PipelineTest, OperatorKilledMidPipelineRunsNoStepTwice) {
   ASSERT_TRUE(WaitFor([&] { return Phase(Get("task", "survive-b")) == "Running"; }, seconds(60)));
   op_->Signal(SIGKILL);
   ASSERT_TRUE(op_->Wait(seconds(10)).has_value());
-  op_ = StartOperator("pipeline-operator-2.log");
+  op_ = StartOperator("pipeline-operator-2.log", kOperatorFlags);
 
   const json p = WaitForPhase("survive", "Succeeded");
   ASSERT_EQ(Phase(p), "Succeeded") << p.dump(2);

@@ -12,6 +12,7 @@
 
 #include "crds/duration.h"
 #include "tests/support/cluster.h"
+#include "tests/support/operator_test.h"
 #include "tests/support/process.h"
 
 namespace millrace::testing {
@@ -23,52 +24,13 @@ using ::testing::HasSubstr;
 
 Cluster& C() { return Cluster::Get(); }
 
-// status.phase, or "" before the operator wrote a status.
-std::string Phase(const json& task) {
-  if (!task.is_object() || !task.contains("status")) return "";
-  return task["status"].value("phase", "");
-}
-
-std::unique_ptr<Subprocess> StartOperator(const std::string& log_name) {
-  return std::make_unique<Subprocess>(
-      std::vector<std::string>{MILLRACE_CONTROLLER_BINARY, "--kubeconfig=" + C().kubeconfig(),
-                               "--bind-address=127.0.0.1:0"},
-      C().state_dir() + "/" + log_name);
-}
-
-class TaskTest : public ::testing::Test {
+class TaskTest : public OperatorTest {
  protected:
-  static void SetUpTestSuite() {
-    C().InstallCrds();
-    op_ = StartOperator("task-operator.log");
-  }
-  static void TearDownTestSuite() { op_.reset(); }
+  static void SetUpTestSuite() { StartSuite("task-operator.log"); }
 
-  void SetUp() override { ns_ = C().CreateNamespace(); }
-  void TearDown() override {
-    if (HasFailure()) std::cerr << "operator log (tail):\n" << Tail(op_->Log()) << "\n";
-  }
-
-  static std::string Tail(const std::string& log) {
-    return log.size() > 6000 ? log.substr(log.size() - 6000) : log;
-  }
-
-  json Get(const std::string& kind, const std::string& name) const {
-    const auto r = C().Kubectl({"get", kind, name, "-n", ns_, "-o", "json"});
-    return r.exit_code == 0 ? json::parse(r.out) : json();
-  }
-
-  // Waits until the task's status.phase is `phase`; returns the task as last seen.
   json WaitForPhase(const std::string& name, const std::string& phase,
                     seconds timeout = seconds(60)) const {
-    json task;
-    WaitFor(
-        [&] {
-          task = Get("task", name);
-          return Phase(task) == phase;
-        },
-        timeout);
-    return task;
+    return OperatorTest::WaitForPhase("task", name, phase, timeout);
   }
 
   std::string ReadyReason(const json& task) const {
@@ -79,30 +41,11 @@ class TaskTest : public ::testing::Test {
     return "";
   }
 
-  // The reasons of the events about `name` (written as events.k8s.io/v1, read through core/v1,
-  // whose field selectors every release supports), oldest first.
-  std::vector<std::string> EventReasons(const std::string& name) const {
-    const json events = C().KubectlJson(
-        {"get", "events", "-n", ns_, "--field-selector", "involvedObject.name=" + name});
-    std::vector<std::pair<std::string, std::string>> seen;
-    for (const auto& e : events["items"]) {
-      seen.emplace_back(e.value("eventTime", ""), e.value("reason", ""));
-    }
-    std::sort(seen.begin(), seen.end());
-    std::vector<std::string> reasons;
-    for (auto& [time, reason] : seen) reasons.push_back(reason);
-    return reasons;
-  }
-
   std::vector<json> Jobs(const std::string& task) const {
     const json jobs = C().KubectlJson({"get", "jobs", "-n", ns_, "-l", "millrace.io/task=" + task});
     return jobs["items"].get<std::vector<json>>();
   }
-
-  std::string ns_;
-  static std::unique_ptr<Subprocess> op_;
 };
-std::unique_ptr<Subprocess> TaskTest::op_;
 
 // A batch task; `extra_meta` and `extra_spec` are YAML lines added to metadata and spec.
 std::string BatchTask(const std::string& name, const std::string& extra_meta = "",

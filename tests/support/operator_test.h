@@ -1,0 +1,96 @@
+#pragma once
+
+// A test fixture for end-to-end tests of the reconcilers: the real millrace-controller binary
+// (MILLRACE_CONTROLLER_BINARY, compiled into the test) runs against the binary's cluster, and each
+// test works in a namespace of its own.
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/cluster.h"
+#include "tests/support/process.h"
+
+namespace millrace::testing {
+
+class OperatorTest : public ::testing::Test {
+ protected:
+  using json = nlohmann::json;
+
+  // Starts millrace-controller with `extra` flags, logging to the cluster's state directory.
+  static std::unique_ptr<Subprocess> StartOperator(const std::string& log_name,
+                                                   const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {MILLRACE_CONTROLLER_BINARY,
+                                     "--kubeconfig=" + Cluster::Get().kubeconfig(),
+                                     "--bind-address=127.0.0.1:0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return std::make_unique<Subprocess>(argv, Cluster::Get().state_dir() + "/" + log_name);
+  }
+
+  // For a suite's SetUpTestSuite: the CRDs, then the operator.
+  static void StartSuite(const std::string& log_name, const std::vector<std::string>& extra = {}) {
+    Cluster::Get().InstallCrds();
+    op_ = StartOperator(log_name, extra);
+  }
+  static void TearDownTestSuite() { op_.reset(); }
+
+  void SetUp() override { ns_ = Cluster::Get().CreateNamespace(); }
+  void TearDown() override {
+    if (!HasFailure() || !op_) return;
+    const std::string log = op_->Log();
+    std::cerr << "operator log (tail):\n" << log.substr(log.size() > 6000 ? log.size() - 6000 : 0);
+  }
+
+  // `kubectl get kind name -o json` in the test's namespace; null when it does not exist.
+  json Get(const std::string& kind, const std::string& name) const {
+    const auto r = Cluster::Get().Kubectl({"get", kind, name, "-n", ns_, "-o", "json"});
+    return r.exit_code == 0 ? json::parse(r.out) : json();
+  }
+
+  // status.<field> as a string, or "" before the operator wrote a status.
+  static std::string StatusField(const json& object, const std::string& field) {
+    if (!object.is_object() || !object.contains("status")) return "";
+    return object["status"].value(field, "");
+  }
+  static std::string Phase(const json& object) { return StatusField(object, "phase"); }
+
+  // The reasons of the events about `name` (written as events.k8s.io/v1, read through core/v1,
+  // whose field selectors every release supports), oldest first.
+  std::vector<std::string> EventReasons(const std::string& name) const {
+    const json events = Cluster::Get().KubectlJson(
+        {"get", "events", "-n", ns_, "--field-selector", "involvedObject.name=" + name});
+    std::vector<std::pair<std::string, std::string>> seen;
+    for (const auto& e : events["items"]) {
+      seen.emplace_back(e.value("eventTime", ""), e.value("reason", ""));
+    }
+    std::sort(seen.begin(), seen.end());
+    std::vector<std::string> reasons;
+    for (auto& [time, reason] : seen) reasons.push_back(reason);
+    return reasons;
+  }
+
+  // Waits until `kind` `name` has status.phase `phase`; returns it as last seen.
+  json WaitForPhase(const std::string& kind, const std::string& name, const std::string& phase,
+                    std::chrono::seconds timeout) const {
+    json object;
+    WaitFor(
+        [&] {
+          object = Get(kind, name);
+          return Phase(object) == phase;
+        },
+        timeout);
+    return object;
+  }
+
+  std::string ns_;
+  static inline std::unique_ptr<Subprocess> op_;
+};
+
+}  // namespace millrace::testing
