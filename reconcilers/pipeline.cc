@@ -48,7 +48,6 @@ struct TaskView {
   std::string name;
   std::string phase;
   std::string message;
-  bool cancel_requested = false;
   std::optional<int32_t> attempts;
   std::optional<api::Time> start_time;
   std::optional<api::Time> completion_time;
@@ -58,7 +57,6 @@ struct TaskView {
 TaskView ViewOf(const Json& task) {
   TaskView v;
   v.name = Str(Sub(task, "metadata"), "name");
-  v.cancel_requested = Sub(Sub(task, "spec"), "cancel") == Json(true);
   const Json& status = Sub(task, "status");
   v.phase = Str(status, "phase");
   if (const Json& a = Sub(status, "attempts"); a.is_number_integer()) {
@@ -114,7 +112,11 @@ class Planner {
       Ttl();
       return;
     }
-    if (const api::ValidationErrors errors = api::Validate(p_); !errors.empty()) {
+    // Steps and params are immutable (the API server's transition rules), so a run that started
+    // was validated already: the check runs until the first step starts, not on every reconcile.
+    const api::ValidationErrors errors =
+        status().start_time ? api::ValidationErrors{} : api::Validate(p_);
+    if (!errors.empty()) {
       status().failure = api::PipelineFailure{.step = std::nullopt,
                                               .reason = "InvalidSpec",
                                               .message = Truncate(api::ToString(errors), 2048)};
@@ -335,16 +337,19 @@ class Planner {
 
   // Stops the regular steps: running ones are cancelled, pending ones never start.
   void Stop(const std::string& why) {
+    std::set<std::string> cancel_requested;
+    for (const Json& t : observed_.tasks) {
+      if (Sub(Sub(t, "spec"), "cancel") == Json(true)) {
+        cancel_requested.insert(Str(Sub(t, "metadata"), "name"));
+      }
+    }
     for (const auto& step : p_.spec.steps) {
       api::StepStatus& r = Rec(step.name);
       if (r.phase == StepPhase::kPending) {
         r.phase = StepPhase::kCancelled;
         r.message = "not started: " + why;
       } else if ((r.phase == StepPhase::kRunning || r.phase == StepPhase::kReady) && r.task) {
-        const bool requested =
-            std::any_of(observed_.tasks.begin(), observed_.tasks.end(), [&](const Json& t) {
-              return Str(Sub(t, "metadata"), "name") == *r.task && ViewOf(t).cancel_requested;
-            });
+        const bool requested = cancel_requested.contains(*r.task);
         if (!requested) plan_.cancel.push_back(*r.task);
         r.message = "cancelling: " + why;
       }

@@ -54,21 +54,31 @@ class OperatorTest : public ::testing::Test {
     return r.exit_code == 0 ? json::parse(r.out) : json();
   }
 
+  // object.<key> when it is a string, else "" (absent, null, or object not an object).
+  static std::string StringAt(const json& object, const std::string& key) {
+    if (!object.is_object()) return "";
+    const auto it = object.find(key);
+    return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+  }
+
   // status.<field> as a string, or "" before the operator wrote a status.
   static std::string StatusField(const json& object, const std::string& field) {
-    if (!object.is_object() || !object.contains("status")) return "";
-    return object["status"].value(field, "");
+    return object.is_object() && object.contains("status") ? StringAt(object["status"], field) : "";
   }
   static std::string Phase(const json& object) { return StatusField(object, "phase"); }
 
-  // The reasons of the events about `name` (written as events.k8s.io/v1, read through core/v1,
-  // whose field selectors every release supports), oldest first.
+  // The reasons of the events about our resource `name` (written as events.k8s.io/v1, read through
+  // core/v1, whose field selectors every release supports), oldest first. Events about a built-in
+  // object of the same name (a Deployment's, say) are not ours; those carry a null eventTime.
   std::vector<std::string> EventReasons(const std::string& name) const {
     const json events = Cluster::Get().KubectlJson(
         {"get", "events", "-n", ns_, "--field-selector", "involvedObject.name=" + name});
     std::vector<std::pair<std::string, std::string>> seen;
     for (const auto& e : events["items"]) {
-      seen.emplace_back(e.value("eventTime", ""), e.value("reason", ""));
+      if (!StringAt(e.value("involvedObject", json::object()), "apiVersion")
+               .starts_with("millrace.io/"))
+        continue;
+      seen.emplace_back(StringAt(e, "eventTime"), StringAt(e, "reason"));
     }
     std::sort(seen.begin(), seen.end());
     std::vector<std::string> reasons;

@@ -42,7 +42,7 @@ class ModelVersionTest : public OperatorTest {
   std::string StableSelects() const {
     const json svc = Get("service", "churn");
     if (!svc.is_object()) return "";
-    return svc["spec"]["selector"].value("millrace.io/model-version", "");
+    return StringAt(svc["spec"].value("selector", json::object()), "millrace.io/model-version");
   }
 };
 
