@@ -760,6 +760,13 @@ class Planner {
     }
     const api::Time retry_at = failed_at + RetryDelay(*task_.spec.retries, attempt);
     if (now_ >= retry_at) {
+      // Noticed only after the backoff ran out (a busy operator, a restart): no retry was
+      // scheduled, so Events() has none to report; the failed attempt is reported here.
+      if (!old().next_retry_time) {
+        plan_.events.push_back(
+            {"Warning", "AttemptFailed",
+             AttemptOfTotal(attempt) + " failed: " + Describe(failure) + "; retrying now"});
+      }
       Start(attempt + 1);
       return;
     }

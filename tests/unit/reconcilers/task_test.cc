@@ -187,6 +187,20 @@ TEST(TaskPlan, FailedAttemptWaitsOutTheBackoffThenRetries) {
   EXPECT_EQ((*retry.create_job)["metadata"]["name"], "ingest-2");
   EXPECT_EQ(retry.status.attempts, 2);
   EXPECT_FALSE(retry.status.next_retry_time);
+  // This failure was first seen after its backoff ran out: reported as it is retried.
+  ASSERT_EQ(retry.events.size(), 2u);
+  EXPECT_EQ(retry.events[0].reason, "AttemptFailed");
+  EXPECT_THAT(retry.events[0].note, HasSubstr("retrying now"));
+  EXPECT_EQ(retry.events[1].reason, "AttemptStarted");
+
+  // One seen in time was reported when its retry was scheduled: not again.
+  const api::Task scheduled =
+      TaskFrom(kBatch, Json{{"attempts", 1},
+                            {"phase", "Running"},
+                            {"nextRetryTime", api::FormatTime(kT0 + seconds{10})}});
+  const TaskPlan rescheduled = PlanTask(scheduled, observed, kT0 + seconds{10});
+  ASSERT_EQ(rescheduled.events.size(), 1u);
+  EXPECT_EQ(rescheduled.events[0].reason, "AttemptStarted");
 }
 
 TEST(TaskPlan, LastAttemptFailureFailsTheTaskWithExitCodeAndReason) {
