@@ -1,5 +1,6 @@
 #include "controller/flags.h"
 
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <map>
@@ -78,6 +79,15 @@ Flags:
   --renew-deadline D                how long the leader retries renewing before it stops (default 10s)
   --retry-period D                  how often to renew or retry acquiring (default 1s)
   --workers N                       concurrent reconciles per controller (default 4)
+  --webhook-bind-address HOST:PORT  serve the admission webhooks over HTTPS (default 0: off;
+                                    the Helm chart and config/ use :9443)
+  --webhook-cert-dir DIR            tls.crt and tls.key, re-read when they change (cert-manager,
+                                    a Secret volume); default: a self-signed CA and certificate
+                                    generated at start-up
+  --webhook-hosts H1,H2             the self-signed certificate's DNS names and IP addresses
+                                    (default millrace-webhook.millrace-system.svc,localhost,127.0.0.1)
+  --webhook-configuration NAME      with a self-signed certificate: set the caBundle of the
+                                    Validating- and MutatingWebhookConfiguration NAME to its CA
   --log-level LEVEL                 debug, info, warn or error (default info)
   --version                         print the version and exit
   --help                            print this help and exit
@@ -103,15 +113,35 @@ std::expected<Flags, std::string> ParseFlags(const std::vector<std::string_view>
       {"context", text(f.context)},
       {"kube-api-qps", [&](std::string_view v) { return ParseNumber(v, f.kube_api_qps); }},
       {"kube-api-burst",
-       [&](std::string_view v) { return ParseNumber(v, f.kube_api_burst) && f.kube_api_burst > 0; }},
+       [&](std::string_view v) {
+         return ParseNumber(v, f.kube_api_burst) && f.kube_api_burst > 0;
+       }},
       {"bind-address",
-       [&](std::string_view v) { return (v == "0" || ParseBindAddress(v)) && (f.bind_address = v, true); }},
+       [&](std::string_view v) {
+         return (v == "0" || ParseBindAddress(v)) && (f.bind_address = v, true);
+       }},
       {"leader-election-namespace", text(f.leader_election_namespace)},
       {"leader-election-id", text(f.leader_election_id)},
       {"lease-duration", duration(f.lease_duration)},
       {"renew-deadline", duration(f.renew_deadline)},
       {"retry-period", duration(f.retry_period)},
       {"workers", [&](std::string_view v) { return ParseNumber(v, f.workers) && f.workers > 0; }},
+      {"webhook-bind-address",
+       [&](std::string_view v) {
+         return (v == "0" || ParseBindAddress(v)) && (f.webhook_bind_address = v, true);
+       }},
+      {"webhook-cert-dir", text(f.webhook_cert_dir)},
+      {"webhook-hosts",
+       [&](std::string_view v) {
+         f.webhook_hosts.clear();
+         for (size_t start = 0; start <= v.size();) {
+           const size_t comma = std::min(v.find(',', start), v.size());
+           if (comma > start) f.webhook_hosts.emplace_back(v.substr(start, comma - start));
+           start = comma + 1;
+         }
+         return !f.webhook_hosts.empty();
+       }},
+      {"webhook-configuration", text(f.webhook_configuration)},
       {"log-level",
        [&](std::string_view v) {
          return (v == "debug" || v == "info" || v == "warn" || v == "error") &&
@@ -124,7 +154,8 @@ std::expected<Flags, std::string> ParseFlags(const std::vector<std::string_view>
   for (size_t i = 0; i < args.size(); ++i) {
     std::string_view arg = args[i];
     if (arg == "-h") arg = "--help";
-    if (!arg.starts_with("--")) return std::unexpected("unexpected argument \"" + std::string(arg) + "\"");
+    if (!arg.starts_with("--"))
+      return std::unexpected("unexpected argument \"" + std::string(arg) + "\"");
     arg.remove_prefix(2);
     std::optional<std::string_view> value;
     if (const auto eq = arg.find('='); eq != std::string_view::npos) {

@@ -1,11 +1,13 @@
 // millrace-controller: the operator's single binary.
 #include <unistd.h>
 
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -18,21 +20,25 @@
 #include "controller/version.h"
 #include "kubeclient/client.h"
 #include "kubeclient/config.h"
+#include "reconcilers/apply.h"
 #include "reconcilers/model_version_reconciler.h"
 #include "reconcilers/pipeline_reconciler.h"
 #include "reconcilers/task_reconciler.h"
 #include "reconcilers/zone_reconciler.h"
+#include "webhooks/certificates.h"
+#include "webhooks/configurations.h"
+#include "webhooks/server.h"
 
 namespace mc = millrace::controller;
 namespace kube = millrace::kube;
+namespace webhooks = millrace::webhooks;
 
 namespace {
 
 std::string Identity() {
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
-  return std::string(host[0] != '\0' ? host : "millrace") + "_" +
-         mc::NewReconcileId().substr(0, 8);
+  return std::string(host[0] != '\0' ? host : "millrace") + "_" + mc::NewReconcileId().substr(0, 8);
 }
 
 // SIGTERM and SIGINT request a graceful stop; a second one exits at once.
@@ -50,6 +56,70 @@ std::jthread HandleSignals(std::stop_source& stop) {
       stop.request_stop();
     }
   });
+}
+
+// The admission webhook server (every replica runs one). With no --webhook-cert-dir it serves a
+// certificate signed by a CA generated now, and keeps --webhook-configuration's caBundle on that
+// CA.
+std::unique_ptr<webhooks::WebhookServer> StartWebhooks(const mc::Flags& flags, kube::Client& client,
+                                                       mc::Manager& manager,
+                                                       std::jthread& ca_injector) {
+  const mc::Logger log = manager.logger();
+  const auto [host, port] = *mc::ParseBindAddress(flags.webhook_bind_address);
+  webhooks::WebhookServerOptions options;
+  options.address = host;
+  options.port = port;
+  options.cert_dir = flags.webhook_cert_dir;
+  options.logger = log;
+  options.metrics = &manager.metrics();
+  options.list_model_versions =
+      [&client](const std::string& ns) -> std::expected<std::vector<nlohmann::json>, std::string> {
+    auto list = client.List(millrace::reconcilers::resources::kModelVersions, ns);
+    if (!list) return std::unexpected(list.error().ToString());
+    return (*list)["items"].get<std::vector<nlohmann::json>>();
+  };
+  std::string ca_pem;
+  if (flags.webhook_cert_dir.empty()) {
+    auto ca = webhooks::GenerateCa("millrace-webhook-ca");
+    auto serving = ca ? webhooks::IssueServingCertificate(*ca, flags.webhook_hosts)
+                      : std::unexpected(ca.error());
+    if (!serving) {
+      log.With("error", serving.error()).Error("cannot generate the webhook certificate");
+      return nullptr;
+    }
+    ca_pem = ca->certificate;
+    options.certificate = std::move(*serving);
+  }
+  auto server = std::make_unique<webhooks::WebhookServer>(std::move(options));
+  if (auto started = server->Start(); !started) {
+    log.With("error", started.error()).Error("serving the admission webhooks failed");
+    return nullptr;
+  }
+  log.With("port", server->port())
+      .With("serial", server->serving_serial())
+      .Info("serving admission webhooks");
+  if (!ca_pem.empty() && !flags.webhook_configuration.empty()) {
+    // The configurations may be created after we start (kubectl apply of a whole directory) or
+    // rewritten by a redeploy: check every few seconds; only a difference is written.
+    ca_injector = std::jthread(
+        [&client, name = flags.webhook_configuration, ca_pem, log](std::stop_token stop) {
+          std::string last_error;
+          for (;;) {
+            auto injected = webhooks::InjectCaBundle(client, name, ca_pem);
+            const std::string error = injected ? "" : injected.error();
+            if (!error.empty() && error != last_error) {
+              log.With("error", error).Warn("cannot set the webhook configurations' caBundle");
+            }
+            last_error = error;
+            std::mutex mu;
+            std::condition_variable_any cv;
+            std::unique_lock lock(mu);
+            cv.wait_for(lock, stop, std::chrono::seconds{5}, [] { return false; });
+            if (stop.stop_requested()) return;
+          }
+        });
+  }
+  return server;
 }
 
 }  // namespace
@@ -126,5 +196,11 @@ int main(int argc, char** argv) {
   millrace::reconcilers::AddPipelineController(manager, flags->workers);
   millrace::reconcilers::AddModelVersionController(manager, flags->workers);
   logger.With("version", millrace::Version()).With("server", config->server).Info("starting");
+  std::unique_ptr<webhooks::WebhookServer> webhook_server;
+  std::jthread ca_injector;
+  if (flags->webhook_bind_address != "0") {
+    webhook_server = StartWebhooks(*flags, **client, manager, ca_injector);
+    if (!webhook_server) return 1;
+  }
   return manager.Run(stop.get_token());
 }

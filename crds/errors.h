@@ -32,7 +32,12 @@ struct FieldError {
 
 using ValidationErrors = std::vector<FieldError>;
 
-// "spec.input: FieldValueForbidden: a Spout ingests data and has no input"
+// The API server's words for a reason (field.ErrorType.String()): "FieldValueForbidden" ->
+// "Forbidden", "FieldValueInvalid" -> "Invalid value"; unknown reasons as they are.
+std::string_view ReasonText(std::string_view reason);
+
+// "spec.input: Forbidden: a Spout ingests data and has no input", as the API server words its own
+// field errors, so a webhook denial reads like a schema one.
 std::string ToString(const FieldError& error);
 // All errors, one per line.
 std::string ToString(const ValidationErrors& errors);

@@ -6,9 +6,22 @@
 
 namespace millrace::api {
 
+std::string_view ReasonText(std::string_view r) {
+  if (r == reason::kRequired) return "Required value";
+  if (r == reason::kInvalid || r == reason::kTypeInvalid) return "Invalid value";
+  if (r == reason::kNotSupported) return "Unsupported value";
+  if (r == reason::kDuplicate) return "Duplicate value";
+  if (r == reason::kForbidden) return "Forbidden";
+  if (r == reason::kNotFound) return "Not found";
+  if (r == reason::kTooLong) return "Too long";
+  if (r == reason::kTooMany) return "Too many";
+  return r;
+}
+
 std::string ToString(const FieldError& error) {
   std::string out = error.path.empty() ? "<object>" : error.path;
-  out += ": " + error.reason;
+  out += ": ";
+  out += ReasonText(error.reason);
   if (!error.detail.empty()) out += ": " + error.detail;
   return out;
 }

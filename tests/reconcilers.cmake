@@ -9,23 +9,14 @@ millrace_unit_test(reconcilers_task_test
 millrace_unit_test(reconcilers_apply_test
   SOURCES unit/reconcilers/apply_test.cc
   LIBS millrace_reconcilers)
-millrace_integration_test(reconcilers_zone_integration_test
+millrace_operator_test(reconcilers_zone_integration_test
   SOURCES integration/reconcilers/zone_test.cc)
-target_compile_definitions(reconcilers_zone_integration_test PRIVATE
-  MILLRACE_CONTROLLER_BINARY="$<TARGET_FILE:millrace-controller>")
-add_dependencies(reconcilers_zone_integration_test millrace-controller)
-millrace_integration_test(reconcilers_task_integration_test
+millrace_operator_test(reconcilers_task_integration_test
   SOURCES integration/reconcilers/task_test.cc
   LIBS millrace_crds)
-target_compile_definitions(reconcilers_task_integration_test PRIVATE
-  MILLRACE_CONTROLLER_BINARY="$<TARGET_FILE:millrace-controller>")
-add_dependencies(reconcilers_task_integration_test millrace-controller)
-millrace_integration_test(reconcilers_pipeline_integration_test
+millrace_operator_test(reconcilers_pipeline_integration_test
   SOURCES integration/reconcilers/pipeline_test.cc
   LIBS millrace_crds)
-target_compile_definitions(reconcilers_pipeline_integration_test PRIVATE
-  MILLRACE_CONTROLLER_BINARY="$<TARGET_FILE:millrace-controller>")
-add_dependencies(reconcilers_pipeline_integration_test millrace-controller)
 millrace_unit_test(reconcilers_pipeline_test
   SOURCES unit/reconcilers/pipeline_test.cc
   LIBS millrace_reconcilers millrace_crds_testdata)
@@ -35,8 +26,5 @@ set_tests_properties(reconcilers_pipeline_integration_test PROPERTIES RUN_SERIAL
 millrace_unit_test(reconcilers_model_version_test
   SOURCES unit/reconcilers/model_version_test.cc
   LIBS millrace_reconcilers millrace_crds_testdata)
-millrace_integration_test(reconcilers_model_version_integration_test
+millrace_operator_test(reconcilers_model_version_integration_test
   SOURCES integration/reconcilers/model_version_test.cc)
-target_compile_definitions(reconcilers_model_version_integration_test PRIVATE
-  MILLRACE_CONTROLLER_BINARY="$<TARGET_FILE:millrace-controller>")
-add_dependencies(reconcilers_model_version_integration_test millrace-controller)

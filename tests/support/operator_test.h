@@ -8,7 +8,9 @@
 #include <chrono>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -46,6 +48,18 @@ class OperatorTest : public ::testing::Test {
     if (!HasFailure() || !op_) return;
     const std::string log = op_->Log();
     std::cerr << "operator log (tail):\n" << log.substr(log.size() > 6000 ? log.size() - 6000 : 0);
+  }
+
+  // The last line of `process`'s JSON log whose msg is `msg` (null when there is none yet), e.g.
+  // "serving admission webhooks" with the port the operator bound.
+  static json LogLine(const Subprocess& process, std::string_view msg) {
+    json found;
+    std::istringstream lines(process.Log());
+    for (std::string line; std::getline(lines, line);) {
+      json entry = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (entry.is_object() && StringAt(entry, "msg") == msg) found = std::move(entry);
+    }
+    return found;
   }
 
   // `kubectl get kind name -o json` in the test's namespace; null when it does not exist.

@@ -1,0 +1,61 @@
+#pragma once
+
+// The admission webhook server: HTTPS (TLS 1.2+, Boost.Beast) serving the endpoints of
+// webhooks/admission.h. It runs in every replica, leader or not, so admission stays available
+// while leadership moves.
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "controller/logging.h"
+#include "controller/metrics.h"
+#include "webhooks/admission.h"
+#include "webhooks/certificates.h"
+
+namespace millrace::webhooks {
+
+struct WebhookServerOptions {
+  std::string address = "0.0.0.0";
+  std::uint16_t port = 9443;  // 0: any free port (see port())
+  // tls.crt and tls.key in this directory (a Secret volume, cert-manager's layout), looked at every
+  // `reload_interval` and re-read when either changed; new connections get the new pair, open ones
+  // keep theirs. A pair that does not load leaves the previous one serving. Empty: serve
+  // `certificate`.
+  std::string cert_dir;
+  std::optional<CertificatePem> certificate;
+  std::chrono::milliseconds reload_interval{1000};
+  int threads = 2;
+  std::size_t max_request_bytes = 8u
+                                  << 20;  // an AdmissionReview holds the object twice (3 MiB max)
+  std::chrono::seconds request_timeout{10};
+  controller::Logger logger;
+  controller::Registry* metrics = nullptr;  // webhook_* metrics when set
+  ModelVersionLister list_model_versions;
+};
+
+class WebhookServer {
+ public:
+  explicit WebhookServer(WebhookServerOptions options);
+  ~WebhookServer();  // Stop()
+  WebhookServer(const WebhookServer&) = delete;
+  WebhookServer& operator=(const WebhookServer&) = delete;
+
+  // Loads the certificate, binds and listens, then starts the io threads.
+  std::expected<void, std::string> Start();
+  std::uint16_t port() const;  // the bound port, after Start()
+  // The serial number of the certificate new connections get (hex), after Start().
+  std::string serving_serial() const;
+  // Stops accepting, closes connections and joins the io threads. Idempotent.
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace millrace::webhooks
