@@ -61,8 +61,9 @@ std::jthread HandleSignals(std::stop_source& stop) {
 // The admission webhook server (every replica runs one). With no --webhook-cert-dir it serves a
 // certificate signed by a CA generated now, and keeps --webhook-configuration's caBundle on that
 // CA.
-std::unique_ptr<webhooks::WebhookServer> StartWebhooks(const mc::Flags& flags, kube::Client& client,
-                                                       mc::Manager& manager,
+std::unique_ptr<webhooks::WebhookServer> StartWebhooks(const mc::Flags& flags,
+                                                       const kube::Config& config,
+                                                       kube::Client& client, mc::Manager& manager,
                                                        std::jthread& ca_injector) {
   const mc::Logger log = manager.logger();
   const auto [host, port] = *mc::ParseBindAddress(flags.webhook_bind_address);
@@ -72,9 +73,22 @@ std::unique_ptr<webhooks::WebhookServer> StartWebhooks(const mc::Flags& flags, k
   options.cert_dir = flags.webhook_cert_dir;
   options.logger = log;
   options.metrics = &manager.metrics();
+  // Admission reads the live ModelVersions of a namespace on an io thread, within the API
+  // server's 5 s webhook timeout: a client of its own, not queued behind the reconcilers' rate
+  // limit, that gives up after 3 s (the review then fails closed).
+  kube::Config lister_config = config;
+  lister_config.qps = 0;
+  lister_config.timeout = std::chrono::seconds{3};
+  lister_config.connect_timeout = std::chrono::seconds{2};
+  auto lister_client = kube::NewClient(lister_config);
+  if (!lister_client) {
+    log.With("error", lister_client.error().ToString()).Error("cannot build the webhook's client");
+    return nullptr;
+  }
   options.list_model_versions =
-      [&client](const std::string& ns) -> std::expected<std::vector<nlohmann::json>, std::string> {
-    auto list = client.List(millrace::reconcilers::resources::kModelVersions, ns);
+      [lister = std::shared_ptr<kube::Client>(std::move(*lister_client))](
+          const std::string& ns) -> std::expected<std::vector<nlohmann::json>, std::string> {
+    auto list = lister->List(millrace::reconcilers::resources::kModelVersions, ns);
     if (!list) return std::unexpected(list.error().ToString());
     return (*list)["items"].get<std::vector<nlohmann::json>>();
   };
@@ -199,7 +213,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<webhooks::WebhookServer> webhook_server;
   std::jthread ca_injector;
   if (flags->webhook_bind_address != "0") {
-    webhook_server = StartWebhooks(*flags, **client, manager, ca_injector);
+    webhook_server = StartWebhooks(*flags, *config, **client, manager, ca_injector);
     if (!webhook_server) return 1;
   }
   return manager.Run(stop.get_token());

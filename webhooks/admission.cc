@@ -151,7 +151,10 @@ Json DefaultsPatch(const Json& object) {
 
 Decision Mutate(const std::string& kind, const std::string& operation, const Json& object) {
   Decision d;
-  if (operation != "CREATE" && operation != "UPDATE") return d;
+  // Only new objects are defaulted: an update patched with defaults could change fields that are
+  // immutable once set (a started Pipeline's steps), and the operator applies the same defaults
+  // in memory to whatever is stored.
+  if (operation != "CREATE") return d;
   if (kind == "Zone") d.patch = DefaultsPatch<api::Zone>(object);
   if (kind == "Task") d.patch = DefaultsPatch<api::Task>(object);
   if (kind == "Pipeline") d.patch = DefaultsPatch<api::Pipeline>(object);
@@ -169,7 +172,7 @@ Json DenialStatus(const std::string& kind, const std::string& name,
     // kubectl prints each cause as "<field>: <message>", so the message starts with the reason
     // in the API server's words: the denial reads like a schema error.
     causes.push_back(
-        {{"type", errors[i].reason},
+        {{"reason", errors[i].reason},  // metav1.StatusCause.Type is "reason" in JSON
          {"message", std::string(api::ReasonText(errors[i].reason)) + ": " + errors[i].detail},
          {"field", errors[i].path}});
   }
@@ -260,7 +263,20 @@ HttpAnswer Answer(std::string_view method, std::string_view target, std::string_
   if (!content_type.empty() && !content_type.starts_with("application/json")) {
     return Text(415, "expected application/json, got " + std::string(content_type));
   }
-  Json review = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  // Copying and comparing JSON recurse: a body nested deeper than any Kubernetes object (the API
+  // server's own decoder stops at 10,000 levels; real objects stay under 30) is refused before it
+  // can exhaust the stack.
+  constexpr int kMaxDepth = 128;
+  bool too_deep = false;
+  Json review = Json::parse(
+      body,
+      [&](int depth, Json::parse_event_t, Json&) {
+        if (depth > kMaxDepth) too_deep = true;
+        return !too_deep;
+      },
+      /*allow_exceptions=*/false);
+  if (too_deep)
+    return Text(400, "the body nests deeper than " + std::to_string(kMaxDepth) + " levels");
   if (review.is_discarded()) return Text(400, "the body is not JSON");
   try {
     auto answered = Review(*endpoint, review, list_model_versions);

@@ -280,10 +280,17 @@ struct WebhookServer::Impl {
     // although several threads run the io_context.
     acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-      if (!ec) {
-        std::make_shared<Session>(std::move(socket), certificates.Current(), options, metrics)
-            ->Start();
+      if (ec) {
+        // Out of file descriptors, say: the listener stays readable, so retrying at once would
+        // spin. Try again shortly.
+        accept_retry.expires_after(std::chrono::milliseconds{100});
+        accept_retry.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec) Accept();
+        });
+        return;
       }
+      std::make_shared<Session>(std::move(socket), certificates.Current(), options, metrics)
+          ->Start();
       Accept();
     });
   }
@@ -306,6 +313,7 @@ struct WebhookServer::Impl {
   asio::io_context ioc;
   tcp::acceptor acceptor{ioc};
   asio::steady_timer reload_timer{ioc};
+  asio::steady_timer accept_retry{ioc};
   std::uint16_t port = 0;
   std::vector<std::thread> threads;
 };
@@ -345,14 +353,12 @@ std::string WebhookServer::serving_serial() const { return impl_->certificates.s
 
 void WebhookServer::Stop() {
   if (impl_->threads.empty()) return;
-  asio::post(impl_->ioc, [this] {
-    beast::error_code ignored;
-    impl_->acceptor.close(ignored);
-    impl_->reload_timer.cancel();
-    impl_->ioc.stop();
-  });
+  impl_->ioc.stop();  // thread-safe; the sockets are touched only once no io thread runs
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
+  beast::error_code ignored;
+  impl_->acceptor.close(ignored);
+  impl_->reload_timer.cancel();
 }
 
 }  // namespace millrace::webhooks

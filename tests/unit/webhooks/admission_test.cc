@@ -127,7 +127,7 @@ TEST(Admission, EveryInvalidExampleIsDeniedNamingTheFieldAndReason) {
                 HasSubstr(ex.expect_path + ": " + std::string(api::ReasonText(ex.expect_reason))));
     bool cause = false;
     for (const auto& c : status["details"]["causes"]) {
-      cause = cause || (c["field"] == ex.expect_path && c["type"] == ex.expect_reason);
+      cause = cause || (c["field"] == ex.expect_path && c["reason"] == ex.expect_reason);
     }
     EXPECT_TRUE(cause) << status.dump(2);
   }
@@ -195,6 +195,13 @@ TEST(Admission, ASecondProductionVersionOfAModelIsDenied) {
   EXPECT_THAT(failed.body, HasSubstr("timeout"));
 }
 
+TEST(Admission, UpdatesAreNotDefaulted) {
+  // A stored Pipeline whose steps lack defaults must stay editable: its steps are immutable.
+  const Json task = Json::parse(R"({"apiVersion":"millrace.io/v1alpha1","kind":"Task",
+    "metadata":{"name":"t","namespace":"team-a"},"spec":{"role":"Spout","image":"busybox"}})");
+  EXPECT_FALSE(Respond(Mutating("Task"), Request("UPDATE", task, task)).contains("patch"));
+}
+
 TEST(Admission, AKindTheEndpointDoesNotServeIsRefused) {
   const Json task = Json::parse(R"({"apiVersion":"millrace.io/v1alpha1","kind":"Task",
     "metadata":{"name":"t"},"spec":{"role":"Spout","image":"busybox"}})");
@@ -210,6 +217,11 @@ TEST(Answer, MalformedRequestsGetFourHundreds) {
   EXPECT_EQ(Answer("POST", path, "text/yaml", "a: b", {}).status, 415u);
   EXPECT_EQ(Answer("POST", path, "application/json", "{not json", {}).status, 400u);
   EXPECT_EQ(Answer("POST", path, "application/json", "[1,2]", {}).status, 400u);
+  // Nesting that would exhaust the stack when copied is refused while parsing.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const HttpAnswer too_deep = Answer("POST", path, "application/json", deep, {});
+  EXPECT_EQ(too_deep.status, 400u);
+  EXPECT_THAT(too_deep.body, HasSubstr("nests deeper"));
   const HttpAnswer no_uid =
       Answer("POST", path, "application/json",
              R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}})", {});
