@@ -96,6 +96,7 @@ std::string ReadFile(const std::string& path) {
 std::vector<Sample> LoadSamples() {
   std::vector<Sample> out;
   for (const auto& file : YamlFiles("config/samples")) {
+    if (file.ends_with("/kustomization.yaml")) continue;  // kustomize's index of the samples
     const std::string text = ReadFile(SourceDir() + "/" + file);
     for (auto& doc : YamlToJson(text)) out.push_back({file, text, std::move(doc)});
   }

@@ -22,7 +22,7 @@ struct Sample {
   std::string yaml;
   nlohmann::json object;
 };
-// Every document of config/samples/*.yaml, in file name order.
+// Every document of config/samples/*.yaml but kustomization.yaml, in file name order.
 std::vector<Sample> LoadSamples();
 
 // An invalid example: a file with header comments

@@ -1,0 +1,12 @@
+# Tests of charts/ and config/: the install paths against a real control plane.
+
+millrace_integration_test(packaging_integration_test
+  SOURCES integration/packaging/install_test.cc
+  LIBS millrace_crds_testdata)
+
+# The README's demo command, run as a new user would but without a terminal: it must end with every
+# example pipeline Succeeded and the model serving in Production (scripts/demo exits non-zero
+# otherwise). Its own cluster name, so a user's demo cluster is left alone.
+add_test(NAME demo_test COMMAND ${PROJECT_SOURCE_DIR}/scripts/demo --down --non-interactive)
+set_tests_properties(demo_test PROPERTIES LABELS integration TIMEOUT 900
+  ENVIRONMENT "MILLRACE_DEMO_CLUSTER=demo-test;BUILD_DIR=${CMAKE_BINARY_DIR}")
