@@ -32,6 +32,18 @@ using millrace::kube::Client;
 using nlohmann::json;
 namespace resources = millrace::kube::resources;
 
+// object[k1][k2]... as a string, "" when any level is missing or of another type.
+std::string Str(const json& object, std::initializer_list<const char*> path) {
+  const json* at = &object;
+  for (const char* key : path) {
+    if (!at->is_object()) return "";
+    const auto it = at->find(key);
+    if (it == at->end()) return "";
+    at = &*it;
+  }
+  return at->is_string() ? at->get<std::string>() : "";
+}
+
 const millrace::kube::ResourceRef kTasks{"millrace.io", "v1alpha1", "tasks", true, "Task"};
 
 struct Timeline {
@@ -95,13 +107,13 @@ json JobManifest(const std::string& name, const std::string& ns) {
 std::jthread WatchFrom(Client& client, const millrace::kube::ResourceRef& ref,
                        const std::string& ns, std::function<void(const json&)> on) {
   auto list = client.List(ref, ns, {.label_selector = "", .limit = 1});
-  std::string rv = list ? (*list)["metadata"].value("resourceVersion", "") : "";
+  std::string rv = list ? Str(*list, {"metadata", "resourceVersion"}) : "";
   return std::jthread([&client, ref, ns, rv, on](std::stop_token stop) mutable {
     while (!stop.stop_requested()) {
       auto r = client.Watch(
           ref, ns, {.resource_version = rv, .allow_bookmarks = true, .timeout_seconds = 60},
           [&](millrace::kube::WatchEvent&& e) {
-            rv = e.object["metadata"].value("resourceVersion", rv);
+            if (auto v = Str(e.object, {"metadata", "resourceVersion"}); !v.empty()) rv = v;
             on(e.object);
             return !stop.stop_requested();
           },
@@ -144,16 +156,14 @@ int main(int argc, char** argv) {
   Timeline t;
   std::vector<std::jthread> watches;
   watches.push_back(WatchFrom(client, resources::kJobs, ns, [&](const json& job) {
-    const json& meta = job["metadata"];
-    const std::string key =
-        tasks ? meta["labels"].value("millrace.io/task", "") : meta.value("name", "");
+    const std::string key = tasks ? Str(job, {"metadata", "labels", "millrace.io/task"})
+                                  : Str(job, {"metadata", "name"});
     if (key.starts_with(prefix)) t.Mark(t.child_seen, key);
   }));
   if (tasks) {
     watches.push_back(WatchFrom(client, kTasks, ns, [&](const json& task) {
-      const std::string name = task["metadata"].value("name", "");
-      if (name.starts_with(prefix) && task.contains("status") &&
-          task["status"].value("phase", "") == "Succeeded") {
+      const std::string name = Str(task, {"metadata", "name"});
+      if (name.starts_with(prefix) && Str(task, {"status", "phase"}) == "Succeeded") {
         t.Mark(t.succeeded, name);
       }
     }));
