@@ -10,6 +10,7 @@
 // stopping at the first; unknown fields are ignored (the API server prunes them).
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <map>
@@ -84,14 +85,18 @@ inline void Decode(Context& c, const Json& j, const std::string& path, bool& out
   if (c.Expect(j.is_boolean(), path, "a boolean")) out = j.get<bool>();
 }
 inline void Decode(Context& c, const Json& j, const std::string& path, int64_t& out) {
+  // 2^63 as a double: floats in [-2^63, 2^63) convert to int64_t; anything else must not be cast.
+  constexpr double kTwo63 = 9223372036854775808.0;
   if (j.is_number_float()) {
     const double d = j.get<double>();
-    if (d == static_cast<double>(static_cast<int64_t>(d))) {
+    if (d >= -kTwo63 && d < kTwo63 && d == std::trunc(d)) {
       out = static_cast<int64_t>(d);
       return;
     }
   }
-  if (c.Expect(j.is_number_integer(), path, "an integer")) out = j.get<int64_t>();
+  const bool in_range = j.is_number_integer() &&
+                        !(j.is_number_unsigned() && j.get<uint64_t>() > uint64_t{INT64_MAX});
+  if (c.Expect(in_range, path, "an integer")) out = j.get<int64_t>();
 }
 inline void Decode(Context& c, const Json& j, const std::string& path, int32_t& out) {
   int64_t v = 0;

@@ -43,6 +43,23 @@ TEST(Flags, ErrorsNameTheFlag) {
   EXPECT_EQ(ParseFlags({"stray"}).error(), "unexpected argument \"stray\"");
 }
 
+TEST(Flags, WebhookServerIsOffUnlessAskedFor) {
+  auto f = ParseFlags({});
+  ASSERT_TRUE(f) << f.error();
+  EXPECT_EQ(f->webhook_bind_address, "0");
+  EXPECT_TRUE(f->webhook_cert_dir.empty());
+  EXPECT_EQ(f->webhook_hosts.front(), "millrace-webhook.millrace-system.svc");
+  auto on = ParseFlags({"--webhook-bind-address=:9443", "--webhook-hosts=a.svc,127.0.0.1",
+                        "--webhook-configuration", "millrace-webhook"});
+  ASSERT_TRUE(on) << on.error();
+  EXPECT_EQ(on->webhook_bind_address, ":9443");
+  EXPECT_EQ(on->webhook_hosts, (std::vector<std::string>{"a.svc", "127.0.0.1"}));
+  EXPECT_EQ(on->webhook_configuration, "millrace-webhook");
+  EXPECT_EQ(ParseFlags({"--webhook-bind-address=9443"}).error(),
+            "--webhook-bind-address: invalid value \"9443\"");
+  EXPECT_EQ(ParseFlags({"--webhook-hosts=,"}).error(), "--webhook-hosts: invalid value \",\"");
+}
+
 TEST(Flags, DurationsAndBindAddresses) {
   EXPECT_EQ(ParseFlagDuration("1m30s"), seconds(90));
   EXPECT_EQ(ParseFlagDuration("2h"), std::chrono::hours(2));

@@ -113,3 +113,26 @@ TEST(Conditions, AnEmptyMessageIsStillWritten) {
 
 }  // namespace
 }  // namespace millrace::api
+
+namespace millrace::api {
+namespace {
+
+// Found by scripts/fuzz: a float beyond int64_t's range was cast (undefined behaviour).
+TEST(Decode, IntegersOutOfRangeAreErrorsNotCasts) {
+  for (const char* limit : {"1e25", "-1e25", "18446744073709551615", "1.5"}) {
+    SCOPED_TRACE(limit);
+    const auto task = Task::FromJson(Json::parse(
+        std::string(R"({"apiVersion":"millrace.io/v1alpha1","kind":"Task","metadata":{"name":"t"},
+          "spec":{"role":"Spout","image":"busybox","retries":{"limit":)") + limit + "}}}"));
+    ASSERT_FALSE(task.has_value());
+    EXPECT_EQ(task.error().at(0).path, "spec.retries.limit");
+  }
+  const auto whole = Task::FromJson(Json::parse(
+      R"({"apiVersion":"millrace.io/v1alpha1","kind":"Task","metadata":{"name":"t"},
+          "spec":{"role":"Spout","image":"busybox","retries":{"limit":3.0}}})"));
+  ASSERT_TRUE(whole.has_value());
+  EXPECT_EQ(whole->spec.retries->limit, 3);
+}
+
+}  // namespace
+}  // namespace millrace::api
