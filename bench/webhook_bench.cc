@@ -5,11 +5,10 @@
 //   webhook_bench [--rates 100,200,400,800] [--seconds S] [--connections C]
 //
 // Each request is the AdmissionReview of config/samples/pipeline-train-churn.yaml
-// (tests/fuzz/corpus/pipeline-train-churn.json) sent to the validating endpoint. At a fixed rate, requests are paced on a schedule and
-// latency counts from the scheduled time (no coordinated omission). Prints achieved rate and
-// p50/p99/max latency per rate, then the flat-out rate with C connections.
-#include <curl/curl.h>
-
+// (tests/fuzz/corpus/pipeline-train-churn.json) sent to the validating endpoint. At a fixed rate,
+// requests are paced on a schedule and latency counts from the scheduled time (no coordinated
+// omission). Prints achieved rate and p50/p99/max latency per rate, then the flat-out rate with C
+// connections.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -20,6 +19,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <curl/curl.h>
 
 #include "webhooks/certificates.h"
 #include "webhooks/server.h"
@@ -91,8 +92,8 @@ int main(int argc, char** argv) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
   // The review of the sample Pipeline (the fuzz corpus holds one per sample).
-  const std::string body = ReadFile(std::string(MILLRACE_SOURCE_DIR) +
-                                    "/tests/fuzz/corpus/pipeline-train-churn.json");
+  const std::string body =
+      ReadFile(std::string(MILLRACE_SOURCE_DIR) + "/tests/fuzz/corpus/pipeline-train-churn.json");
   if (body.empty()) {
     std::fprintf(stderr, "cannot read the sample review\n");
     return 1;

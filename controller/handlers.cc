@@ -70,8 +70,8 @@ EventHandler EnqueueObject(WorkQueue& queue, Predicate predicate) {
 }
 
 EventHandler EnqueueOwner(WorkQueue& queue, OwnerMatch owner, Predicate predicate) {
-  return [&queue, owner = std::move(owner), predicate = std::move(predicate)](
-             const ObjectEvent& event) {
+  return [&queue, owner = std::move(owner),
+          predicate = std::move(predicate)](const ObjectEvent& event) {
     if (predicate && !predicate(event)) return;
     std::optional<std::string> now = ControllerOwnerKey(*event.current, owner);
     if (now) queue.Add(*now);
@@ -86,11 +86,11 @@ EventHandler EnqueueOwner(WorkQueue& queue, OwnerMatch owner, Predicate predicat
 EventHandler EnqueueMapped(WorkQueue& queue,
                            std::function<std::vector<std::string>(const nlohmann::json&)> map,
                            Predicate predicate) {
-  return [&queue, map = std::move(map), predicate = std::move(predicate)](
-             const ObjectEvent& event) {
-    if (predicate && !predicate(event)) return;
-    for (const auto& key : map(*event.current)) queue.Add(key);
-  };
+  return
+      [&queue, map = std::move(map), predicate = std::move(predicate)](const ObjectEvent& event) {
+        if (predicate && !predicate(event)) return;
+        for (const auto& key : map(*event.current)) queue.Add(key);
+      };
 }
 
 }  // namespace millrace::controller

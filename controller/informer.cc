@@ -40,8 +40,7 @@ Informer::Informer(kube::Client& client, InformerOptions options)
                          "Watches that ended with an error and were restarted after a backoff.",
                          {"resource"})
                 .WithLabels({res}),
-            r.AddGauge("millrace_informer_objects", "Objects in an informer's store.",
-                       {"resource"})
+            r.AddGauge("millrace_informer_objects", "Objects in an informer's store.", {"resource"})
                 .WithLabels({res}),
         };
       }()),

@@ -19,9 +19,9 @@ LeaderElector::LeaderElector(kube::Client& client, LeaderElectionOptions options
     : client_(client),
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? *options_.clock : SystemClock::Instance()) {
-  options_.logger = options_.logger.With("lease", options_.lease_namespace + "/" +
-                                                      options_.lease_name)
-                        .With("identity", options_.identity);
+  options_.logger =
+      options_.logger.With("lease", options_.lease_namespace + "/" + options_.lease_name)
+          .With("identity", options_.identity);
 }
 
 nlohmann::json LeaderElector::Record(const std::string& holder, bool new_term,
@@ -33,8 +33,8 @@ nlohmann::json LeaderElector::Record(const std::string& holder, bool new_term,
   spec["renewTime"] = now;
   if (new_term) {
     spec["acquireTime"] = now;
-    spec["leaseTransitions"] = spec.value("leaseTransitions", int64_t{0}) +
-                               (old_spec.is_object() ? 1 : 0);
+    spec["leaseTransitions"] =
+        spec.value("leaseTransitions", int64_t{0}) + (old_spec.is_object() ? 1 : 0);
   }
   return spec;
 }

@@ -94,8 +94,8 @@ inline void Decode(Context& c, const Json& j, const std::string& path, int64_t& 
       return;
     }
   }
-  const bool in_range = j.is_number_integer() &&
-                        !(j.is_number_unsigned() && j.get<uint64_t>() > uint64_t{INT64_MAX});
+  const bool in_range =
+      j.is_number_integer() && !(j.is_number_unsigned() && j.get<uint64_t>() > uint64_t{INT64_MAX});
   if (c.Expect(in_range, path, "an integer")) out = j.get<int64_t>();
 }
 inline void Decode(Context& c, const Json& j, const std::string& path, int32_t& out) {

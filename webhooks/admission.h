@@ -47,8 +47,9 @@ struct BadReview {
 //   a warning. A denial is status 422 "Invalid" whose message and causes name each field and
 //   reason; warnings (legal but suspicious) travel in response.warnings.
 // - mutate, CREATE: a JSONPatch that only adds the defaults crds/defaults.h fills in (never
-//   rewrites a value the user wrote); no patch when nothing is missing. Updates are not patched. An object that does
-//   not parse is admitted unchanged here: the validating webhook denies it with the reason.
+//   rewrites a value the user wrote); no patch when nothing is missing. Updates are not patched. An
+//   object that does not parse is admitted unchanged here: the validating webhook denies it with
+//   the reason.
 std::expected<Json, BadReview> Review(const Endpoint& endpoint, const Json& review,
                                       const ModelVersionLister& list_model_versions);
 
@@ -60,8 +61,8 @@ struct HttpAnswer {
 
 // What the server answers to one request: 404 for an unknown path, 405 for a method other than
 // POST, 415 for a content type other than JSON, 400 for a body that is not JSON (or nests deeper
-// than 128 levels) or not an AdmissionReview, 500 when a handler throws (the server lives on); 200 with the AdmissionReview
-// otherwise. The server and the fuzz target (tests/fuzz) call this.
+// than 128 levels) or not an AdmissionReview, 500 when a handler throws (the server lives on); 200
+// with the AdmissionReview otherwise. The server and the fuzz target (tests/fuzz) call this.
 HttpAnswer Answer(std::string_view method, std::string_view target, std::string_view content_type,
                   std::string_view body, const ModelVersionLister& list_model_versions);
 

@@ -1,5 +1,5 @@
-// The test bed itself: the control plane built by scripts/ behaves like a real cluster, because every
-// other integration test relies on it doing so.
+// The test bed itself: the control plane built by scripts/ behaves like a real cluster, because
+// every other integration test relies on it doing so.
 #include <chrono>
 #include <string>
 
@@ -100,7 +100,8 @@ spec:
   }
   const auto pods = C().KubectlJson({"get", "pods", "-n", ns, "-l", "job-name=bad"});
   ASSERT_EQ(pods["items"].size(), 1U);
-  const auto& terminated = pods["items"][0]["status"]["containerStatuses"][0]["state"]["terminated"];
+  const auto& terminated =
+      pods["items"][0]["status"]["containerStatuses"][0]["state"]["terminated"];
   EXPECT_EQ(terminated["exitCode"], 3);
   EXPECT_EQ(terminated["reason"], "OOMKilled");
 }

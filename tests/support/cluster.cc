@@ -36,8 +36,10 @@ std::string DnsLabel(std::string_view s) {
   std::string out;
   for (const char c : s) {
     const auto u = static_cast<unsigned char>(c);
-    if (std::isalnum(u)) out.push_back(static_cast<char>(std::tolower(u)));
-    else if (!out.empty() && out.back() != '-') out.push_back('-');
+    if (std::isalnum(u))
+      out.push_back(static_cast<char>(std::tolower(u)));
+    else if (!out.empty() && out.back() != '-')
+      out.push_back('-');
   }
   while (!out.empty() && out.back() == '-') out.pop_back();
   return out;
@@ -55,11 +57,11 @@ Cluster& Cluster::Get() {
 void Cluster::Start(std::string_view binary_name) {
   auto c = std::unique_ptr<Cluster>(new Cluster());
   c->name_ = DnsLabel(std::string(binary_name).substr(0, 24)) + "-" + std::to_string(getpid());
-  const ProcessResult up = RunProcess({ClusterScript(), "up", "--name", c->name_, "--owner-pid",
-                                       std::to_string(getpid())});
+  const ProcessResult up = RunProcess(
+      {ClusterScript(), "up", "--name", c->name_, "--owner-pid", std::to_string(getpid())});
   if (up.exit_code != 0) {
-    throw std::runtime_error("scripts/cluster up failed (" + std::to_string(up.exit_code) +
-                             "):\n" + up.err);
+    throw std::runtime_error("scripts/cluster up failed (" + std::to_string(up.exit_code) + "):\n" +
+                             up.err);
   }
   std::string env_file = up.out;
   env_file.erase(env_file.find_last_not_of("\n ") + 1);
@@ -106,8 +108,8 @@ void Cluster::InstallCrds() const {
   const ProcessResult applied =
       Kubectl({"apply", "--server-side", "--field-manager=millrace-tests", "-f", dir});
   ASSERT_EQ(applied.exit_code, 0) << applied.err;
-  const ProcessResult established = Kubectl({"wait", "--for=condition=Established", "-f", dir,
-                                             "--timeout=60s"});
+  const ProcessResult established =
+      Kubectl({"wait", "--for=condition=Established", "-f", dir, "--timeout=60s"});
   ASSERT_EQ(established.exit_code, 0) << established.err;
 }
 
@@ -121,26 +123,29 @@ std::string Cluster::CreateNamespace(std::string_view suffix) const {
   const ProcessResult r = Kubectl({"create", "namespace", ns});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   const bool ready = WaitFor(
-      [&] { return Kubectl({"get", "serviceaccount", "default", "-n", ns}).exit_code == 0; },
+      [&] {
+        return Kubectl({"get", "serviceaccount", "default", "-n", ns}).exit_code == 0;
+      },
       std::chrono::seconds(30));
   EXPECT_TRUE(ready) << "namespace " << ns << " never got its default ServiceAccount";
   return ns;
 }
 
 void Cluster::StopComponent(std::string_view component) const {
-  const auto r = RunProcess({ClusterScript(), "stop-component", "--name", name_,
-                             std::string(component)});
+  const auto r =
+      RunProcess({ClusterScript(), "stop-component", "--name", name_, std::string(component)});
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 void Cluster::StartComponent(std::string_view component) const {
-  const auto r = RunProcess({ClusterScript(), "start-component", "--name", name_,
-                             std::string(component)});
+  const auto r =
+      RunProcess({ClusterScript(), "start-component", "--name", name_, std::string(component)});
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 nlohmann::json Cluster::Etcd(std::string_view path, const nlohmann::json& body) const {
-  const auto r = RunProcess({"curl", "-sf", "-X", "POST", etcd_ + std::string(path), "-d", body.dump()});
+  const auto r =
+      RunProcess({"curl", "-sf", "-X", "POST", etcd_ + std::string(path), "-d", body.dump()});
   EXPECT_EQ(r.exit_code, 0) << "etcd " << path << ": " << r.err;
   return nlohmann::json::parse(r.out, nullptr, false);
 }
@@ -171,8 +176,8 @@ std::string Base64(std::string_view in) {
 
 void Cluster::EtcdDelete(std::string_view resource, std::string_view ns,
                          std::string_view name) const {
-  const std::string key = "/registry/" + std::string(resource) + "/" + std::string(ns) + "/" +
-                          std::string(name);
+  const std::string key =
+      "/registry/" + std::string(resource) + "/" + std::string(ns) + "/" + std::string(name);
   const auto answer = Etcd("/v3/kv/deleterange", {{"key", Base64(key)}});
   EXPECT_EQ(answer.value("deleted", std::string("0")), "1") << key << ": " << answer.dump();
 }

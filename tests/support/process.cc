@@ -3,17 +3,18 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
-#include <fstream>
-#include <sstream>
-#include <thread>
 #include <cerrno>
 #include <csignal>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
+
+#include <sys/wait.h>
 
 extern char** environ;
 
@@ -69,7 +70,8 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, std::string_view 
   if (input.empty()) in.Close(1);
   std::array<char, 65536> buf{};
   while (out.fd[0] >= 0 || err.fd[0] >= 0) {
-    std::array<pollfd, 3> fds{{{out.fd[0], POLLIN, 0}, {err.fd[0], POLLIN, 0}, {in.fd[1], POLLOUT, 0}}};
+    std::array<pollfd, 3> fds{
+        {{out.fd[0], POLLIN, 0}, {err.fd[0], POLLIN, 0}, {in.fd[1], POLLOUT, 0}}};
     if (poll(fds.data(), fds.size(), -1) < 0) {
       if (errno == EINTR) continue;
       throw std::system_error(errno, std::generic_category(), "poll");
@@ -104,8 +106,8 @@ Subprocess::Subprocess(const std::vector<std::string>& argv, std::string log_pat
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&actions, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                   0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -143,7 +145,8 @@ std::optional<int> Subprocess::Wait(std::chrono::milliseconds timeout) {
       break;
     }
     if (r < 0 || std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds{20});  // polling a pid, no event to wait on
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds{20});  // polling a pid, no event to wait on
   }
   return exit_code_;
 }

@@ -1,8 +1,6 @@
 // millrace-controller processes against a real control plane: leader election on a Lease (one
 // leader; SIGKILL fails over within the lease duration; SIGTERM hands over at once), probes, and
 // /metrics checked with the Prometheus Python client's parser.
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,6 +11,8 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "tests/support/cluster.h"
 #include "tests/support/process.h"
@@ -64,8 +64,8 @@ struct Operator {
   }
 
   std::string Get(const std::string& path) const {
-    const auto r = RunProcess(
-        {"curl", "-s", "-m", "2", "http://127.0.0.1:" + std::to_string(port) + path});
+    const auto r =
+        RunProcess({"curl", "-s", "-m", "2", "http://127.0.0.1:" + std::to_string(port) + path});
     return r.exit_code == 0 ? r.out : std::string{};
   }
   int Status(const std::string& path) const {
@@ -86,8 +86,8 @@ const std::vector<std::string> kFastLease = {"--lease-duration=4s", "--renew-dea
                                              "--retry-period=500ms"};
 
 std::string Holder(const std::string& ns) {
-  const auto r = C().Kubectl({"get", "lease", "millrace-test", "-n", ns, "-o",
-                              "jsonpath={.spec.holderIdentity}"});
+  const auto r = C().Kubectl(
+      {"get", "lease", "millrace-test", "-n", ns, "-o", "jsonpath={.spec.holderIdentity}"});
   return r.exit_code == 0 ? r.out : std::string{};
 }
 

@@ -10,9 +10,10 @@ using nlohmann::json;
 Object Obj(json j) { return std::make_shared<const json>(std::move(j)); }
 
 json Task(const std::string& rv, int64_t generation) {
-  return {{"metadata",
-           {{"name", "t"}, {"namespace", "ns"}, {"resourceVersion", rv}, {"generation", generation}}},
-          {"status", {{"phase", rv}}}};
+  return {
+      {"metadata",
+       {{"name", "t"}, {"namespace", "ns"}, {"resourceVersion", rv}, {"generation", generation}}},
+      {"status", {{"phase", rv}}}};
 }
 
 TEST(Predicates, GenerationOrMetadataChangedDropsStatusOnlyUpdates) {
@@ -23,8 +24,8 @@ TEST(Predicates, GenerationOrMetadataChangedDropsStatusOnlyUpdates) {
   EXPECT_TRUE(GenerationOrMetadataChanged(spec));
   json deleting = Task("3", 1);
   deleting["metadata"]["deletionTimestamp"] = "2026-11-23T00:00:00Z";
-  EXPECT_TRUE(GenerationOrMetadataChanged(
-      {ObjectEvent::Type::kUpdated, Obj(Task("1", 1)), Obj(deleting)}));
+  EXPECT_TRUE(
+      GenerationOrMetadataChanged({ObjectEvent::Type::kUpdated, Obj(Task("1", 1)), Obj(deleting)}));
   const Object same = Obj(Task("1", 1));
   EXPECT_TRUE(GenerationOrMetadataChanged({ObjectEvent::Type::kUpdated, same, same}))
       << "a resync passes";
@@ -43,13 +44,12 @@ TEST(OwnerMapping, OnlyTheControllingOwnerOfTheRightGroupAndKindCounts) {
                                         {"name", "train"},
                                         {"controller", true}}});
   EXPECT_EQ(ControllerOwnerKey(controlled, task), "ns/train");
-  const json not_controller = Child(
-      "ns", {{{"apiVersion", "millrace.io/v1alpha1"}, {"kind", "Task"}, {"name", "train"}}});
+  const json not_controller =
+      Child("ns", {{{"apiVersion", "millrace.io/v1alpha1"}, {"kind", "Task"}, {"name", "train"}}});
   EXPECT_EQ(ControllerOwnerKey(not_controller, task), std::nullopt);
-  const json other_group = Child("ns", {{{"apiVersion", "batch/v1"},
-                                         {"kind", "Task"},
-                                         {"name", "train"},
-                                         {"controller", true}}});
+  const json other_group = Child(
+      "ns",
+      {{{"apiVersion", "batch/v1"}, {"kind", "Task"}, {"name", "train"}, {"controller", true}}});
   EXPECT_EQ(ControllerOwnerKey(other_group, task), std::nullopt);
   const OwnerMatch zone{.group = "millrace.io", .kind = "Zone", .owner_namespaced = false};
   const json in_zone = Child("dev-alice", {{{"apiVersion", "millrace.io/v1alpha1"},

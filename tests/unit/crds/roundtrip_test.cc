@@ -123,7 +123,8 @@ TEST(Decode, IntegersOutOfRangeAreErrorsNotCasts) {
     SCOPED_TRACE(limit);
     const auto task = Task::FromJson(Json::parse(
         std::string(R"({"apiVersion":"millrace.io/v1alpha1","kind":"Task","metadata":{"name":"t"},
-          "spec":{"role":"Spout","image":"busybox","retries":{"limit":)") + limit + "}}}"));
+          "spec":{"role":"Spout","image":"busybox","retries":{"limit":)") +
+        limit + "}}}"));
     ASSERT_FALSE(task.has_value());
     EXPECT_EQ(task.error().at(0).path, "spec.retries.limit");
   }

@@ -11,7 +11,8 @@ TEST(Subsumes, LiveMayCarryMoreButNotDiffer) {
   const json live = {{"metadata", {{"name", "q"}, {"uid", "1"}, {"labels", {{"a", "1"}}}}},
                      {"spec", {{"hard", {{"pods", "10"}, {"cpu", "2"}}}}},
                      {"status", {{"used", {{"pods", "1"}}}}}};
-  EXPECT_TRUE(Subsumes(live, {{"metadata", {{"name", "q"}}}, {"spec", {{"hard", {{"pods", "10"}}}}}}));
+  EXPECT_TRUE(
+      Subsumes(live, {{"metadata", {{"name", "q"}}}, {"spec", {{"hard", {{"pods", "10"}}}}}}));
   EXPECT_FALSE(Subsumes(live, {{"spec", {{"hard", {{"pods", "11"}}}}}}));
   EXPECT_FALSE(Subsumes(live, {{"metadata", {{"labels", {{"b", "2"}}}}}}));
   EXPECT_TRUE(Subsumes(live, {{"metadata", {{"annotations", nullptr}}}}))
