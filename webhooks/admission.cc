@@ -4,14 +4,13 @@
 #include <array>
 #include <utility>
 
-#include <openssl/evp.h>
-
 #include "crds/defaults.h"
 #include "crds/model_version.h"
 #include "crds/pipeline.h"
 #include "crds/task.h"
 #include "crds/validation.h"
 #include "crds/zone.h"
+#include "webhooks/base64.h"
 
 namespace millrace::webhooks {
 namespace {
@@ -23,15 +22,6 @@ std::string Lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
-
-std::string Base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
   return out;
 }
 

@@ -2,7 +2,7 @@
 
 #include <array>
 
-#include <openssl/evp.h>
+#include "webhooks/base64.h"
 
 namespace millrace::webhooks {
 namespace {
@@ -13,15 +13,6 @@ const kube::ResourceRef kValidatingWebhookConfigurations{"admissionregistration.
 const kube::ResourceRef kMutatingWebhookConfigurations{"admissionregistration.k8s.io", "v1",
                                                        "mutatingwebhookconfigurations", false,
                                                        "MutatingWebhookConfiguration"};
-
-std::string Base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 }  // namespace
 
