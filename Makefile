@@ -1,9 +1,13 @@
 # Convenience targets; the scripts are the source of truth.
-.PHONY: test demo cluster-up cluster-down format tidy
+.PHONY: test demo bench fuzz cluster-up cluster-down format tidy
 test:
 	scripts/test
 demo:
 	scripts/demo
+bench:
+	bench/load 1000
+fuzz:
+	scripts/fuzz 600
 cluster-up:
 	scripts/cluster up --name dev
 cluster-down:
