@@ -5,13 +5,7 @@
 #include <thread>
 #include <utility>
 
-// g++ 12 reports -Wnull-dereference inside Asio's inlined scheduler code; it is not ours to fix.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#pragma GCC diagnostic pop
+#include "controller/beast.h"
 
 namespace millrace::controller {
 namespace {

@@ -11,15 +11,7 @@
 #include <openssl/ssl.h>
 #include <sys/stat.h>
 
-// g++ 12 reports -Wnull-dereference inside Asio's inlined scheduler code; it is not ours to fix.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-#include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
-#pragma GCC diagnostic pop
+#include "controller/beast.h"
 
 namespace millrace::webhooks {
 namespace {

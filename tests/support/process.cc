@@ -5,15 +5,18 @@
 #include <spawn.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
 
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 extern char** environ;
@@ -136,17 +139,24 @@ void Subprocess::Signal(int signal) const {
 }
 
 std::optional<int> Subprocess::Wait(std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!exit_code_) {
-    int status = 0;
-    const pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      break;
+  if (exit_code_ || pid_ <= 0) return exit_code_;
+  // A pidfd becomes readable when the child exits: poll() on it waits for exactly that, up to the
+  // deadline, with no polling loop.
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
+  if (pidfd >= 0) {
+    pollfd fd{.fd = pidfd, .events = POLLIN, .revents = 0};
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      const int ready = poll(&fd, 1, static_cast<int>(std::max<int64_t>(0, left.count())));
+      if (ready >= 0 || errno != EINTR) break;
     }
-    if (r < 0 || std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(
-        std::chrono::milliseconds{20});  // polling a pid, no event to wait on
+    close(pidfd);
+  }
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   return exit_code_;
 }
