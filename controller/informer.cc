@@ -4,6 +4,8 @@
 #include <random>
 #include <utility>
 
+#include "controller/memory.h"
+
 namespace millrace::controller {
 namespace {
 
@@ -85,28 +87,32 @@ kube::Result<void> Informer::ListAndReplace(std::stop_token stop) {
   list.label_selector = options_.label_selector;
   list.field_selector = options_.field_selector;
   list.limit = options_.page_size;
-  auto result = client_.ListAll(options_.resource, options_.ns, list);
+  // Each page is trimmed as it arrives, so the list is never held whole as it came.
+  std::vector<Object> objects;
+  const auto on_page = [&](nlohmann::json& page) {
+    nlohmann::json& items = page["items"];
+    if (!items.is_array()) return;
+    for (auto& item : items) {
+      // List items carry no apiVersion/kind; owner mapping and logs want them.
+      if (!options_.resource.kind.empty()) {
+        item["apiVersion"] = options_.resource.ApiVersion();
+        item["kind"] = options_.resource.kind;
+      }
+      objects.push_back(store_.Prepare(std::move(item)));
+    }
+  };
+  auto result = client_.ListPages(options_.resource, options_.ns, list, on_page);
   if (!result && result.error().IsGone() && list.limit > 0) {
     // The continue token expired between pages: take everything in one response.
+    objects.clear();
     list.limit = 0;
-    result = client_.ListAll(options_.resource, options_.ns, list);
+    result = client_.ListPages(options_.resource, options_.ns, list, on_page);
   }
   if (!result) return std::unexpected(std::move(result.error()));
   if (stop.stop_requested()) return {};
   metrics_.lists.Inc();
 
-  nlohmann::json& items = (*result)["items"];
-  std::vector<nlohmann::json> objects;
-  objects.reserve(items.size());
-  for (auto& item : items) {
-    // List items carry no apiVersion/kind; owner mapping and logs want them.
-    if (!options_.resource.kind.empty()) {
-      item["apiVersion"] = options_.resource.ApiVersion();
-      item["kind"] = options_.resource.kind;
-    }
-    objects.push_back(std::move(item));
-  }
-  resource_version_ = ResourceVersionOf(*result);
+  resource_version_ = std::move(*result);
   auto diff = store_.Replace(std::move(objects), resource_version_);
   metrics_.objects.Set(static_cast<double>(store_.size()));
   for (auto& added : diff.added) Dispatch({ObjectEvent::Type::kAdded, nullptr, added});
@@ -114,6 +120,8 @@ kube::Result<void> Informer::ListAndReplace(std::stop_token stop) {
     Dispatch({ObjectEvent::Type::kUpdated, change.previous, change.current});
   }
   for (auto& deleted : diff.deleted) Dispatch({ObjectEvent::Type::kDeleted, deleted, deleted});
+  diff = {};
+  ReleaseFreeMemory();  // a list is rare (start-up, a relist) and leaves much garbage behind
   if (!synced_.exchange(true)) {
     const std::lock_guard lock(sync_mu_);
     sync_cv_.notify_all();

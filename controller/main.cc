@@ -17,6 +17,7 @@
 #include "controller/flags.h"
 #include "controller/logging.h"
 #include "controller/manager.h"
+#include "controller/memory.h"
 #include "controller/version.h"
 #include "kubeclient/client.h"
 #include "kubeclient/config.h"
@@ -139,6 +140,7 @@ std::unique_ptr<webhooks::WebhookServer> StartWebhooks(const mc::Flags& flags,
 }  // namespace
 
 int main(int argc, char** argv) {
+  mc::LimitAllocatorArenas();
   std::vector<std::string_view> args(argv + 1, argv + argc);
   auto flags = mc::ParseFlags(args);
   if (!flags) {

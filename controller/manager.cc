@@ -1,9 +1,19 @@
 #include "controller/manager.h"
 
+#include <chrono>
 #include <utility>
+
+#include "controller/memory.h"
 
 namespace millrace::controller {
 namespace {
+
+// Seconds from `start` to now, to a millisecond, for the start-up log lines.
+double SecondsSince(TimePoint start) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+      SystemClock::Instance().Now() - start);
+  return static_cast<double>(ms.count()) / 1000.0;
+}
 
 bool SameInformer(const InformerOptions& a, const InformerOptions& b) {
   return a.resource == b.resource && a.ns == b.ns && a.label_selector == b.label_selector &&
@@ -130,6 +140,7 @@ void Manager::SendEvents(std::stop_token stop) {
 
 int Manager::Run(std::stop_token stop) {
   const Logger& log = options_.logger;
+  const TimePoint start = SystemClock::Instance().Now();
   if (options_.http) {
     http_ = std::make_unique<HttpServer>(*options_.http);
     ServeHealthAndMetrics(*http_, registry_, [this] { return Ready(); });
@@ -151,7 +162,7 @@ int Manager::Run(std::stop_token stop) {
     }
   }
   synced_ = true;
-  log.Info("caches synced");
+  log.With("seconds", SecondsSince(start)).Info("caches synced");
 
   int exit_code = 0;
   if (elector_) {
@@ -161,6 +172,14 @@ int Manager::Run(std::stop_token stop) {
   leader_gauge_.Set(1);
   log.With("controllers", controllers_.size()).Info("starting controllers");
   for (auto& controller : controllers_) controller->Start();
+  first_pass_thread_ = std::jthread([this, start](std::stop_token pass_stop) {
+    for (auto& controller : controllers_) {
+      if (!controller->queue().WaitIdle(pass_stop)) return;
+    }
+    options_.logger.With("seconds", SecondsSince(start))
+        .Info("first pass done");
+    ReleaseFreeMemory();
+  });
 
   if (elector_) {
     if (!elector_->Renew(stop)) exit_code = 1;  // lost: stop reconciling now
@@ -173,6 +192,7 @@ int Manager::Run(std::stop_token stop) {
 
   log.Info(exit_code == 0 ? "stopping" : "leadership lost; stopping");
   leader_gauge_.Set(0);
+  first_pass_thread_ = {};  // stops and joins it
   for (auto& controller : controllers_) controller->Stop();
   if (elector_ && exit_code == 0) elector_->Release();
   for (auto& informer : informers_) informer->Stop();

@@ -96,6 +96,9 @@ class Manager {
   std::deque<EventWrite> event_writes_;  // guarded by events_mu_
   EventRecorder recorder_;
   std::jthread events_thread_;
+  // Logs "first pass done" once every controller's queue has drained after start-up, then hands
+  // the pass's garbage back to the kernel.
+  std::jthread first_pass_thread_;
 };
 
 }  // namespace millrace::controller

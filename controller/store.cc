@@ -137,13 +137,21 @@ Object Store::Delete(std::string_view key) {
 
 Store::ReplaceResult Store::Replace(std::vector<nlohmann::json> objects,
                                     std::string resource_version) {
+  std::vector<Object> prepared;
+  prepared.reserve(objects.size());
+  for (auto& object : objects) prepared.push_back(Prepare(std::move(object)));
+  objects.clear();
+  return Replace(std::move(prepared), std::move(resource_version));
+}
+
+Store::ReplaceResult Store::Replace(std::vector<Object> prepared, std::string resource_version) {
   Contents next;
-  for (auto& object : objects) {
-    std::string key = ObjectKey(object);
+  for (auto& object : prepared) {
+    std::string key = ObjectKey(*object);
     if (const auto old = next.objects.find(key); old != next.objects.end()) {
       next.Erase(key, old->second);  // a duplicate in the list: the last one wins
     }
-    next.Insert(key, Prepare(std::move(object)));
+    next.Insert(key, object);
   }
   // Only this (writer) thread modifies contents_, so reading it here without the lock is safe.
   ReplaceResult result;

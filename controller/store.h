@@ -60,6 +60,11 @@ class Store {
   Change Upsert(nlohmann::json object);
   Object Delete(std::string_view key);  // the deleted object, or nullptr
   ReplaceResult Replace(std::vector<nlohmann::json> objects, std::string resource_version);
+  // The same with objects already made by Prepare(), so that a caller reading a list page by page
+  // holds the trimmed objects only, never the whole list as it came.
+  ReplaceResult Replace(std::vector<Object> prepared, std::string resource_version);
+  // `object` trimmed (Trim, then StoreOptions::trim) as the store would keep it.
+  Object Prepare(nlohmann::json object) const;
   void SetLastSyncResourceVersion(std::string resource_version);
 
   // Reader side. Lists are sorted by key.
@@ -83,8 +88,6 @@ class Store {
     void Insert(const std::string& key, const Object& object);
     void Erase(const std::string& key, const Object& object);
   };
-
-  Object Prepare(nlohmann::json object) const;
 
   StoreOptions options_;
   mutable std::shared_mutex mu_;  // guards contents_ and resource_version_

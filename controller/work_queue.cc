@@ -179,6 +179,15 @@ std::size_t WorkQueue::Len() {
   return queue_.size();
 }
 
+bool WorkQueue::WaitIdle(std::stop_token stop) {
+  std::unique_lock lock(mu_);
+  return drained_cv_.wait(lock, stop, [this] {
+    if (shutting_down_) return true;
+    PromoteDueLocked(clock_.Now());
+    return queue_.empty() && processing_.empty();
+  }) && !shutting_down_;
+}
+
 void WorkQueue::ShutDown() {
   std::lock_guard lock(mu_);
   ShutDownLocked();
@@ -189,6 +198,7 @@ void WorkQueue::ShutDownLocked() {
   timer_interrupt_.request_stop();
   ready_cv_.notify_all();
   timer_cv_.notify_all();
+  drained_cv_.notify_all();
 }
 
 void WorkQueue::ShutDownWithDrain() {

@@ -61,6 +61,9 @@ class WorkQueue {
 
   // Keys ready to be handed out (delayed keys count once due).
   std::size_t Len();
+  // Blocks until no key is ready or being processed (delayed keys not yet due do not count).
+  // False when `stop` was requested or the queue shut down first.
+  bool WaitIdle(std::stop_token stop);
   void ShutDown();
   void ShutDownWithDrain();
   bool shutting_down();
@@ -90,7 +93,7 @@ class WorkQueue {
 
   std::mutex mu_;
   std::condition_variable ready_cv_;    // a key was queued, or shutdown
-  std::condition_variable drained_cv_;  // processing_ became empty
+  std::condition_variable_any drained_cv_;  // processing_ became empty
   std::condition_variable timer_cv_;    // waiting_ became non-empty, or shutdown
   RateLimiter limiter_;
   std::deque<std::string> queue_;

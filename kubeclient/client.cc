@@ -316,24 +316,37 @@ std::string ResourcePath(const ResourceRef& ref, std::string_view ns, std::strin
   return path;
 }
 
-Result<json> Client::ListAll(const ResourceRef& ref, std::string_view ns, ListOptions options) {
-  json all;
+Result<std::string> Client::ListPages(const ResourceRef& ref, std::string_view ns,
+                                      ListOptions options,
+                                      const std::function<void(json& page)>& on_page) {
   while (true) {
     auto page = List(ref, ns, options);
-    if (!page) return page;
-    auto& items = (*page)["items"];
-    if (all.is_null()) {
-      all = std::move(*page);
-      if (!all["items"].is_array()) all["items"] = json::array();
-    } else if (items.is_array()) {
-      auto& into = all["items"];
-      for (auto& item : items) into.push_back(std::move(item));
-      all["metadata"] = std::move((*page)["metadata"]);
-    }
-    std::string next = all["metadata"].value("continue", "");
-    if (next.empty()) break;
+    if (!page) return std::unexpected(std::move(page.error()));
+    const json& metadata = (*page)["metadata"];
+    std::string next = metadata.is_object() ? metadata.value("continue", "") : "";
+    std::string resource_version =
+        metadata.is_object() ? metadata.value("resourceVersion", "") : "";
+    on_page(*page);
+    if (next.empty()) return resource_version;
     options.continue_token = std::move(next);
   }
+}
+
+Result<json> Client::ListAll(const ResourceRef& ref, std::string_view ns, ListOptions options) {
+  json all;
+  auto listed = ListPages(ref, ns, std::move(options), [&all](json& page) {
+    if (all.is_null()) {
+      all = std::move(page);
+      if (!all["items"].is_array()) all["items"] = json::array();
+      return;
+    }
+    if (auto& items = page["items"]; items.is_array()) {
+      auto& into = all["items"];
+      for (auto& item : items) into.push_back(std::move(item));
+    }
+    all["metadata"] = std::move(page["metadata"]);
+  });
+  if (!listed) return std::unexpected(std::move(listed.error()));
   all["metadata"].erase("continue");
   all["metadata"].erase("remainingItemCount");
   return all;

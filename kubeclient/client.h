@@ -146,6 +146,10 @@ class Client {
   // Every page of a List (following metadata.continue), as one list object.
   Result<nlohmann::json> ListAll(const ResourceRef& ref, std::string_view ns,
                                  ListOptions options = {});
+  // Every page of a List, each handed to `on_page` as it arrives (so a caller can keep less than
+  // the whole list); returns the list's resourceVersion, from the last page.
+  Result<std::string> ListPages(const ResourceRef& ref, std::string_view ns, ListOptions options,
+                                const std::function<void(nlohmann::json& page)>& on_page);
   Result<nlohmann::json> UpdateStatus(const ResourceRef& ref, const nlohmann::json& object,
                                       WriteOptions options = {});
   Result<nlohmann::json> PatchStatus(const ResourceRef& ref, std::string_view ns,

@@ -605,6 +605,10 @@ class Planner {
     return "attempt " + std::to_string(attempt) + " of " + std::to_string(total_attempts_);
   }
 
+  std::string StartingMessage(const std::string& job, int attempt) const {
+    return "created Job " + job + " for " + AttemptOfTotal(attempt);
+  }
+
   // ---- batch ----
 
   void Batch() {
@@ -677,8 +681,7 @@ class Planner {
     if (!status().start_time) status().start_time = now_;
     status().next_retry_time.reset();
     status().phase = TaskPhase::kPending;
-    SetReady(false, "Starting",
-             "created Job " + TaskJobName(task_, attempt) + " for " + AttemptOfTotal(attempt));
+    SetReady(false, "Starting", StartingMessage(TaskJobName(task_, attempt), attempt));
     plan_.events.push_back(
         {"Normal", "AttemptStarted",
          AttemptOfTotal(attempt) + ": created Job " + TaskJobName(task_, attempt)});
@@ -691,9 +694,11 @@ class Planner {
       SetReady(false, "JobTerminating", "Job " + job.name + " is being deleted");
       return;
     }
+    // Until its pod runs or hits a problem, an attempt stays "Starting" with the message written
+    // when its Job was created: the pod's way to Running costs no status writes.
     if (!pod) {
       status().phase = TaskPhase::kPending;
-      SetReady(false, "PodPending", "waiting for Job " + job.name + " to create its pod");
+      SetReady(false, "Starting", StartingMessage(job.name, attempt));
       return;
     }
     if (pod->unschedulable) {
@@ -722,7 +727,7 @@ class Planner {
       return;
     }
     status().phase = TaskPhase::kPending;
-    SetReady(false, "PodPending", "pod " + pod->name + " is " + pod->phase);
+    SetReady(false, "Starting", StartingMessage(job.name, attempt));
   }
 
   void Succeeded(int attempt, const std::optional<PodFacts>& pod) {

@@ -65,6 +65,19 @@ TEST(StoreTest, UpsertAppliesDefaultAndCallerTrims) {
   EXPECT_FALSE((*got)["metadata"].contains("managedFields"));
 }
 
+TEST(StoreTest, ReplaceTakesObjectsPreparedPageByPage) {
+  Store store(StoreOptions{.trim = [](json& o) { o.erase("spec"); }});
+  json pod = Pod("ns", "a");
+  pod["spec"] = {{"containers", json::array()}};
+  std::vector<Object> prepared = {store.Prepare(std::move(pod)), store.Prepare(Pod("ns", "b"))};
+  EXPECT_FALSE(prepared[0]->contains("spec"));  // trimmed before the list is complete
+  const auto result = store.Replace(std::move(prepared), "7");
+  EXPECT_EQ(result.added.size(), 2u);
+  EXPECT_EQ(store.size(), 2u);
+  EXPECT_EQ(store.last_sync_resource_version(), "7");
+  EXPECT_NE(store.Get("ns/b"), nullptr);
+}
+
 TEST(StoreTest, UpsertGetDeleteReturnPreviousObjects) {
   Store store;
   auto added = store.Upsert(Pod("ns", "a", "1"));

@@ -185,6 +185,35 @@ TEST_F(WorkQueueTest, ShutDownWithDrainWithNothingInFlightReturns) {
   EXPECT_TRUE(queue_.shutting_down());
 }
 
+TEST_F(WorkQueueTest, WaitIdleReturnsOnceNothingIsQueuedOrInFlight) {
+  EXPECT_TRUE(queue_.WaitIdle({}));  // empty: idle at once
+  queue_.AddAfter("later", seconds{60});
+  EXPECT_TRUE(queue_.WaitIdle({}));  // a delayed key not yet due does not count
+  queue_.Add("a");
+  queue_.Add("b");
+  ASSERT_EQ(queue_.Get(), "a");
+  std::promise<bool> idle;
+  auto became_idle = idle.get_future();
+  std::jthread waiter([&] { idle.set_value(queue_.WaitIdle({})); });
+  queue_.Done("a");  // "b" is still queued
+  EXPECT_EQ(became_idle.wait_for(milliseconds{50}), std::future_status::timeout);
+  ASSERT_EQ(queue_.Get(), "b");
+  queue_.Done("b");
+  EXPECT_TRUE(became_idle.get());
+}
+
+TEST_F(WorkQueueTest, WaitIdleIsFalseWhenStoppedOrShutDown) {
+  queue_.Add("a");
+  std::stop_source stop;
+  std::promise<bool> idle;
+  auto result = idle.get_future();
+  std::jthread waiter([&] { idle.set_value(queue_.WaitIdle(stop.get_token())); });
+  stop.request_stop();
+  EXPECT_FALSE(result.get());
+  queue_.ShutDown();
+  EXPECT_FALSE(queue_.WaitIdle({}));
+}
+
 TEST_F(WorkQueueTest, MetricsTrackDepthAddsRetriesAndDurations) {
   queue_.Add("a");
   queue_.Add("a");

@@ -150,7 +150,7 @@ TEST(TaskPlan, ALaterJobInTheCacheIsAdoptedNotCreatedAgain) {
   EXPECT_FALSE(plan.create_job);
   EXPECT_EQ(plan.status.attempts, 2);
   EXPECT_EQ(plan.status.children->job, "ingest-2");
-  EXPECT_EQ(Ready(plan).reason, "PodPending");
+  EXPECT_EQ(Ready(plan).reason, "Starting");
 }
 
 TEST(TaskPlan, RunningPodMakesTheTaskRunning) {
