@@ -10,8 +10,8 @@ namespace {
 
 // Seconds from `start` to now, to a millisecond, for the start-up log lines.
 double SecondsSince(TimePoint start) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-      SystemClock::Instance().Now() - start);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock::Instance().Now() - start);
   return static_cast<double>(ms.count()) / 1000.0;
 }
 
@@ -176,8 +176,7 @@ int Manager::Run(std::stop_token stop) {
     for (auto& controller : controllers_) {
       if (!controller->queue().WaitIdle(pass_stop)) return;
     }
-    options_.logger.With("seconds", SecondsSince(start))
-        .Info("first pass done");
+    options_.logger.With("seconds", SecondsSince(start)).Info("first pass done");
     ReleaseFreeMemory();
   });
 

@@ -92,9 +92,9 @@ class WorkQueue {
   Metrics metrics_;
 
   std::mutex mu_;
-  std::condition_variable ready_cv_;    // a key was queued, or shutdown
+  std::condition_variable ready_cv_;        // a key was queued, or shutdown
   std::condition_variable_any drained_cv_;  // processing_ became empty
-  std::condition_variable timer_cv_;    // waiting_ became non-empty, or shutdown
+  std::condition_variable timer_cv_;        // waiting_ became non-empty, or shutdown
   RateLimiter limiter_;
   std::deque<std::string> queue_;
   std::unordered_map<std::string, TimePoint> dirty_;       // key -> when first added
