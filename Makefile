@@ -5,7 +5,7 @@ test:
 demo:
 	scripts/demo
 bench:
-	bench/load 1000
+	bench/load 1000 && bench/micro && bench/report
 fuzz:
 	scripts/fuzz 600
 cluster-up:

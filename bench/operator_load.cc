@@ -1,19 +1,25 @@
 // Load generator for bench/load: creates objects in one namespace and times what follows, from
 // watches on the same API server.
 //
-//   operator_load --mode tasks|jobs --count N [--rate R] [--namespace NS] [--threads T]
-//                 [--label L]
+//   operator_load --mode tasks|jobs|pipelines|workflows --count N [--rate R] [--namespace NS]
+//                 [--threads T] [--label L] [--shape single|chain|diamond|mixed] [--wait S]
 //
-// tasks: N batch Tasks (load-<L>-<i>); records create -> first Job of the task and create ->
-//        Task Succeeded. jobs: N Jobs shaped like the ones Millrace creates, posted directly (the
-//        API server's ceiling for the same writes); records create -> Job seen by a watch.
-// --rate R paces creates at R per second (0: as fast as T threads go). Uses $KUBECONFIG with no
-// client-side rate limit. Prints one JSON line of results on stdout.
+// tasks:     N batch Tasks; child = the Task's first Job, done = Task Succeeded.
+// jobs:      N Jobs shaped like the ones Millrace creates, posted directly (the API server's
+//            ceiling for the same writes); child = the Job seen by a watch, done = Job succeeded.
+// pipelines: N Pipelines of --shape (mixed: chains and diamonds alternate); child = the first
+//            Task, done = Pipeline Succeeded.
+// workflows: N Argo Workflows of --shape, the same containers as the Tasks (the peer);
+//            child = the first pod, done = Workflow Succeeded.
+// Every mode also records create -> first pod. --rate R paces creates at R per second (0: as
+// fast as T threads go). Waits up to --wait seconds (default 900) for everything to be done.
+// Uses $KUBECONFIG with no client-side rate limit. Prints one JSON line of results on stdout.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -29,8 +35,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using millrace::kube::Client;
+using millrace::kube::ResourceRef;
 using nlohmann::json;
 namespace resources = millrace::kube::resources;
+
+const ResourceRef kTasks{"millrace.io", "v1alpha1", "tasks", true, "Task"};
+const ResourceRef kPipelines{"millrace.io", "v1alpha1", "pipelines", true, "Pipeline"};
+const ResourceRef kWorkflows{"argoproj.io", "v1alpha1", "workflows", true, "Workflow"};
 
 // object[k1][k2]... as a string, "" when any level is missing or of another type.
 std::string Str(const json& object, std::initializer_list<const char*> path) {
@@ -44,24 +55,27 @@ std::string Str(const json& object, std::initializer_list<const char*> path) {
   return at->is_string() ? at->get<std::string>() : "";
 }
 
-const millrace::kube::ResourceRef kTasks{"millrace.io", "v1alpha1", "tasks", true, "Task"};
+std::string Label(const json& object, const char* key) {
+  return Str(object, {"metadata", "labels", key});
+}
+
+using Times = std::map<std::string, Clock::time_point>;
 
 struct Timeline {
   std::mutex mu;
-  std::map<std::string, Clock::time_point> created, child_seen, succeeded;
+  Times created, child, pod, done;
 
-  void Mark(std::map<std::string, Clock::time_point>& m, const std::string& key) {
+  void Mark(Times& m, const std::string& key) {
     std::lock_guard lock(mu);
     m.try_emplace(key, Clock::now());
   }
-  size_t Count(const std::map<std::string, Clock::time_point>& m) {
+  size_t Count(const Times& m) {
     std::lock_guard lock(mu);
     return m.size();
   }
 };
 
-json Percentiles(const std::map<std::string, Clock::time_point>& from,
-                 const std::map<std::string, Clock::time_point>& to) {
+json Percentiles(const Times& from, const Times& to) {
   std::vector<double> ms;
   for (const auto& [key, end] : to) {
     if (auto start = from.find(key); start != from.end()) {
@@ -80,32 +94,104 @@ json Percentiles(const std::map<std::string, Clock::time_point>& from,
           {"max_ms", ms.back()}};
 }
 
+// The container every mode runs: what a Task of the benchmark turns into.
+json Container(const std::string& name) {
+  return {{"name", name},
+          {"image", "busybox"},
+          {"resources", {{"requests", {{"cpu", "10m"}, {"memory", "16Mi"}}}}}};
+}
+
+json Meta(const std::string& name, const std::string& ns) {
+  return {{"name", name}, {"namespace", ns}, {"labels", {{"bench", "load"}}}};
+}
+
+json TaskSpec(const std::string& uri, bool spout) {
+  json spec = {{"role", spout ? "Spout" : "Bolt"},
+               {"image", "busybox"},
+               {"output", {{"batch", {{"uri", uri + "/out"}}}}},
+               {"resources", {{"requests", {{"cpu", "10m"}, {"memory", "16Mi"}}}}}};
+  if (!spout) spec["input"] = {{"batch", {{"uri", uri + "/in"}}}};
+  return spec;
+}
+
 json TaskManifest(const std::string& name, const std::string& ns) {
   return {{"apiVersion", "millrace.io/v1alpha1"},
           {"kind", "Task"},
-          {"metadata", {{"name", name}, {"namespace", ns}, {"labels", {{"bench", "load"}}}}},
-          {"spec",
-           {{"role", "Spout"},
-            {"image", "busybox"},
-            {"output", {{"batch", {{"uri", "s3://bench/" + name}}}}},
-            {"resources", {{"requests", {{"cpu", "10m"}, {"memory", "16Mi"}}}}}}}};
+          {"metadata", Meta(name, ns)},
+          {"spec", TaskSpec("s3://bench/" + name, true)}};
 }
 
 json JobManifest(const std::string& name, const std::string& ns) {
-  json container = {{"name", "main"},
-                    {"image", "busybox"},
-                    {"resources", {{"requests", {{"cpu", "10m"}, {"memory", "16Mi"}}}}}};
-  json pod = {{"metadata", {{"labels", {{"bench", "load"}}}}},
-              {"spec", {{"restartPolicy", "Never"}, {"containers", json::array({container})}}}};
+  json pod = {
+      {"metadata", {{"labels", {{"bench", "load"}}}}},
+      {"spec", {{"restartPolicy", "Never"}, {"containers", json::array({Container("main")})}}}};
   return {{"apiVersion", "batch/v1"},
           {"kind", "Job"},
-          {"metadata", {{"name", name}, {"namespace", ns}, {"labels", {{"bench", "load"}}}}},
+          {"metadata", Meta(name, ns)},
           {"spec", {{"backoffLimit", 0}, {"template", pod}}}};
 }
 
-// Watches `ref` in `ns` from now until `stop`, calling `on` for every object event.
-std::jthread WatchFrom(Client& client, const millrace::kube::ResourceRef& ref,
-                       const std::string& ns, std::function<void(const json&)> on) {
+// The steps of a shape as (name, dependencies): a single step, a 10-step chain, or a diamond.
+std::vector<std::pair<std::string, std::vector<std::string>>> Steps(const std::string& shape) {
+  if (shape == "chain") {
+    std::vector<std::pair<std::string, std::vector<std::string>>> steps;
+    for (int i = 0; i < 10; ++i) {
+      steps.push_back({"s" + std::to_string(i),
+                       i == 0 ? std::vector<std::string>{}
+                              : std::vector<std::string>{"s" + std::to_string(i - 1)}});
+    }
+    return steps;
+  }
+  if (shape == "diamond") {
+    return {{"a", {}}, {"b", {"a"}}, {"c", {"a"}}, {"d", {"b", "c"}}};
+  }
+  return {{"a", {}}};
+}
+
+std::string ShapeOf(const std::string& shape, int i) {
+  if (shape != "mixed") return shape;
+  return i % 2 == 0 ? "chain" : "diamond";
+}
+
+json PipelineManifest(const std::string& name, const std::string& ns, const std::string& shape) {
+  json steps = json::array();
+  for (const auto& [step, deps] : Steps(shape)) {
+    json s = {{"name", step}, {"task", TaskSpec("s3://bench/" + name + "/" + step, deps.empty())}};
+    if (!deps.empty()) s["dependsOn"] = deps;
+    steps.push_back(std::move(s));
+  }
+  return {{"apiVersion", "millrace.io/v1alpha1"},
+          {"kind", "Pipeline"},
+          {"metadata", Meta(name, ns)},
+          {"spec", {{"steps", steps}}}};
+}
+
+json WorkflowManifest(const std::string& name, const std::string& ns, const std::string& shape) {
+  // Argo's executor must know the command (it cannot read the image's entrypoint offline).
+  json container = Container("main");
+  container["command"] = {"sh", "-c", "true"};
+  json step = {{"name", "step"}, {"container", container}};
+  json templates = json::array({step});
+  std::string entrypoint = "step";
+  if (shape != "single") {
+    json tasks = json::array();
+    for (const auto& [task, deps] : Steps(shape)) {
+      json t = {{"name", task}, {"template", "step"}};
+      if (!deps.empty()) t["dependencies"] = deps;
+      tasks.push_back(std::move(t));
+    }
+    templates.push_back({{"name", "dag"}, {"dag", {{"tasks", tasks}}}});
+    entrypoint = "dag";
+  }
+  return {{"apiVersion", "argoproj.io/v1alpha1"},
+          {"kind", "Workflow"},
+          {"metadata", Meta(name, ns)},
+          {"spec", {{"entrypoint", entrypoint}, {"templates", templates}}}};
+}
+
+// Watches `ref` in `ns` from now until the thread is stopped, calling `on` for every object.
+std::jthread WatchFrom(Client& client, const ResourceRef& ref, const std::string& ns,
+                       std::function<void(const json&)> on) {
   auto list = client.List(ref, ns, {.label_selector = "", .limit = 1});
   std::string rv = list ? Str(*list, {"metadata", "resourceVersion"}) : "";
   return std::jthread([&client, ref, ns, rv, on](std::stop_token stop) mutable {
@@ -126,8 +212,8 @@ std::jthread WatchFrom(Client& client, const millrace::kube::ResourceRef& ref,
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string mode = "tasks", ns = "load", label = "0";
-  int count = 1000, threads = 8;
+  std::string mode = "tasks", ns = "load", label = "0", shape = "mixed";
+  int count = 1000, threads = 8, wait_seconds = 900;
   double rate = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
@@ -137,7 +223,10 @@ int main(int argc, char** argv) {
     if (flag == "--namespace") ns = value;
     if (flag == "--threads") threads = std::atoi(value.c_str());
     if (flag == "--label") label = value;
+    if (flag == "--shape") shape = value;
+    if (flag == "--wait") wait_seconds = std::atoi(value.c_str());
   }
+  if (mode == "tasks" || mode == "jobs") shape = "single";
   auto config = millrace::kube::LoadDefault();
   if (!config) {
     std::fprintf(stderr, "%s\n", config.error().ToString().c_str());
@@ -150,23 +239,54 @@ int main(int argc, char** argv) {
     return 1;
   }
   Client& client = **client_or;
-  const bool tasks = mode == "tasks";
-  const std::string prefix = std::string(tasks ? "load-" : "direct-") + label + "-";
+  const std::string prefix = mode.substr(0, 1) + "-" + label + "-";
+  auto ours = [&](const std::string& key) { return key.starts_with(prefix); };
 
   Timeline t;
   std::vector<std::jthread> watches;
-  watches.push_back(WatchFrom(client, resources::kJobs, ns, [&](const json& job) {
-    const std::string key = tasks ? Str(job, {"metadata", "labels", "millrace.io/task"})
-                                  : Str(job, {"metadata", "name"});
-    if (key.starts_with(prefix)) t.Mark(t.child_seen, key);
+  // The key of a pod: the object it was made for.
+  const char* pod_key = mode == "tasks"       ? "millrace.io/task"
+                        : mode == "jobs"      ? "job-name"
+                        : mode == "pipelines" ? "millrace.io/pipeline"
+                                              : "workflows.argoproj.io/workflow";
+  watches.push_back(WatchFrom(client, resources::kPods, ns, [&](const json& pod) {
+    if (const std::string key = Label(pod, pod_key); ours(key)) {
+      t.Mark(t.pod, key);
+      if (mode == "workflows") t.Mark(t.child, key);
+    }
   }));
-  if (tasks) {
-    watches.push_back(WatchFrom(client, kTasks, ns, [&](const json& task) {
-      const std::string name = Str(task, {"metadata", "name"});
-      if (name.starts_with(prefix) && Str(task, {"status", "phase"}) == "Succeeded") {
-        t.Mark(t.succeeded, name);
+  if (mode == "tasks" || mode == "jobs") {
+    watches.push_back(WatchFrom(client, resources::kJobs, ns, [&](const json& job) {
+      const std::string key =
+          mode == "tasks" ? Label(job, "millrace.io/task") : Str(job, {"metadata", "name"});
+      if (!ours(key)) return;
+      t.Mark(t.child, key);
+      const json& succeeded = job["status"]["succeeded"];
+      if (mode == "jobs" && succeeded.is_number_integer() && succeeded.get<int>() > 0) {
+        t.Mark(t.done, key);
       }
     }));
+  }
+  if (mode == "tasks" || mode == "pipelines") {
+    watches.push_back(WatchFrom(client, kTasks, ns, [&](const json& task) {
+      if (mode == "pipelines") {
+        if (const std::string key = Label(task, "millrace.io/pipeline"); ours(key)) {
+          t.Mark(t.child, key);
+        }
+      } else if (const std::string name = Str(task, {"metadata", "name"});
+                 ours(name) && Str(task, {"status", "phase"}) == "Succeeded") {
+        t.Mark(t.done, name);
+      }
+    }));
+  }
+  if (mode == "pipelines" || mode == "workflows") {
+    watches.push_back(WatchFrom(
+        client, mode == "pipelines" ? kPipelines : kWorkflows, ns, [&](const json& object) {
+          const std::string name = Str(object, {"metadata", "name"});
+          if (ours(name) && Str(object, {"status", "phase"}) == "Succeeded") {
+            t.Mark(t.done, name);
+          }
+        }));
   }
 
   std::atomic<int> next{0}, errors{0};
@@ -183,8 +303,15 @@ int main(int argc, char** argv) {
           }
           const std::string name = prefix + std::to_string(i);
           t.Mark(t.created, name);
-          auto r = tasks ? client.Create(kTasks, TaskManifest(name, ns))
-                         : client.Create(resources::kJobs, JobManifest(name, ns));
+          millrace::kube::Result<json> r;
+          if (mode == "tasks") r = client.Create(kTasks, TaskManifest(name, ns));
+          if (mode == "jobs") r = client.Create(resources::kJobs, JobManifest(name, ns));
+          if (mode == "pipelines") {
+            r = client.Create(kPipelines, PipelineManifest(name, ns, ShapeOf(shape, i)));
+          }
+          if (mode == "workflows") {
+            r = client.Create(kWorkflows, WorkflowManifest(name, ns, ShapeOf(shape, i)));
+          }
           if (!r) {
             ++errors;
             std::fprintf(stderr, "create %s: %s\n", name.c_str(), r.error().ToString().c_str());
@@ -195,31 +322,38 @@ int main(int argc, char** argv) {
   }
   const double create_seconds = std::chrono::duration<double>(Clock::now() - start).count();
 
-  // Drained: every object has its child (and, for tasks, succeeded); 10 minutes at most.
-  const auto deadline = Clock::now() + std::chrono::minutes(10);
+  // Drained: every object is done (which implies its child was seen).
+  const auto deadline = Clock::now() + std::chrono::seconds(wait_seconds);
   const size_t want = static_cast<size_t>(count - errors.load());
-  while (Clock::now() < deadline &&
-         (t.Count(t.child_seen) < want || (tasks && t.Count(t.succeeded) < want))) {
+  while (Clock::now() < deadline && (t.Count(t.child) < want || t.Count(t.done) < want)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling the watch results
   }
   const double drain_seconds = std::chrono::duration<double>(Clock::now() - start).count();
   watches.clear();
 
   std::lock_guard lock(t.mu);
+  // Children per second: every child seen, over the time from the first create to the last child.
+  double children_seconds = 0;
+  for (const auto& [key, seen] : t.child) {
+    children_seconds =
+        std::max(children_seconds, std::chrono::duration<double>(seen - start).count());
+  }
   json out = {{"mode", mode},
+              {"shape", shape},
               {"count", count},
               {"rate", rate},
               {"errors", errors.load()},
               {"create_seconds", create_seconds},
               {"creates_per_second", count / create_seconds},
-              {"children_seen", t.child_seen.size()},
-              {"create_to_child", Percentiles(t.created, t.child_seen)}};
-  if (tasks) {
-    out["succeeded"] = t.succeeded.size();
-    out["create_to_succeeded"] = Percentiles(t.created, t.succeeded);
-    out["drain_seconds"] = drain_seconds;
-    out["succeeded_per_second"] = static_cast<double>(t.succeeded.size()) / drain_seconds;
-  }
+              {"children_seen", t.child.size()},
+              {"children_per_second",
+               children_seconds > 0 ? static_cast<double>(t.child.size()) / children_seconds : 0.0},
+              {"create_to_child", Percentiles(t.created, t.child)},
+              {"create_to_pod", Percentiles(t.created, t.pod)},
+              {"done", t.done.size()},
+              {"create_to_done", Percentiles(t.created, t.done)},
+              {"drain_seconds", drain_seconds},
+              {"done_per_second", static_cast<double>(t.done.size()) / drain_seconds}};
   std::printf("%s\n", out.dump().c_str());
-  return t.child_seen.size() == want ? 0 : 1;
+  return t.done.size() == want ? 0 : 1;
 }

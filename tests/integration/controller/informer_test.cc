@@ -178,6 +178,32 @@ TEST(Informer, AChildsChangeEnqueuesItsControllingOwner) {
   queue.ShutDown();
 }
 
+TEST(Informer, ListsPageByPageAndStoresEveryObjectTrimmed) {
+  const std::string ns = C().CreateNamespace();
+  auto client = Admin();
+  for (int i = 0; i < 5; ++i) {
+    json cm = ConfigMap(ns, "page-" + std::to_string(i), std::to_string(i));
+    cm["data"]["dropped"] = "by the trim";
+    ASSERT_TRUE(client->Create(resources::kConfigMaps, cm));
+  }
+  Registry registry;
+  InformerOptions options = ConfigMapsIn(ns, registry);
+  options.page_size = 2;  // kube-root-ca.crt and five more: four pages
+  options.store.trim = [](json& cm) {
+    if (cm.contains("data")) cm["data"].erase("dropped");
+  };
+  Informer informer(*client, std::move(options));
+  informer.Start();
+  ASSERT_TRUE(informer.WaitForSync(std::chrono::steady_clock::now() + seconds(30)));
+  EXPECT_EQ(StoreNames(informer.store()), ApiNames(*client, ns));
+  EXPECT_EQ(Values(informer.store()),
+            "kube-root-ca.crt= page-0=0 page-1=1 page-2=2 page-3=3 page-4=4 ");
+  for (const auto& object : informer.store().List()) {
+    EXPECT_FALSE((*object)["metadata"].contains("managedFields"));
+    EXPECT_EQ((*object)["kind"], "ConfigMap");  // list items get their kind back
+  }
+}
+
 TEST(Informer, ConvergesAfterTheApiServerWasAwayIncludingDeletesMadeMeanwhile) {
   const std::string ns = C().CreateNamespace();
   auto client = Admin();
