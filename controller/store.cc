@@ -145,15 +145,22 @@ Store::ReplaceResult Store::Replace(std::vector<nlohmann::json> objects,
 }
 
 Store::ReplaceResult Store::Replace(std::vector<Object> prepared, std::string resource_version) {
+  // Only this (writer) thread modifies contents_, so reading it here without the lock is safe.
   Contents next;
   for (auto& object : prepared) {
     std::string key = ObjectKey(*object);
+    if (const auto cached = contents_.objects.find(key);
+        cached != contents_.objects.end() && !Changed(*cached->second, *object)) {
+      // Unchanged since it was cached: keep the cached copy and let the listed one go with the
+      // rest of the list, so a relist leaves the heap as it found it instead of interleaving
+      // new copies of everything with the old ones.
+      object = cached->second;
+    }
     if (const auto old = next.objects.find(key); old != next.objects.end()) {
       next.Erase(key, old->second);  // a duplicate in the list: the last one wins
     }
     next.Insert(key, object);
   }
-  // Only this (writer) thread modifies contents_, so reading it here without the lock is safe.
   ReplaceResult result;
   for (const auto& [key, object] : next.objects) {
     const auto old = contents_.objects.find(key);

@@ -61,7 +61,8 @@ class Store {
   Object Delete(std::string_view key);  // the deleted object, or nullptr
   ReplaceResult Replace(std::vector<nlohmann::json> objects, std::string resource_version);
   // The same with objects already made by Prepare(), so that a caller reading a list page by page
-  // holds the trimmed objects only, never the whole list as it came.
+  // holds the trimmed objects only, never the whole list as it came. An object whose
+  // resourceVersion is unchanged keeps its cached copy (readers' Objects stay the same pointer).
   ReplaceResult Replace(std::vector<Object> prepared, std::string resource_version);
   // `object` trimmed (Trim, then StoreOptions::trim) as the store would keep it.
   Object Prepare(nlohmann::json object) const;

@@ -78,6 +78,23 @@ TEST(StoreTest, ReplaceTakesObjectsPreparedPageByPage) {
   EXPECT_NE(store.Get("ns/b"), nullptr);
 }
 
+TEST(StoreTest, ReplaceKeepsTheCachedCopyOfAnObjectWhoseVersionIsUnchanged) {
+  Store store;
+  const json a = Pod("ns", "a", "5");
+  json b = Pod("ns", "b", "6");
+  store.Replace(std::vector<json>{a, b}, "6");
+  const Object cached_a = store.Get("ns/a");
+  const Object cached_b = store.Get("ns/b");
+  b["metadata"]["resourceVersion"] = "7";
+  const auto result = store.Replace(std::vector<json>{a, b}, "7");
+  EXPECT_EQ(store.Get("ns/a"), cached_a);  // the same object, not an equal copy
+  EXPECT_NE(store.Get("ns/b"), cached_b);
+  EXPECT_EQ((*store.Get("ns/b"))["metadata"]["resourceVersion"], "7");
+  ASSERT_EQ(result.updated.size(), 1u);
+  EXPECT_EQ(result.updated[0].previous, cached_b);
+  EXPECT_TRUE(result.added.empty());
+}
+
 TEST(StoreTest, UpsertGetDeleteReturnPreviousObjects) {
   Store store;
   auto added = store.Upsert(Pod("ns", "a", "1"));
