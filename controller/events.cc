@@ -1,5 +1,6 @@
 #include "controller/events.h"
 
+#include <algorithm>
 #include <utility>
 
 #include <fmt/chrono.h>
@@ -42,14 +43,19 @@ void EventRecorder::Record(const EventSpec& event) {
   const WallTime wall = clock_.WallNow();
 
   std::lock_guard lock(mu_);
-  if (auto it = series_.find(key);
-      it != series_.end() && now - it->second.last_observed <= options_.series_window) {
+  if (auto it = series_.find(key); it != series_.end()) {
     Series& series = it->second;
-    ++series.count;
-    series.last_observed = now;
-    series.last_observed_wall = wall;
-    if (now - series.last_sent >= options_.patch_interval) Patch(series, now);
-    return;
+    if (now - series.last_observed <= options_.series_window) {
+      recency_.splice(recency_.begin(), recency_, series.recency);
+      ++series.count;
+      series.last_observed = now;
+      series.last_observed_wall = wall;
+      if (now - series.last_sent >= options_.patch_interval) Patch(series, now);
+      return;
+    }
+    // Its window has passed: send what it has not sent yet, then start a new Event.
+    if (series.count > series.sent_count) Patch(series, now);
+    Forget(it);
   }
 
   Series series;
@@ -77,7 +83,19 @@ void EventRecorder::Record(const EventSpec& event) {
       {"note", std::move(note)},
   };
   sink_(EventWrite{EventWrite::Kind::kCreate, series.ns, series.name, std::move(body)});
-  series_.insert_or_assign(std::move(key), std::move(series));
+  auto it = series_.emplace(std::move(key), std::move(series)).first;
+  recency_.push_front(it);
+  it->second.recency = recency_.begin();
+  while (series_.size() > std::max<std::size_t>(options_.max_series, 1)) {
+    const auto oldest = recency_.back();
+    if (oldest->second.count > oldest->second.sent_count) Patch(oldest->second, now);
+    Forget(oldest);
+  }
+}
+
+void EventRecorder::Forget(SeriesMap::iterator it) {
+  recency_.erase(it->second.recency);
+  series_.erase(it);
 }
 
 void EventRecorder::Flush() {
@@ -86,7 +104,7 @@ void EventRecorder::Flush() {
   for (auto it = series_.begin(); it != series_.end();) {
     if (it->second.count > it->second.sent_count) Patch(it->second, now);
     if (now - it->second.last_observed > options_.series_window) {
-      it = series_.erase(it);
+      Forget(it++);
     } else {
       ++it;
     }

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <map>
 #include <mutex>
 #include <string>
@@ -51,6 +52,10 @@ struct EventRecorderOptions {
   // A series is patched at most this often; repeats in between are folded into the next patch
   // (by a later Record or by Flush).
   Duration patch_interval = std::chrono::seconds{30};
+  // Series remembered at most (client-go's correlator keeps 4096): past that the least recently
+  // observed one is forgotten (its unsent count patched first), and its next repeat starts a new
+  // Event. Bounds the recorder's memory however many objects it reports on.
+  std::size_t max_series = 4096;
 };
 
 // The pure part of an events.k8s.io/v1 recorder: turns occurrences into API writes, aggregating
@@ -70,7 +75,10 @@ class EventRecorder {
  private:
   using Key = std::tuple<std::string, std::string, std::string, std::string, std::string,
                          std::string, std::string, std::string>;
+  struct Series;
+  using SeriesMap = std::map<Key, Series>;
   struct Series {
+    std::list<SeriesMap::iterator>::iterator recency;  // its place in recency_
     std::string ns;
     std::string name;
     std::int64_t count = 1;
@@ -81,12 +89,14 @@ class EventRecorder {
   };
 
   void Patch(Series& series, TimePoint now);
+  void Forget(SeriesMap::iterator it);
 
   EventRecorderOptions options_;
   Clock& clock_;
   EventSink sink_;
-  std::mutex mu_;  // guards series_
-  std::map<Key, Series> series_;
+  std::mutex mu_;  // guards series_ and recency_
+  SeriesMap series_;
+  std::list<SeriesMap::iterator> recency_;  // most recently observed first
 };
 
 // RFC 3339 with microseconds in UTC ("2026-11-22T09:02:29.123456Z"), as metav1.MicroTime.

@@ -32,11 +32,23 @@ Manager::Manager(kube::Client& client, ManagerOptions options)
                                   {"name"})
                         .WithLabels({options_.leader_election ? options_.leader_election->lease_name
                                                               : std::string("none")})),
-      recorder_(options_.events, [this](EventWrite write) {
-        const std::lock_guard lock(events_mu_);
-        event_writes_.push_back(std::move(write));
-        events_cv_.notify_one();
-      }) {
+      event_sender_(
+          [this] {
+            EventSenderOptions o = options_.event_sender;
+            if (o.metrics == nullptr) o.metrics = &registry_;
+            o.logger = options_.logger;
+            return o;
+          }(),
+          [this](const EventWrite& write) -> kube::Result<void> {
+            const auto& events = kube::resources::kEvents;
+            auto result = write.kind == EventWrite::Kind::kCreate
+                              ? client_.Create(events, write.body)
+                              : client_.Patch(events, write.ns, write.name, write.body);
+            if (!result) return std::unexpected(std::move(result.error()));
+            return {};
+          }),
+      recorder_(options_.events,
+                [this](EventWrite write) { event_sender_.Enqueue(std::move(write)); }) {
   if (options_.request_metrics) {
     // Registered here, not in the hook: hooks run under the registry's lock, which registering
     // takes too.
@@ -50,13 +62,12 @@ Manager::Manager(kube::Client& client, ManagerOptions options)
     options_.leader_election->logger = options_.logger;
     elector_ = std::make_unique<LeaderElector>(client_, *options_.leader_election);
   }
-  events_thread_ = std::jthread([this](std::stop_token stop) { SendEvents(std::move(stop)); });
+  events_flush_thread_ =
+      std::jthread([this](std::stop_token stop) { FlushEvents(std::move(stop)); });
 }
 
 Manager::~Manager() {
-  events_thread_.request_stop();
-  events_cv_.notify_all();
-  if (events_thread_.joinable()) events_thread_.join();
+  events_flush_thread_ = {};  // stops and joins it
   controllers_.clear();
   informers_.clear();
 }
@@ -101,41 +112,10 @@ void Manager::ExportRequestMetrics() {
   }
 }
 
-void Manager::SendEvents(std::stop_token stop) {
-  const auto& events = kube::resources::kEvents;
-  const Duration interval = options_.events.patch_interval;
+void Manager::FlushEvents(std::stop_token stop) {
   Clock& clock =
       options_.events.clock != nullptr ? *options_.events.clock : SystemClock::Instance();
-  TimePoint next_flush = clock.Now() + interval;
-  for (;;) {
-    std::deque<EventWrite> writes;
-    {
-      std::unique_lock lock(events_mu_);
-      events_cv_.wait_for(lock, stop, std::chrono::seconds{1},
-                          [&] { return !event_writes_.empty(); });
-      writes.swap(event_writes_);
-    }
-    for (auto& write : writes) {
-      kube::Result<nlohmann::json> result =
-          write.kind == EventWrite::Kind::kCreate
-              ? client_.Create(events, write.body)
-              : client_.Patch(events, write.ns, write.name, write.body);
-      if (!result) {
-        options_.logger.With("event", write.ns + "/" + write.name)
-            .With("error", result.error().ToString())
-            .Warn("writing an event failed");
-      }
-    }
-    if (stop.stop_requested()) {
-      std::unique_lock lock(events_mu_);
-      if (event_writes_.empty()) break;
-      continue;
-    }
-    if (clock.Now() >= next_flush) {
-      recorder_.Flush();
-      next_flush = clock.Now() + interval;
-    }
-  }
+  while (clock.SleepUntil(clock.Now() + options_.events.patch_interval, stop)) recorder_.Flush();
 }
 
 int Manager::Run(std::stop_token stop) {

@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "controller/controller.h"
+#include "controller/event_sender.h"
 #include "controller/events.h"
 #include "controller/http_server.h"
 #include "controller/informer.h"
@@ -29,6 +29,7 @@ struct ManagerOptions {
   std::optional<LeaderElectionOptions> leader_election;
   Duration cache_sync_timeout = std::chrono::minutes{2};
   EventRecorderOptions events;
+  EventSenderOptions event_sender;
   // The client's request counts, exported as rest_client_requests_total{verb,code}.
   std::shared_ptr<kube::RequestMetrics> request_metrics;
   Logger logger;
@@ -58,7 +59,7 @@ class Manager {
 
   kube::Client& client() { return client_; }
   Registry& metrics() { return registry_; }
-  // Records events.k8s.io/v1 Events; writes happen on the manager's event thread.
+  // Records events.k8s.io/v1 Events; the writes happen on the event sender's threads.
   EventRecorder& events() { return recorder_; }
   const Logger& logger() const { return options_.logger; }
 
@@ -71,7 +72,7 @@ class Manager {
   uint16_t http_port() const { return http_port_.load(); }
 
  private:
-  void SendEvents(std::stop_token stop);
+  void FlushEvents(std::stop_token stop);
   void ExportRequestMetrics();
 
   kube::Client& client_;
@@ -90,12 +91,12 @@ class Manager {
   std::atomic<uint16_t> http_port_{0};
   std::atomic<bool> synced_{false};
 
-  // Event writes queued by the recorder's sink, sent by events_thread_.
-  std::mutex events_mu_;
-  std::condition_variable_any events_cv_;
-  std::deque<EventWrite> event_writes_;  // guarded by events_mu_
+  // The recorder's writes go to the sender's queue; events_flush_thread_ patches aggregated
+  // series every patch_interval. Declared so that the flush thread stops first and the sender
+  // (which sends what is still queued) goes last.
+  EventSender event_sender_;
   EventRecorder recorder_;
-  std::jthread events_thread_;
+  std::jthread events_flush_thread_;
   // Logs "first pass done" once every controller's queue has drained after start-up, then hands
   // the pass's garbage back to the kernel.
   std::jthread first_pass_thread_;

@@ -18,7 +18,7 @@ millrace_unit_test(controller_http_server_test
   SOURCES unit/controller/http_server_test.cc
   LIBS millrace_controller Boost::boost)
 millrace_unit_test(controller_events_test
-  SOURCES unit/controller/events_test.cc
+  SOURCES unit/controller/events_test.cc unit/controller/event_sender_test.cc
   LIBS millrace_controller)
 millrace_unit_test(controller_flags_test
   SOURCES unit/controller/flags_test.cc unit/controller/handlers_test.cc

@@ -145,5 +145,33 @@ TEST_F(EventRecorderTest, NoteIsCutTo1024BytesOnACodePointBoundary) {
   EXPECT_EQ(got, std::string(1023, 'x'));
 }
 
+TEST_F(EventRecorderTest, ForgetsTheLeastRecentlyObservedSeriesPastMaxSeries) {
+  EventRecorderOptions options = Options();
+  options.max_series = 2;
+  std::vector<EventWrite> writes;
+  EventRecorder recorder(options, [&](EventWrite w) { writes.push_back(std::move(w)); });
+  recorder.Record(Spec("one"));
+  recorder.Record(Spec("two"));
+  recorder.Record(Spec("one"));  // "one" is now the most recent; folded
+  ASSERT_EQ(writes.size(), 2u);
+
+  recorder.Record(Spec("three"));  // forgets "two", the least recently observed
+  ASSERT_EQ(writes.size(), 3u);
+  recorder.Record(Spec("one"));  // still remembered: folded into its series
+  ASSERT_EQ(writes.size(), 3u);
+  recorder.Record(Spec("two"));  // forgotten: a new Event
+  ASSERT_EQ(writes.size(), 4u);
+  EXPECT_EQ(writes[3].kind, EventWrite::Kind::kCreate);
+  EXPECT_EQ(writes[3].body["note"], "two");
+
+  // "three" went for "two"; now "one" goes for "four", and its two folded repeats are sent.
+  recorder.Record(Spec("four"));
+  ASSERT_EQ(writes.size(), 6u);
+  EXPECT_EQ(writes[4].body["note"], "four");
+  EXPECT_EQ(writes[5].kind, EventWrite::Kind::kPatch);
+  EXPECT_EQ(writes[5].name, writes[0].name);
+  EXPECT_EQ(writes[5].body["series"]["count"], 3);
+}
+
 }  // namespace
 }  // namespace millrace::controller
