@@ -173,7 +173,7 @@ void BM_StoreGet(benchmark::State& state) {
 BENCHMARK(BM_StoreGet);
 
 void BM_StoreByIndex(benchmark::State& state) {
-  Store store;
+  Store store(StoreOptions{.trim = {}, .indexed_labels = {"millrace.io/task"}});
   for (int i = 0; i < 10'000; ++i) store.Upsert(Pod(i));
   int i = 0;
   for (auto _ : state) {
@@ -193,7 +193,7 @@ void BM_StoreBytesPerObject(benchmark::State& state) {
   const auto n = static_cast<int>(state.range(0));
   double bytes_per_object = 0;
   for (auto _ : state) {
-    StoreOptions options;
+    StoreOptions options{.trim = {}, .indexed_labels = {"millrace.io/task"}};
     if (state.range(1) == 1) options.trim = [](nlohmann::json& o) { o.erase("spec"); };
     const std::size_t before = HeapInUse();
     Store store(std::move(options));
@@ -242,8 +242,9 @@ void BM_StoreJobsAndPods(benchmark::State& state) {
   double bytes_per_object = 0;
   for (auto _ : state) {
     const std::size_t before = HeapInUse();
-    Store jobs(StoreOptions{.trim = reconcilers::TrimTaskJob});
-    Store pods(StoreOptions{.trim = reconcilers::TrimTaskPod});
+    Store jobs(StoreOptions{.trim = reconcilers::TrimTaskJob, .indexed_labels = {}});
+    Store pods(
+        StoreOptions{.trim = reconcilers::TrimTaskPod, .indexed_labels = {"millrace.io/task"}});
     {
       std::vector<nlohmann::json> job_list, pod_list;
       for (int i = 0; i < n; ++i) {

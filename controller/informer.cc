@@ -87,8 +87,8 @@ kube::Result<void> Informer::ListAndReplace(std::stop_token stop) {
   list.label_selector = options_.label_selector;
   list.field_selector = options_.field_selector;
   list.limit = options_.page_size;
-  // Each page is trimmed as it arrives, so the list is never held whole as it came.
-  std::vector<Object> objects;
+  // Each page is trimmed and packed as it arrives, so the list is never held whole as it came.
+  std::vector<Store::Prepared> objects;
   const auto on_page = [&](nlohmann::json& page) {
     nlohmann::json& items = page["items"];
     if (!items.is_array()) return;
@@ -115,11 +115,21 @@ kube::Result<void> Informer::ListAndReplace(std::stop_token stop) {
   resource_version_ = std::move(*result);
   auto diff = store_.Replace(std::move(objects), resource_version_);
   metrics_.objects.Set(static_cast<double>(store_.size()));
-  for (auto& added : diff.added) Dispatch({ObjectEvent::Type::kAdded, nullptr, added});
-  for (auto& change : diff.updated) {
-    Dispatch({ObjectEvent::Type::kUpdated, change.previous, change.current});
+  // Unpacked one at a time: the handlers see each object, the heap never holds the whole list.
+  for (auto& added : diff.added) {
+    Dispatch({ObjectEvent::Type::kAdded, nullptr, added->Unpack()});
+    added.reset();
   }
-  for (auto& deleted : diff.deleted) Dispatch({ObjectEvent::Type::kDeleted, deleted, deleted});
+  for (auto& [previous, current] : diff.updated) {
+    Dispatch({ObjectEvent::Type::kUpdated, previous->Unpack(), current->Unpack()});
+    previous.reset();
+    current.reset();
+  }
+  for (auto& deleted : diff.deleted) {
+    const Object object = deleted->Unpack();
+    Dispatch({ObjectEvent::Type::kDeleted, object, object});
+    deleted.reset();
+  }
   diff = {};
   ReleaseFreeMemory();  // a list is rare (start-up, a relist) and leaves much garbage behind
   if (!synced_.exchange(true)) {
@@ -178,8 +188,10 @@ kube::Result<void> Informer::WatchOnce(std::stop_token stop) {
 }
 
 void Informer::Resync() {
-  for (const Object& object : store_.List()) {
-    Dispatch({ObjectEvent::Type::kUpdated, object, object});
+  for (const std::string& key : store_.ListKeys()) {
+    if (const Object object = store_.Get(key)) {
+      Dispatch({ObjectEvent::Type::kUpdated, object, object});
+    }
   }
 }
 

@@ -74,6 +74,8 @@ class Informer {
   bool WaitForSync(TimePoint deadline, std::stop_token stop = {});
 
   const Store& store() const { return store_; }
+  // Adds label keys for Index::kLabel (Store::IndexLabels). Call before Start().
+  void IndexLabels(const std::vector<std::string>& keys) { store_.IndexLabels(keys); }
   const InformerOptions& options() const { return options_; }
   // "pods", "tasks.millrace.io": the metric label.
   const std::string& resource_label() const { return resource_label_; }

@@ -74,7 +74,11 @@ Manager::~Manager() {
 
 Informer& Manager::AddInformer(InformerOptions options) {
   for (auto& informer : informers_) {
-    if (SameInformer(informer->options(), options)) return *informer;
+    if (SameInformer(informer->options(), options)) {
+      // Shared by several controllers: each one's label indexes are kept.
+      informer->IndexLabels(options.store.indexed_labels);
+      return *informer;
+    }
   }
   if (options.metrics == nullptr) options.metrics = &registry_;
   options.logger = options_.logger;

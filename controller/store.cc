@@ -22,42 +22,12 @@ std::string StringField(const nlohmann::json* object, std::string_view field) {
   return value != nullptr && value->is_string() ? value->get<std::string>() : std::string{};
 }
 
-std::vector<std::string> IndexValues(const nlohmann::json& object, Index index) {
-  std::vector<std::string> values;
-  const nlohmann::json* metadata = Find(object, "metadata");
-  if (metadata == nullptr) return values;
-  switch (index) {
-    case Index::kNamespace:
-      if (auto ns = StringField(metadata, "namespace"); !ns.empty()) values.push_back(ns);
-      break;
-    case Index::kOwner:
-    case Index::kControllerOwner:
-      if (const auto* owners = Find(*metadata, "ownerReferences"); owners && owners->is_array()) {
-        for (const auto& owner : *owners) {
-          const auto* controller = Find(owner, "controller");
-          const bool is_controller =
-              controller != nullptr && controller->is_boolean() && controller->get<bool>();
-          if (index == Index::kControllerOwner && !is_controller) continue;
-          if (auto uid = StringField(&owner, "uid"); !uid.empty()) values.push_back(uid);
-        }
-      }
-      break;
-    case Index::kLabel:
-      if (const auto* labels = Find(*metadata, "labels"); labels && labels->is_object()) {
-        for (const auto& [k, v] : labels->items()) {
-          if (v.is_string()) values.push_back(k + "=" + v.get<std::string>());
-        }
-      }
-      break;
+// Compares resourceVersions; without one (objects made by hand), the packed contents.
+bool Changed(const PackedObject& before, const PackedObject& after) {
+  if (!before.resource_version.empty() && !after.resource_version.empty()) {
+    return before.resource_version != after.resource_version;
   }
-  return values;
-}
-
-bool Changed(const nlohmann::json& before, const nlohmann::json& after) {
-  const std::string rv_before = StringField(Find(before, "metadata"), "resourceVersion");
-  const std::string rv_after = StringField(Find(after, "metadata"), "resourceVersion");
-  if (!rv_before.empty() && !rv_after.empty()) return rv_before != rv_after;
-  return before != after;
+  return before.bytes != after.bytes;
 }
 
 }  // namespace
@@ -83,91 +53,141 @@ void Trim(nlohmann::json& object) {
   if (annotations.empty()) metadata.erase("annotations");
 }
 
-void Store::Contents::Insert(const std::string& key, const Object& object) {
-  for (std::size_t i = 0; i < indexes.size(); ++i) {
-    for (auto& value : IndexValues(*object, static_cast<Index>(i))) {
-      indexes[i][std::move(value)].insert(key);
-    }
-  }
-  objects[key] = object;
+Object PackedObject::Unpack() const {
+  return std::make_shared<const nlohmann::json>(nlohmann::json::from_msgpack(bytes));
 }
 
-void Store::Contents::Erase(const std::string& key, const Object& object) {
+Store::IndexValues Store::ValuesOf(const nlohmann::json& object) const {
+  IndexValues values;
+  const nlohmann::json* metadata = Find(object, "metadata");
+  if (metadata == nullptr) return values;
+  if (auto ns = StringField(metadata, "namespace"); !ns.empty()) {
+    values[static_cast<std::size_t>(Index::kNamespace)].push_back(std::move(ns));
+  }
+  if (const auto* owners = Find(*metadata, "ownerReferences"); owners && owners->is_array()) {
+    for (const auto& owner : *owners) {
+      const auto* controller = Find(owner, "controller");
+      if (controller == nullptr || !controller->is_boolean() || !controller->get<bool>()) continue;
+      if (auto uid = StringField(&owner, "uid"); !uid.empty()) {
+        values[static_cast<std::size_t>(Index::kControllerOwner)].push_back(std::move(uid));
+      }
+    }
+  }
+  if (const auto* labels = Find(*metadata, "labels"); labels && labels->is_object()) {
+    for (const auto& key : options_.indexed_labels) {
+      if (const auto* value = Find(*labels, key); value != nullptr && value->is_string()) {
+        values[static_cast<std::size_t>(Index::kLabel)].push_back(key + "=" +
+                                                                  value->get<std::string>());
+      }
+    }
+  }
+  return values;
+}
+
+Packed Store::Pack(const nlohmann::json& object, std::string key) const {
+  auto packed = std::make_shared<PackedObject>();
+  packed->key = std::move(key);
+  packed->resource_version = StringField(Find(object, "metadata"), "resourceVersion");
+  nlohmann::json::to_msgpack(object, packed->bytes);
+  packed->bytes.shrink_to_fit();  // to_msgpack grows it by doubling
+  return packed;
+}
+
+void Store::Contents::Insert(Packed object, const IndexValues& values) {
+  const std::string_view key = object->key;
   for (std::size_t i = 0; i < indexes.size(); ++i) {
-    for (const auto& value : IndexValues(*object, static_cast<Index>(i))) {
+    for (const auto& value : values[i]) indexes[i][value].insert(key);
+  }
+  objects.emplace(key, std::move(object));
+}
+
+void Store::Contents::Erase(std::string_view key, const IndexValues& values) {
+  for (std::size_t i = 0; i < indexes.size(); ++i) {
+    for (const auto& value : values[i]) {
       const auto it = indexes[i].find(value);
       if (it == indexes[i].end()) continue;
       it->second.erase(key);
       if (it->second.empty()) indexes[i].erase(it);
     }
   }
-  objects.erase(key);
+  objects.erase(key);  // last: `key` views the erased object's own key
 }
 
 Store::Store(StoreOptions options) : options_(std::move(options)) {}
 
-Object Store::Prepare(nlohmann::json object) const {
+Store::Prepared Store::Prepare(nlohmann::json object) const {
+  std::string key = ObjectKey(object);
   Trim(object);
   if (options_.trim) options_.trim(object);
-  return std::make_shared<const nlohmann::json>(std::move(object));
+  return Prepared{.object = Pack(object, std::move(key)), .index_values = ValuesOf(object)};
 }
 
 Store::Change Store::Upsert(nlohmann::json object) {
   std::string key = ObjectKey(object);
-  Object current = Prepare(std::move(object));
-  std::unique_lock lock(mu_);
-  Object previous;
-  if (const auto it = contents_.objects.find(key); it != contents_.objects.end()) {
-    previous = it->second;
-    contents_.Erase(key, previous);
+  Trim(object);
+  if (options_.trim) options_.trim(object);
+  const IndexValues values = ValuesOf(object);
+  Packed packed = Pack(object, std::move(key));
+  Change change{.previous = nullptr,
+                .current = std::make_shared<const nlohmann::json>(std::move(object))};
+  // Only this (writer) thread modifies contents_, so reading it here without the lock is safe;
+  // the previous object is unpacked before the lock is taken.
+  IndexValues previous_values;
+  const auto it = contents_.objects.find(packed->key);
+  if (it != contents_.objects.end()) {
+    change.previous = it->second->Unpack();
+    previous_values = ValuesOf(*change.previous);
   }
-  contents_.Insert(key, current);
-  return Change{std::move(previous), std::move(current)};
+  std::unique_lock lock(mu_);
+  if (change.previous != nullptr) contents_.Erase(packed->key, previous_values);
+  contents_.Insert(std::move(packed), values);
+  return change;
 }
 
 Object Store::Delete(std::string_view key) {
-  const std::string k(key);
-  std::unique_lock lock(mu_);
-  const auto it = contents_.objects.find(k);
+  const auto it = contents_.objects.find(key);  // writer thread: see Upsert
   if (it == contents_.objects.end()) return nullptr;
-  Object deleted = it->second;
-  contents_.Erase(k, deleted);
+  Packed packed = it->second;  // keeps `key`'s storage alive through the erase
+  Object deleted = packed->Unpack();
+  const IndexValues values = ValuesOf(*deleted);
+  std::unique_lock lock(mu_);
+  contents_.Erase(packed->key, values);
   return deleted;
 }
 
 Store::ReplaceResult Store::Replace(std::vector<nlohmann::json> objects,
                                     std::string resource_version) {
-  std::vector<Object> prepared;
+  std::vector<Prepared> prepared;
   prepared.reserve(objects.size());
   for (auto& object : objects) prepared.push_back(Prepare(std::move(object)));
   objects.clear();
   return Replace(std::move(prepared), std::move(resource_version));
 }
 
-Store::ReplaceResult Store::Replace(std::vector<Object> prepared, std::string resource_version) {
+Store::ReplaceResult Store::Replace(std::vector<Prepared> prepared, std::string resource_version) {
   // Only this (writer) thread modifies contents_, so reading it here without the lock is safe.
   Contents next;
-  for (auto& object : prepared) {
-    std::string key = ObjectKey(*object);
-    if (const auto cached = contents_.objects.find(key);
+  for (auto& [object, values] : prepared) {
+    if (const auto cached = contents_.objects.find(object->key);
         cached != contents_.objects.end() && !Changed(*cached->second, *object)) {
-      // Unchanged since it was cached: keep the cached copy and let the listed one go with the
-      // rest of the list, so a relist leaves the heap as it found it instead of interleaving
-      // new copies of everything with the old ones.
+      // Unchanged since it was cached: keep the cached copy and let the listed one go.
       object = cached->second;
     }
-    if (const auto old = next.objects.find(key); old != next.objects.end()) {
-      next.Erase(key, old->second);  // a duplicate in the list: the last one wins
+    if (const auto old = next.objects.find(object->key); old != next.objects.end()) {
+      // A duplicate in the list: the last one wins.
+      const Packed duplicate = old->second;
+      next.Erase(duplicate->key, ValuesOf(*duplicate->Unpack()));
     }
-    next.Insert(key, object);
+    next.Insert(std::move(object), values);
   }
+  prepared.clear();
   ReplaceResult result;
   for (const auto& [key, object] : next.objects) {
     const auto old = contents_.objects.find(key);
     if (old == contents_.objects.end()) {
       result.added.push_back(object);
     } else if (Changed(*old->second, *object)) {
-      result.updated.push_back(Change{old->second, object});
+      result.updated.emplace_back(old->second, object);
     }
   }
   for (const auto& [key, object] : contents_.objects) {
@@ -186,34 +206,83 @@ void Store::SetLastSyncResourceVersion(std::string resource_version) {
   resource_version_ = std::move(resource_version);
 }
 
-Object Store::Get(std::string_view key) const {
-  std::shared_lock lock(mu_);
-  const auto it = contents_.objects.find(std::string(key));
-  return it == contents_.objects.end() ? nullptr : it->second;
+void Store::IndexLabels(const std::vector<std::string>& keys) {
+  std::unique_lock lock(mu_);
+  bool added = false;
+  for (const auto& key : keys) {
+    if (std::find(options_.indexed_labels.begin(), options_.indexed_labels.end(), key) ==
+        options_.indexed_labels.end()) {
+      options_.indexed_labels.push_back(key);
+      added = true;
+    }
+  }
+  if (!added) return;
+  auto& by_label = contents_.indexes[static_cast<std::size_t>(Index::kLabel)];
+  by_label.clear();
+  for (const auto& [key, object] : contents_.objects) {
+    const IndexValues values = ValuesOf(*object->Unpack());
+    for (const auto& value : values[static_cast<std::size_t>(Index::kLabel)]) {
+      by_label[value].insert(key);
+    }
+  }
 }
 
-std::vector<Object> Store::List() const {
-  std::vector<std::pair<std::string_view, Object>> keyed;
-  std::shared_lock lock(mu_);
-  keyed.reserve(contents_.objects.size());
-  for (const auto& [key, object] : contents_.objects) keyed.emplace_back(key, object);
-  std::sort(keyed.begin(), keyed.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+Object Store::Get(std::string_view key) const {
+  Packed packed;
+  {
+    std::shared_lock lock(mu_);
+    const auto it = contents_.objects.find(key);
+    if (it == contents_.objects.end()) return nullptr;
+    packed = it->second;
+  }
+  return packed->Unpack();
+}
+
+namespace {
+
+std::vector<Object> UnpackAll(const std::vector<Packed>& packed) {
   std::vector<Object> out;
-  out.reserve(keyed.size());
-  for (auto& [key, object] : keyed) out.push_back(std::move(object));
+  out.reserve(packed.size());
+  for (const auto& p : packed) out.push_back(p->Unpack());
   return out;
+}
+
+}  // namespace
+
+std::vector<Object> Store::List() const {
+  std::vector<Packed> packed;
+  {
+    std::shared_lock lock(mu_);
+    packed.reserve(contents_.objects.size());
+    for (const auto& [key, object] : contents_.objects) packed.push_back(object);
+  }
+  std::sort(packed.begin(), packed.end(),
+            [](const Packed& a, const Packed& b) { return a->key < b->key; });
+  return UnpackAll(packed);
+}
+
+std::vector<std::string> Store::ListKeys() const {
+  std::vector<std::string> keys;
+  {
+    std::shared_lock lock(mu_);
+    keys.reserve(contents_.objects.size());
+    for (const auto& [key, object] : contents_.objects) keys.emplace_back(key);
+  }
+  std::sort(keys.begin(), keys.end());
+  return keys;
 }
 
 std::vector<Object> Store::ByIndex(Index index, std::string_view value) const {
-  std::vector<Object> out;
-  std::shared_lock lock(mu_);
-  const auto& by_value = contents_.indexes[static_cast<std::size_t>(index)];
-  const auto it = by_value.find(value);
-  if (it == by_value.end()) return out;
-  out.reserve(it->second.size());
-  for (const auto& key : it->second) out.push_back(contents_.objects.at(key));
-  return out;
+  std::vector<Packed> packed;
+  {
+    std::shared_lock lock(mu_);
+    const auto& by_value = contents_.indexes[static_cast<std::size_t>(index)];
+    const auto it = by_value.find(value);
+    if (it == by_value.end()) return {};
+    packed.reserve(it->second.size());
+    for (const auto key : it->second) packed.push_back(contents_.objects.at(key));
+  }
+  return UnpackAll(packed);
 }
 
 std::size_t Store::size() const {

@@ -1,7 +1,10 @@
 #include "reconcilers/task_reconciler.h"
 
 #include <algorithm>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +40,45 @@ std::vector<json> InNamespace(const controller::Store& store, const std::string&
 bool QuotaRefusal(const kube::Error& error) {
   return error.IsForbidden() && error.message.find("exceeded quota") != std::string::npos;
 }
+
+// Tasks whose Ready condition says QuotaExceeded, by namespace, so that a ResourceQuota change
+// (its status.used moves with every pod) wakes those Tasks only, not every Task in the namespace.
+// Kept by a handler on the Task informer's thread, read by one on the quota informer's thread.
+class QuotaWaiters {
+ public:
+  void Observe(const controller::ObjectEvent& event) {
+    const json& task = *event.current;
+    const json& meta = task["metadata"];
+    const std::string ns = meta.value("namespace", "");
+    const std::string key = controller::ObjectKey(task);
+    const std::lock_guard lock(mu_);
+    if (event.type != controller::ObjectEvent::Type::kDeleted && WaitsForQuota(task)) {
+      by_namespace_[ns].insert(key);
+    } else if (const auto it = by_namespace_.find(ns); it != by_namespace_.end()) {
+      it->second.erase(key);
+      if (it->second.empty()) by_namespace_.erase(it);
+    }
+  }
+
+  std::vector<std::string> In(const std::string& ns) const {
+    const std::lock_guard lock(mu_);
+    const auto it = by_namespace_.find(ns);
+    if (it == by_namespace_.end()) return {};
+    return {it->second.begin(), it->second.end()};
+  }
+
+ private:
+  static bool WaitsForQuota(const json& task) {
+    const json& conditions = task.value("status", json::object()).value("conditions", json());
+    if (!conditions.is_array()) return false;
+    return std::any_of(conditions.begin(), conditions.end(), [](const json& c) {
+      return c.value("type", "") == "Ready" && c.value("reason", "") == "QuotaExceeded";
+    });
+  }
+
+  mutable std::mutex mu_;
+  std::map<std::string, std::set<std::string>> by_namespace_;  // guarded by mu_
+};
 
 }  // namespace
 
@@ -176,6 +218,7 @@ void AddTaskController(controller::Manager& manager, int workers) {
   pod_options.resource = kube::resources::kPods;
   pod_options.label_selector = std::string(kTaskLabel);
   pod_options.store.trim = TrimTaskPod;
+  pod_options.store.indexed_labels = {std::string(kTaskLabel)};
 
   controller::Informer& tasks = informer(resources::kTasks, "");
   controller::Informer& pods = manager.AddInformer(std::move(pod_options));
@@ -190,6 +233,8 @@ void AddTaskController(controller::Manager& manager, int workers) {
       &informer(kube::resources::kServices, managed),
       &informer(resources::kHorizontalPodAutoscalers, managed),
   };
+  controller::Informer& priority_classes = informer(resources::kPriorityClasses, managed);
+  priority_classes.IndexLabels({std::string(kZoneLabel)});
   const TaskReconciler::Caches caches{
       .tasks = tasks,
       .jobs = *children[0],
@@ -200,7 +245,7 @@ void AddTaskController(controller::Manager& manager, int workers) {
       .resource_quotas = quotas,
       .limit_ranges = informer(resources::kLimitRanges, ""),
       .namespaces = informer(kube::resources::kNamespaces, ""),
-      .priority_classes = informer(resources::kPriorityClasses, managed),
+      .priority_classes = priority_classes,
   };
   controller::Controller& tc = manager.AddController(
       {.name = "task",
@@ -225,17 +270,11 @@ void AddTaskController(controller::Manager& manager, int workers) {
     if (task.empty()) return std::vector<std::string>{};
     return std::vector<std::string>{meta.value("namespace", "") + "/" + task};
   }));
-  // Quota freed (or raised) in a namespace: its unfinished tasks may start now.
-  quotas.AddHandler(controller::EnqueueMapped(queue, [&tasks](const json& quota) {
-    std::vector<std::string> keys;
-    const std::string ns = quota["metadata"].value("namespace", "");
-    for (const Object& t : tasks.store().ByIndex(controller::Index::kNamespace, ns)) {
-      const std::string phase = (*t).value("status", json::object()).value("phase", "");
-      if (phase != "Succeeded" && phase != "Failed" && phase != "Cancelled") {
-        keys.push_back(controller::ObjectKey(*t));
-      }
-    }
-    return keys;
+  // Quota freed (or raised) in a namespace: its tasks waiting for quota may start now.
+  auto waiters = std::make_shared<QuotaWaiters>();
+  tasks.AddHandler([waiters](const controller::ObjectEvent& event) { waiters->Observe(event); });
+  quotas.AddHandler(controller::EnqueueMapped(queue, [waiters](const json& quota) {
+    return waiters->In(quota["metadata"].value("namespace", ""));
   }));
 }
 
