@@ -64,10 +64,12 @@ class Store {
     Object previous;  // nullptr when added
     Object current;
   };
+  // An object's values for each Index.
+  using IndexValues = std::array<std::vector<std::string>, 3>;
   // An object made ready for Replace() by Prepare(): packed, with its index values.
   struct Prepared {
     Packed object;
-    std::array<std::vector<std::string>, 3> index_values;
+    IndexValues index_values;
   };
   // What a Replace() changed, still packed: a relist of 10,000 objects is dispatched one
   // unpacked object at a time, never held as 10,000 trees.
@@ -108,7 +110,6 @@ class Store {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  using IndexValues = std::array<std::vector<std::string>, 3>;
   struct Contents {
     // Keyed by a view of the PackedObject's own key, which lives as long as the entry does; the
     // indexes' key sets are views of the same string.
