@@ -8,6 +8,7 @@ namespace millrace::controller {
 
 EventSender::EventSender(EventSenderOptions options, Send send)
     : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? *options_.clock : SystemClock::Instance()),
       send_(std::move(send)),
       own_registry_(options_.metrics == nullptr ? std::make_unique<Registry>() : nullptr),
       metrics_([&]() -> Metrics {
@@ -33,19 +34,24 @@ EventSender::EventSender(EventSenderOptions options, Send send)
 }
 
 EventSender::~EventSender() {
+  Shutdown();
+  threads_.clear();  // joins
+}
+
+void EventSender::Shutdown() {
   {
     const std::lock_guard lock(mu_);
-    drain_deadline_ = std::chrono::steady_clock::now() + options_.drain_timeout;
+    if (drain_deadline_ != TimePoint::max()) return;
+    drain_deadline_ = clock_.Now() + options_.drain_timeout;
   }
   for (auto& thread : threads_) thread.request_stop();
-  threads_.clear();  // joins
 }
 
 bool EventSender::Enqueue(EventWrite write) {
   const std::size_t shard = std::hash<std::string>{}(write.ns + "/" + write.name) % shards_.size();
   {
     const std::lock_guard lock(mu_);
-    if (queued_ >= options_.max_queued) {
+    if (queued_ >= options_.max_queued || drain_deadline_ != TimePoint::max()) {
       metrics_.dropped.Inc();
       return false;
     }
@@ -61,11 +67,12 @@ void EventSender::Run(Shard& shard, std::stop_token stop) {
   for (;;) {
     // Once stop is requested the wait returns at once: what is queued is sent, then we leave.
     if (!shard.ready.wait(lock, stop, [&] { return !shard.writes.empty(); })) return;
-    if (stop.stop_requested() && std::chrono::steady_clock::now() >= drain_deadline_) {
+    if (stop.stop_requested() && clock_.Now() >= drain_deadline_) {
       options_.logger.With("writes", shard.writes.size())
           .Warn("dropping event writes not sent before shutdown");
       metrics_.dropped.Inc(static_cast<double>(shard.writes.size()));
       queued_ -= shard.writes.size();
+      metrics_.depth.Set(static_cast<double>(queued_));
       shard.writes.clear();
       return;
     }

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "controller/clock.h"
 #include "controller/events.h"
 #include "controller/logging.h"
 #include "controller/metrics.h"
@@ -26,6 +27,7 @@ struct EventSenderOptions {
   std::size_t max_queued = 1000;
   // On destruction, queued writes are still sent for up to this long; what is left is dropped.
   Duration drain_timeout = std::chrono::seconds{5};
+  Clock* clock = nullptr;       // nullptr: the system clock
   Registry* metrics = nullptr;  // nullptr: a private registry
   Logger logger;
 };
@@ -40,12 +42,15 @@ class EventSender {
   using Send = std::function<kube::Result<void>(const EventWrite&)>;
 
   EventSender(EventSenderOptions options, Send send);
-  ~EventSender();  // sends what is queued (up to drain_timeout), then joins
+  ~EventSender();  // Shutdown(), then joins the senders
   EventSender(const EventSender&) = delete;
   EventSender& operator=(const EventSender&) = delete;
 
-  // False when the write was dropped (the queue is full).
+  // False when the write was dropped (the queue is full, or the sender is shutting down).
   bool Enqueue(EventWrite write);
+  // Stops taking writes; the senders send what is queued for up to drain_timeout, drop the rest
+  // and exit. Returns at once.
+  void Shutdown();
 
  private:
   struct Metrics {
@@ -62,12 +67,13 @@ class EventSender {
   void Run(Shard& shard, std::stop_token stop);
 
   EventSenderOptions options_;
+  Clock& clock_;
   Send send_;
   std::unique_ptr<Registry> own_registry_;
   Metrics metrics_;
   std::mutex mu_;
   std::size_t queued_ = 0;                       // guarded by mu_
-  TimePoint drain_deadline_ = TimePoint::max();  // guarded by mu_; set when stopping
+  TimePoint drain_deadline_ = TimePoint::max();  // guarded by mu_; set by Shutdown()
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::jthread> threads_;  // last: joined before the shards go
 };

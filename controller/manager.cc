@@ -36,6 +36,7 @@ Manager::Manager(kube::Client& client, ManagerOptions options)
           [this] {
             EventSenderOptions o = options_.event_sender;
             if (o.metrics == nullptr) o.metrics = &registry_;
+            if (o.clock == nullptr) o.clock = options_.events.clock;
             o.logger = options_.logger;
             return o;
           }(),

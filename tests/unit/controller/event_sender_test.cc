@@ -1,16 +1,15 @@
 #include "controller/event_sender.h"
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "controller/clock.h"
 #include "controller/metrics.h"
 
 namespace millrace::controller {
@@ -124,22 +123,28 @@ TEST(EventSenderTest, DestructionSendsWhatIsQueued) {
   EXPECT_EQ(sent.size(), 100u);
 }
 
-TEST(EventSenderTest, DestructionGivesUpAfterTheDrainTimeout) {
+TEST(EventSenderTest, ShutdownSendsForTheDrainTimeoutThenDrops) {
   Registry registry;
-  std::atomic<int> sends{0};
+  FakeClock clock;
+  Gate gate;
   {
     EventSenderOptions options = Options(1, &registry);
+    options.clock = &clock;
     options.drain_timeout = std::chrono::milliseconds{200};
-    EventSender sender(options, [&](const EventWrite&) -> kube::Result<void> {
-      ++sends;  // an API server that takes 100 ms a write
-      std::this_thread::sleep_for(std::chrono::milliseconds{100});
-      return {};
+    EventSender sender(options, [&](const EventWrite& w) -> kube::Result<void> {
+      auto sent = gate.Send(w);
+      clock.Advance(std::chrono::milliseconds{100});  // an API server that takes 100 ms a write
+      return sent;
     });
-    for (int i = 0; i < 50; ++i) sender.Enqueue(Write("e" + std::to_string(i)));
-  }
-  EXPECT_LT(sends.load(), 50);  // 50 writes take 5 s; it gave up after 0.2 s
-  EXPECT_EQ(MetricValue(registry, R"(millrace_event_writes_total{result="dropped"})"),
-            50 - sends.load());
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(sender.Enqueue(Write("e" + std::to_string(i))));
+    sender.Shutdown();  // at 0 ms: the drain lasts until 200 ms
+    EXPECT_FALSE(sender.Enqueue(Write("late")));
+    gate.Open();
+  }  // joined: e0 ended at 100 ms, e1 at 200 ms, and then the deadline had passed
+  EXPECT_EQ(gate.sent().size(), 2u);
+  EXPECT_EQ(MetricValue(registry, R"(millrace_event_writes_total{result="sent"})"), 2);
+  EXPECT_EQ(MetricValue(registry, R"(millrace_event_writes_total{result="dropped"})"), 49);
+  EXPECT_EQ(MetricValue(registry, "millrace_event_queue_depth"), 0);
 }
 
 TEST(EventSenderTest, FailedWritesAreCounted) {
