@@ -76,6 +76,10 @@ class Informer {
   const Store& store() const { return store_; }
   // Adds label keys for Index::kLabel (Store::IndexLabels). Call before Start().
   void IndexLabels(const std::vector<std::string>& keys) { store_.IndexLabels(keys); }
+  // Adds a named index (Store::AddIndex). Call before Start().
+  void AddIndex(std::string name, IndexFunc values) {
+    store_.AddIndex(std::move(name), std::move(values));
+  }
   const InformerOptions& options() const { return options_; }
   // "pods", "tasks.millrace.io": the metric label.
   const std::string& resource_label() const { return resource_label_; }

@@ -1,6 +1,7 @@
 #include "controller/store.h"
 
 #include <algorithm>
+#include <iterator>
 #include <mutex>
 #include <stdexcept>
 #include <utility>
@@ -58,7 +59,9 @@ Object PackedObject::Unpack() const {
 }
 
 Store::IndexValues Store::ValuesOf(const nlohmann::json& object) const {
-  IndexValues values;
+  IndexValues values(kBuiltInIndexes + named_indexes_.size());
+  std::size_t named = kBuiltInIndexes;
+  for (const auto& [name, index] : named_indexes_) values[named++] = index(object);
   const nlohmann::json* metadata = Find(object, "metadata");
   if (metadata == nullptr) return values;
   if (auto ns = StringField(metadata, "namespace"); !ns.empty()) {
@@ -95,14 +98,14 @@ Packed Store::Pack(const nlohmann::json& object, std::string key) const {
 
 void Store::Contents::Insert(Packed object, const IndexValues& values) {
   const std::string_view key = object->key;
-  for (std::size_t i = 0; i < indexes.size(); ++i) {
+  for (std::size_t i = 0; i < std::min(indexes.size(), values.size()); ++i) {
     for (const auto& value : values[i]) indexes[i][value].insert(key);
   }
   objects.emplace(key, std::move(object));
 }
 
 void Store::Contents::Erase(std::string_view key, const IndexValues& values) {
-  for (std::size_t i = 0; i < indexes.size(); ++i) {
+  for (std::size_t i = 0; i < std::min(indexes.size(), values.size()); ++i) {
     for (const auto& value : values[i]) {
       const auto it = indexes[i].find(value);
       if (it == indexes[i].end()) continue;
@@ -113,7 +116,9 @@ void Store::Contents::Erase(std::string_view key, const IndexValues& values) {
   objects.erase(key);  // last: `key` views the erased object's own key
 }
 
-Store::Store(StoreOptions options) : options_(std::move(options)) {}
+Store::Store(StoreOptions options) : options_(std::move(options)) {
+  contents_.indexes.resize(kBuiltInIndexes);
+}
 
 Store::Prepared Store::Prepare(nlohmann::json object) const {
   std::string key = ObjectKey(object);
@@ -167,6 +172,7 @@ Store::ReplaceResult Store::Replace(std::vector<nlohmann::json> objects,
 Store::ReplaceResult Store::Replace(std::vector<Prepared> prepared, std::string resource_version) {
   // Only this (writer) thread modifies contents_, so reading it here without the lock is safe.
   Contents next;
+  next.indexes.resize(contents_.indexes.size());
   for (auto& [object, values] : prepared) {
     if (const auto cached = contents_.objects.find(object->key);
         cached != contents_.objects.end() && !Changed(*cached->second, *object)) {
@@ -216,14 +222,26 @@ void Store::IndexLabels(const std::vector<std::string>& keys) {
       added = true;
     }
   }
-  if (!added) return;
-  auto& by_label = contents_.indexes[static_cast<std::size_t>(Index::kLabel)];
-  by_label.clear();
+  if (added) RebuildIndexLocked(static_cast<std::size_t>(Index::kLabel));
+}
+
+void Store::AddIndex(std::string name, IndexFunc values) {
+  std::unique_lock lock(mu_);
+  const auto [it, added] = named_indexes_.insert_or_assign(std::move(name), std::move(values));
+  const auto at =
+      kBuiltInIndexes + static_cast<std::size_t>(std::distance(named_indexes_.begin(), it));
+  if (added) {
+    contents_.indexes.emplace(contents_.indexes.begin() + static_cast<std::ptrdiff_t>(at));
+  }
+  RebuildIndexLocked(at);
+}
+
+void Store::RebuildIndexLocked(std::size_t index) {
+  auto& by_value = contents_.indexes[index];
+  by_value.clear();
   for (const auto& [key, object] : contents_.objects) {
     const IndexValues values = ValuesOf(*object->Unpack());
-    for (const auto& value : values[static_cast<std::size_t>(Index::kLabel)]) {
-      by_label[value].insert(key);
-    }
+    for (const auto& value : values[index]) by_value[value].insert(key);
   }
 }
 
@@ -273,10 +291,21 @@ std::vector<std::string> Store::ListKeys() const {
 }
 
 std::vector<Object> Store::ByIndex(Index index, std::string_view value) const {
+  return ByIndexAt(static_cast<std::size_t>(index), value);
+}
+
+std::vector<Object> Store::ByIndex(std::string_view index, std::string_view value) const {
+  const auto it = named_indexes_.find(index);
+  if (it == named_indexes_.end()) return {};
+  return ByIndexAt(
+      kBuiltInIndexes + static_cast<std::size_t>(std::distance(named_indexes_.begin(), it)), value);
+}
+
+std::vector<Object> Store::ByIndexAt(std::size_t index, std::string_view value) const {
   std::vector<Packed> packed;
   {
     std::shared_lock lock(mu_);
-    const auto& by_value = contents_.indexes[static_cast<std::size_t>(index)];
+    const auto& by_value = contents_.indexes[index];
     const auto it = by_value.find(value);
     if (it == by_value.end()) return {};
     packed.reserve(it->second.size());

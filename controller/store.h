@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <shared_mutex>
@@ -42,6 +43,10 @@ struct StoreOptions {
   std::vector<std::string> indexed_labels;
 };
 
+// A named index beside the built-in ones (client-go's Indexers): the values an object is found
+// by in Store::ByIndex(name, value); none, to leave it out of that index.
+using IndexFunc = std::function<std::vector<std::string>(const nlohmann::json&)>;
+
 // An object as the store keeps it: trimmed, then packed as MessagePack, which takes a fraction
 // of the heap of a JSON tree; its key and resourceVersion sit beside it so that lookups and
 // change checks never unpack it. Immutable once made.
@@ -64,8 +69,8 @@ class Store {
     Object previous;  // nullptr when added
     Object current;
   };
-  // An object's values for each Index.
-  using IndexValues = std::array<std::vector<std::string>, 3>;
+  // An object's values for each Index, then for each named index in name order.
+  using IndexValues = std::vector<std::vector<std::string>>;
   // An object made ready for Replace() by Prepare(): packed, with its index values.
   struct Prepared {
     Packed object;
@@ -96,12 +101,16 @@ class Store {
   // Adds label keys to StoreOptions::indexed_labels, indexing what is already stored. Called
   // before the writer starts (the writer reads indexed_labels without the lock).
   void IndexLabels(const std::vector<std::string>& keys);
+  // Adds (or, for a name already added, replaces) a named index over what is stored and what will
+  // be. Called before the writer starts, as IndexLabels().
+  void AddIndex(std::string name, IndexFunc values);
 
   // Reader side. Lists are sorted by key.
   Object Get(std::string_view key) const;
   std::vector<Object> List() const;
   std::vector<std::string> ListKeys() const;
   std::vector<Object> ByIndex(Index index, std::string_view value) const;
+  std::vector<Object> ByIndex(std::string_view index, std::string_view value) const;
   std::size_t size() const;
   std::string last_sync_resource_version() const;
 
@@ -114,17 +123,24 @@ class Store {
     // Keyed by a view of the PackedObject's own key, which lives as long as the entry does; the
     // indexes' key sets are views of the same string.
     std::unordered_map<std::string_view, Packed> objects;
-    std::array<
-        std::unordered_map<std::string, std::set<std::string_view>, StringHash, std::equal_to<>>, 3>
+    // Index, then the named indexes in name order -> value -> keys.
+    std::vector<
+        std::unordered_map<std::string, std::set<std::string_view>, StringHash, std::equal_to<>>>
         indexes;
     void Insert(Packed object, const IndexValues& values);
     void Erase(std::string_view key, const IndexValues& values);
   };
 
+  static constexpr std::size_t kBuiltInIndexes = 3;
+
   IndexValues ValuesOf(const nlohmann::json& object) const;
   Packed Pack(const nlohmann::json& object, std::string key) const;
+  // Recomputes contents_.indexes[index] from the stored objects; the caller holds mu_.
+  void RebuildIndexLocked(std::size_t index);
+  std::vector<Object> ByIndexAt(std::size_t index, std::string_view value) const;
 
   StoreOptions options_;
+  std::map<std::string, IndexFunc, std::less<>> named_indexes_;  // written before the writer starts
   mutable std::shared_mutex mu_;  // guards contents_ and resource_version_
   Contents contents_;
   std::string resource_version_;

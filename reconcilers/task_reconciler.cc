@@ -1,10 +1,7 @@
 #include "reconcilers/task_reconciler.h"
 
 #include <algorithm>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,44 +38,21 @@ bool QuotaRefusal(const kube::Error& error) {
   return error.IsForbidden() && error.message.find("exceeded quota") != std::string::npos;
 }
 
-// Tasks whose Ready condition says QuotaExceeded, by namespace, so that a ResourceQuota change
-// (its status.used moves with every pod) wakes those Tasks only, not every Task in the namespace.
-// Kept by a handler on the Task informer's thread, read by one on the quota informer's thread.
-class QuotaWaiters {
- public:
-  void Observe(const controller::ObjectEvent& event) {
-    const json& task = *event.current;
-    const json& meta = task["metadata"];
-    const std::string ns = meta.value("namespace", "");
-    const std::string key = controller::ObjectKey(task);
-    const std::lock_guard lock(mu_);
-    if (event.type != controller::ObjectEvent::Type::kDeleted && WaitsForQuota(task)) {
-      by_namespace_[ns].insert(key);
-    } else if (const auto it = by_namespace_.find(ns); it != by_namespace_.end()) {
-      it->second.erase(key);
-      if (it->second.empty()) by_namespace_.erase(it);
-    }
-  }
+// The Task informer's index of Tasks whose Ready condition says QuotaExceeded, by namespace: a
+// ResourceQuota change (its status.used moves with every pod) wakes those Tasks only, not every
+// Task in the namespace.
+constexpr std::string_view kWaitingForQuota = "waitingForQuota";
 
-  std::vector<std::string> In(const std::string& ns) const {
-    const std::lock_guard lock(mu_);
-    const auto it = by_namespace_.find(ns);
-    if (it == by_namespace_.end()) return {};
-    return {it->second.begin(), it->second.end()};
-  }
-
- private:
-  static bool WaitsForQuota(const json& task) {
-    const json& conditions = task.value("status", json::object()).value("conditions", json());
-    if (!conditions.is_array()) return false;
-    return std::any_of(conditions.begin(), conditions.end(), [](const json& c) {
-      return c.value("type", "") == "Ready" && c.value("reason", "") == "QuotaExceeded";
-    });
-  }
-
-  mutable std::mutex mu_;
-  std::map<std::string, std::set<std::string>> by_namespace_;  // guarded by mu_
-};
+std::vector<std::string> WaitingForQuota(const json& task) {
+  const json& status = task.value("status", json::object());
+  const json& conditions = status.value("conditions", json());
+  if (!conditions.is_array()) return {};
+  const bool waits = std::any_of(conditions.begin(), conditions.end(), [](const json& c) {
+    return c.value("type", "") == "Ready" && c.value("reason", "") == "QuotaExceeded";
+  });
+  if (!waits) return {};
+  return {task.value("metadata", json::object()).value("namespace", "")};
+}
 
 }  // namespace
 
@@ -271,10 +245,14 @@ void AddTaskController(controller::Manager& manager, int workers) {
     return std::vector<std::string>{meta.value("namespace", "") + "/" + task};
   }));
   // Quota freed (or raised) in a namespace: its tasks waiting for quota may start now.
-  auto waiters = std::make_shared<QuotaWaiters>();
-  tasks.AddHandler([waiters](const controller::ObjectEvent& event) { waiters->Observe(event); });
-  quotas.AddHandler(controller::EnqueueMapped(queue, [waiters](const json& quota) {
-    return waiters->In(quota["metadata"].value("namespace", ""));
+  tasks.AddIndex(std::string(kWaitingForQuota), WaitingForQuota);
+  quotas.AddHandler(controller::EnqueueMapped(queue, [&tasks](const json& quota) {
+    std::vector<std::string> keys;
+    for (const Object& task :
+         tasks.store().ByIndex(kWaitingForQuota, quota["metadata"].value("namespace", ""))) {
+      keys.push_back(controller::ObjectKey(*task));
+    }
+    return keys;
   }));
 }
 

@@ -204,6 +204,31 @@ TEST(StoreTest, OnlyDeclaredLabelsAreIndexedAndIndexLabelsAddsMore) {
   EXPECT_EQ(Keys(store.ByIndex(Index::kLabel, "app=x")), (std::vector<std::string>{"ns/a"}));
 }
 
+TEST(StoreTest, NamedIndexesFollowUpsertsDeletesAndRelists) {
+  Store store(StoreOptions{.trim = {}, .indexed_labels = {"app"}});
+  store.Upsert(Pod("ns", "before", "1", {{"tier", "web"}}));
+  // Added over what is already stored; a function's empty answer leaves an object out.
+  store.AddIndex("tier", [](const json& o) {
+    const json& labels = o["metadata"].value("labels", json::object());
+    return labels.contains("tier") ? std::vector<std::string>{labels["tier"]}
+                                   : std::vector<std::string>{};
+  });
+  EXPECT_EQ(Keys(store.ByIndex("tier", "web")), (std::vector<std::string>{"ns/before"}));
+  store.Upsert(Pod("ns", "a", "1", {{"app", "x"}, {"tier", "web"}}));
+  store.Upsert(Pod("ns", "b", "1", {{"app", "x"}}));
+  EXPECT_EQ(Keys(store.ByIndex("tier", "web")), (std::vector<std::string>{"ns/a", "ns/before"}));
+  EXPECT_EQ(Keys(store.ByIndex(Index::kLabel, "app=x")),
+            (std::vector<std::string>{"ns/a", "ns/b"}));
+  store.Upsert(Pod("ns", "a", "2", {{"app", "x"}, {"tier", "db"}}));
+  EXPECT_EQ(Keys(store.ByIndex("tier", "db")), (std::vector<std::string>{"ns/a"}));
+  store.Delete("ns/before");
+  EXPECT_TRUE(store.ByIndex("tier", "web").empty());
+  store.Replace(std::vector<json>{Pod("ns", "c", "3", {{"tier", "web"}})}, "9");
+  EXPECT_EQ(Keys(store.ByIndex("tier", "web")), (std::vector<std::string>{"ns/c"}));
+  EXPECT_TRUE(store.ByIndex("tier", "db").empty());
+  EXPECT_TRUE(store.ByIndex("no-such-index", "web").empty());
+}
+
 TEST(StoreTest, SetLastSyncResourceVersion) {
   Store store;
   EXPECT_EQ(store.last_sync_resource_version(), "");
