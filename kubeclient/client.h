@@ -161,7 +161,7 @@ class Client {
   Result<ResourceRef> DiscoverFor(const nlohmann::json& object);
 };
 
-// A Client on libcurl. `metrics`, when given, receives a count of every request attempt.
+// A Client over HTTP/1.1 and TLS. `metrics`, when given, receives a count of every request attempt.
 Result<std::unique_ptr<Client>> NewClient(const Config& config,
                                           std::shared_ptr<RequestMetrics> metrics = nullptr);
 

@@ -23,7 +23,7 @@ enum class ErrorKind {
   kBadRequest,        // 400
   kMethodNotAllowed,  // 405
   kServerError,       // other 5xx
-  kTransport,         // no HTTP answer: connection, TLS or timeout failure in libcurl
+  kTransport,         // no HTTP answer: connection, TLS, proxy or timeout failure
   kDecode,            // the answer was not the JSON we expected
   kConfig,            // bad or missing configuration (kubeconfig, in-cluster files, exec plugin)
   kOther,

@@ -25,7 +25,7 @@ class RequestMetrics {
     return counts_;
   }
 
-  // A new TCP connection was opened (libcurl could not reuse one).
+  // A new TCP connection was opened (no idle one could be reused).
   void RecordConnection() {
     const std::lock_guard lock(mu_);
     ++connections_;

@@ -1,12 +1,36 @@
 #include "kubeclient/transport.h"
 
+#include <poll.h>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
 #include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
 #include <utility>
 
-#include <curl/curl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+// g++ 12 reports -Wnull-dereference inside Asio's inlined scheduler code, which is not ours to fix.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/network_v4.hpp>
+#include <boost/asio/ip/network_v6.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#pragma GCC diagnostic pop
+#include <zlib.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "kubeclient/util.h"
 
@@ -15,112 +39,318 @@
 #endif
 
 namespace millrace::kube::internal {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
 namespace {
 
-constexpr int kMaxErrorBody = 64 * 1024;
+constexpr uint64_t kMaxErrorBody = 64 * 1024;
+constexpr uint32_t kHeaderLimit = 64 * 1024;
+constexpr size_t kMaxIdleConnections = 25;                  // as client-go's MaxIdleConnsPerHost
+constexpr std::chrono::seconds kIdleConnectionTimeout{90};  // as Go's http.Transport
+constexpr size_t kStreamChunk = 16 * 1024;
 
-CURL* AsCurl(void* h) { return static_cast<CURL*>(h); }
+bool IsRetriableCode(int code) { return code == 500 || code == 502 || code == 503 || code == 504; }
 
-// Transient failures where the request may have reached the server: retried when idempotent.
-bool IsTransientCurlError(CURLcode rc) {
-  switch (rc) {
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_COULDNT_RESOLVE_HOST:
-      return true;
-    default:
-      return false;
-  }
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
-bool IsRetriableCode(long code) { return code == 500 || code == 502 || code == 503 || code == 504; }
+std::string_view Sv(beast::string_view s) { return {s.data(), s.size()}; }
 
-size_t CollectBody(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
+std::string PercentDecode(std::string_view in) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const auto hex = [](char c) {
+      return std::isxdigit(static_cast<unsigned char>(c)) != 0
+                 ? (c <= '9' ? c - '0' : (std::tolower(static_cast<unsigned char>(c)) - 'a' + 10))
+                 : -1;
+    };
+    if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+      out += static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
+      i += 2;
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
+long ParseRetryAfter(std::string_view value) {
+  long seconds = 0;
+  bool digits = false;
+  for (const char c : value) {
+    if (c >= '0' && c <= '9') {
+      seconds = seconds * 10 + (c - '0');
+      digits = true;
+    } else if (digits || c != ' ') {
+      break;
+    }
+  }
+  return digits ? seconds : -1;
+}
+
+std::chrono::milliseconds RetryDelay(long retry_after_seconds, int attempt) {
+  if (retry_after_seconds >= 0) {
+    return std::chrono::milliseconds(std::min(retry_after_seconds, 30L) * 1000);
+  }
+  return RetryBackoff(attempt);
+}
+
+// A gzip (or zlib) body, inflated.
+Result<std::string> Inflate(std::string_view in) {
+  z_stream z{};
+  if (inflateInit2(&z, 32 + MAX_WBITS) != Z_OK) {
+    return std::unexpected(MakeError(ErrorKind::kTransport, "gzip: inflateInit2 failed"));
+  }
+  std::string out(std::max<size_t>(in.size() * 4, 4096), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    if (z.total_out == out.size()) out.resize(out.size() * 2);
+    z.next_out = reinterpret_cast<Bytef*>(out.data() + z.total_out);
+    z.avail_out = static_cast<uInt>(out.size() - z.total_out);
+    rc = inflate(&z, Z_NO_FLUSH);
+  }
+  out.resize(z.total_out);
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END) {
+    return std::unexpected(MakeError(ErrorKind::kTransport, "gzip: the body does not inflate"));
+  }
+  return out;
+}
+
+// Errors of a kept-alive connection the server closed while it sat in the pool.
+bool IsStale(const beast::error_code& ec) {
+  return ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe || ec == asio::ssl::error::stream_truncated ||
+         ec == http::error::end_of_stream;
+}
+
+void SetKeepAlive(tcp::socket& socket) {
+  beast::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  socket.set_option(asio::socket_base::keep_alive(true), ignored);
+  // A peer that vanished without a FIN is found within a minute: 30 s idle, then 3 probes 10 s
+  // apart.
+  const int idle = 30, interval = 10, count = 3;
+  const int fd = socket.native_handle();
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
 }
 
 }  // namespace
 
-// Per-attempt state that libcurl writes into.
-struct Transport::Attempt {
-  curl_slist* headers = nullptr;
-  std::string url;
-  std::string body;
-  long retry_after_seconds = -1;
-  std::array<char, CURL_ERROR_SIZE> error{};
-  // Streaming:
-  const std::function<bool(std::string_view)>* on_data = nullptr;
-  CURL* handle = nullptr;
-  bool delivered = false;
-  bool stopped_by_callback = false;
+std::string HttpEndpoint::authority() const {
+  const std::string h = host.find(':') == std::string::npos ? host : "[" + host + "]";
+  return h + ":" + port;
+}
 
-  ~Attempt() { curl_slist_free_all(headers); }
-};
+Result<HttpEndpoint> ParseHttpUrl(std::string_view url, std::string_view what) {
+  const auto bad = [&](std::string_view why) -> Result<HttpEndpoint> {
+    return std::unexpected(
+        MakeError(ErrorKind::kConfig,
+                  std::string(what) + " \"" + std::string(url) + "\": " + std::string(why)));
+  };
+  HttpEndpoint e;
+  std::string_view rest = url;
+  const std::string scheme = Lower(url.substr(0, url.find("://")));
+  if (scheme == "https") {
+    e.tls = true;
+  } else if (scheme == "http") {
+    e.tls = false;
+  } else {
+    return bad("the scheme must be https:// or http://");
+  }
+  rest.remove_prefix(scheme.size() + 3);
+  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  std::string_view path = rest.substr(authority.size());
+  path = path.substr(0, path.find_first_of("?#"));
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  e.path = std::string(path);
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    e.userinfo = PercentDecode(authority.substr(0, at));
+    authority.remove_prefix(at + 1);
+  }
+  std::string_view port;
+  if (authority.starts_with('[')) {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) return bad("an IPv6 address lacks its ']'");
+    e.host = std::string(authority.substr(1, close - 1));
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty() && !after.starts_with(':')) return bad("junk after the IPv6 address");
+    port = after.empty() ? after : after.substr(1);
+  } else {
+    const auto colon = authority.find(':');
+    e.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
+  }
+  if (e.host.empty()) return bad("no host");
+  if (!port.empty() && (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) {
+                          return c >= '0' && c <= '9';
+                        }))) {
+    return bad("the port is not a number");
+  }
+  e.port = port.empty() ? (e.tls ? "443" : "80") : std::string(port);
+  return e;
+}
 
-namespace {
-
-size_t OnHeader(char* data, size_t size, size_t n, void* user) {
-  auto* attempt = static_cast<Transport::Attempt*>(user);
-  const std::string_view line(data, size * n);
-  constexpr std::string_view kName = "retry-after:";
-  if (line.size() > kName.size()) {
-    bool match = true;
-    for (size_t i = 0; i < kName.size() && match; ++i) {
-      match = std::tolower(static_cast<unsigned char>(line[i])) == kName[i];
-    }
-    if (match) {
-      long seconds = 0;
-      bool digits = false;
-      for (const char c : line.substr(kName.size())) {
-        if (c >= '0' && c <= '9') {
-          seconds = seconds * 10 + (c - '0');
-          digits = true;
-        } else if (digits) {
-          break;
+bool NoProxyMatches(std::string_view no_proxy, std::string_view host) {
+  const std::string h = Lower(host);
+  beast::error_code not_ip;
+  const asio::ip::address address = asio::ip::make_address(h, not_ip);
+  while (!no_proxy.empty()) {
+    const auto comma = no_proxy.find(',');
+    std::string_view entry = no_proxy.substr(0, comma);
+    no_proxy.remove_prefix(comma == std::string_view::npos ? no_proxy.size() : comma + 1);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+    if (entry.empty()) continue;
+    if (entry == "*") return true;
+    const std::string e = Lower(entry);
+    if (e.find('/') != std::string::npos) {  // CIDR
+      if (not_ip) continue;
+      beast::error_code bad;
+      if (address.is_v4()) {
+        const auto net = asio::ip::make_network_v4(e, bad);
+        if (!bad &&
+            (address.to_v4().to_uint() & net.netmask().to_uint()) == net.network().to_uint()) {
+          return true;
         }
+      } else {
+        const auto net = asio::ip::make_network_v6(e, bad);
+        const asio::ip::network_v6 self(address.to_v6(), 128);
+        if (!bad && (self == net || self.is_subnet_of(net))) return true;
       }
-      if (digits) attempt->retry_after_seconds = seconds;
+      continue;
+    }
+    // "host", "host:port" (the port is ignored), ".domain" or "domain" (both match subdomains).
+    std::string name = e.starts_with('[') ? e.substr(1, e.find(']') - 1) : e;
+    if (!name.empty() && name.find(':') == name.rfind(':') && name.find(':') != std::string::npos) {
+      name.resize(name.find(':'));
+    }
+    if (name.starts_with('.')) name.erase(0, 1);
+    if (h == name ||
+        (h.size() > name.size() && h.ends_with(name) && h[h.size() - name.size() - 1] == '.')) {
+      return true;
     }
   }
-  return size * n;
+  return false;
 }
 
-size_t OnStreamData(char* data, size_t size, size_t n, void* user) {
-  auto* attempt = static_cast<Transport::Attempt*>(user);
-  long code = 0;
-  curl_easy_getinfo(attempt->handle, CURLINFO_RESPONSE_CODE, &code);
-  if (code != 200) {  // an error answer: keep its Status body
-    if (attempt->body.size() < kMaxErrorBody) attempt->body.append(data, size * n);
-    return size * n;
+Result<std::optional<HttpEndpoint>> ProxyFor(const Config& config, const HttpEndpoint& server) {
+  std::string url = config.proxy_url;
+  std::string what = "proxy-url";
+  if (url.empty()) {
+    const auto env = [](const char* upper, const char* lower) -> std::string {
+      const char* v = std::getenv(upper);
+      if (v == nullptr || *v == '\0') v = std::getenv(lower);
+      return v == nullptr ? "" : v;
+    };
+    what = server.tls ? "HTTPS_PROXY" : "HTTP_PROXY";
+    url = server.tls ? env("HTTPS_PROXY", "https_proxy") : env("HTTP_PROXY", "http_proxy");
+    if (url.empty()) return std::nullopt;
+    beast::error_code not_ip;
+    const auto address = asio::ip::make_address(server.host, not_ip);
+    if (Lower(server.host) == "localhost" || (!not_ip && address.is_loopback())) {
+      return std::nullopt;
+    }
+    if (NoProxyMatches(env("NO_PROXY", "no_proxy"), server.host)) return std::nullopt;
+    if (url.find("://") == std::string::npos) url = "http://" + url;
   }
-  attempt->delivered = true;
-  if (!(*attempt->on_data)(std::string_view(data, size * n))) {
-    attempt->stopped_by_callback = true;
-    return 0;  // aborts the transfer
+  auto proxy = ParseHttpUrl(url, what);
+  if (!proxy) return std::unexpected(proxy.error());
+  if (proxy->tls) {
+    return std::unexpected(MakeError(
+        ErrorKind::kConfig, what + " \"" + url + "\": only http:// proxies are supported"));
   }
-  return size * n;
+  return std::optional<HttpEndpoint>(std::move(*proxy));
 }
-
-}  // namespace
 
 std::chrono::milliseconds RetryBackoff(int attempt) {
   const int shift = std::clamp(attempt, 0, 10);
   return std::min(std::chrono::milliseconds(200) * (1 << shift), std::chrono::milliseconds(5000));
 }
 
-Transport::Transport(const Config& config, std::shared_ptr<RequestMetrics> metrics)
+struct Transport::TlsContext {
+  asio::ssl::context ssl{asio::ssl::context::tls_client};
+  std::string cert_pem, key_pem;  // the client certificate it presents
+};
+
+// One HTTP/1.1 connection with its own io_context, run by the thread that uses it: every
+// operation is started and then run to completion on the calling thread, so a blocking call has
+// the timeouts of beast::tcp_stream and can be cancelled from another thread with a post().
+struct Transport::Connection {
+  asio::io_context io;
+  std::shared_ptr<TlsContext> tls_context;  // outlives the stream that uses it
+  std::optional<beast::tcp_stream> plain{std::in_place, io};
+  std::optional<asio::ssl::stream<beast::tcp_stream>> tls;
+  beast::flat_buffer buffer;
+  std::chrono::steady_clock::time_point idle_since{};
+
+  beast::tcp_stream& tcp() { return tls ? tls->next_layer() : *plain; }
+
+  // Calls `f` with the stream requests go over: TLS, or plain TCP for an http:// server.
+  template <class F>
+  beast::error_code With(F&& f) {
+    return tls ? f(*tls) : f(*plain);
+  }
+
+  // Starts one operation with a completion handler and runs the io_context until it completed.
+  template <class Start>
+  beast::error_code Run(Start&& start) {
+    beast::error_code result = asio::error::would_block;
+    start([&result](beast::error_code ec, auto&&...) { result = ec; });
+    io.restart();
+    io.run();
+    return result;
+  }
+
+  // False when the server closed the connection (or sent something unasked) while it was idle.
+  bool Alive() {
+    if (buffer.size() != 0) return false;
+    pollfd p{tcp().socket().native_handle(), POLLIN, 0};
+    return ::poll(&p, 1, 0) == 0;
+  }
+};
+
+struct Transport::Outcome {
+  enum class Failure {
+    kNone,
+    kConnect,    // no connection: retried for every verb
+    kTransient,  // reset, timeout, cut short: retried when idempotent
+    kPermanent,  // TLS verification, configuration: not retried
+  };
+  int code = 0;  // the HTTP status; 0 when there was no answer
+  std::string body;
+  long retry_after_seconds = -1;
+  Failure failure = Failure::kNone;
+  std::string error;       // what failed, when failure != kNone
+  bool delivered = false;  // streamed bytes reached on_data
+  bool stopped = false;    // by the stop token or by on_data
+
+  Outcome& Fail(Failure f, std::string_view step, const beast::error_code& ec) {
+    failure = f;
+    error = std::string(step) + ": " + ec.message();
+    return *this;
+  }
+};
+
+Transport::Transport(const Config& config, HttpEndpoint server, std::optional<HttpEndpoint> proxy,
+                     std::shared_ptr<RequestMetrics> metrics)
     : config_(config),
+      server_(std::move(server)),
+      proxy_(std::move(proxy)),
       metrics_(metrics ? std::move(metrics) : std::make_shared<RequestMetrics>()),
       auth_(config_),
       limiter_(config_.qps, config_.burst) {
-  base_url_ = config_.server;
-  while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
   user_agent_ =
       config_.user_agent.empty() ? std::string("millrace/") + MILLRACE_VERSION : config_.user_agent;
 }
@@ -130,6 +360,10 @@ Result<std::unique_ptr<Transport>> Transport::Create(const Config& config,
   if (config.server.empty()) {
     return std::unexpected(MakeError(ErrorKind::kConfig, "config has no server URL"));
   }
+  auto server = ParseHttpUrl(config.server, "server");
+  if (!server) return std::unexpected(server.error());
+  auto proxy = ProxyFor(config, *server);
+  if (!proxy) return std::unexpected(proxy.error());
   Config c = config;
   const auto fill = [](std::string& data, const std::string& file,
                        std::string_view what) -> Result<void> {
@@ -146,94 +380,81 @@ Result<std::unique_ptr<Transport>> Transport::Create(const Config& config,
   if (auto r = fill(c.client_key_data, c.client_key_file, "client key"); !r) {
     return std::unexpected(r.error());
   }
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-    return std::unexpected(MakeError(ErrorKind::kTransport, "curl_global_init failed"));
-  }
-  return std::unique_ptr<Transport>(new Transport(c, std::move(metrics)));
+  return std::unique_ptr<Transport>(
+      new Transport(c, std::move(*server), std::move(*proxy), std::move(metrics)));
 }
 
-Transport::~Transport() {
-  for (void* h : idle_handles_) curl_easy_cleanup(AsCurl(h));
-  curl_global_cleanup();
-}
+Transport::~Transport() = default;
 
-void* Transport::AcquireHandle() {
-  {
-    const std::lock_guard lock(pool_mu_);
-    if (!idle_handles_.empty()) {
-      void* h = idle_handles_.back();
-      idle_handles_.pop_back();
-      return h;
-    }
-  }
-  return curl_easy_init();
-}
-
-void Transport::ReleaseHandle(void* handle) {
-  curl_easy_reset(AsCurl(handle));  // keeps the handle's live connections and TLS sessions
-  const std::lock_guard lock(pool_mu_);
-  idle_handles_.push_back(handle);
-}
-
-void Transport::Setup(void* handle, const HttpRequest& request, const Credentials& creds,
-                      Attempt& attempt) {
-  CURL* h = AsCurl(handle);
-  attempt.url = base_url_ + request.path;
-  curl_easy_setopt(h, CURLOPT_URL, attempt.url.c_str());
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-  curl_easy_setopt(h, CURLOPT_USERAGENT, user_agent_.c_str());
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, attempt.error.data());
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(config_.connect_timeout.count()));
-  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-  if (!config_.disable_compression) curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-  if (!config_.proxy_url.empty()) curl_easy_setopt(h, CURLOPT_PROXY, config_.proxy_url.c_str());
-
-  if (!config_.ca_data.empty()) {
-    curl_blob ca{const_cast<char*>(config_.ca_data.data()), config_.ca_data.size(), CURL_BLOB_COPY};
-    curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &ca);
-  }
-  if (config_.insecure_skip_tls_verify) {
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-  }
+Result<std::shared_ptr<Transport::TlsContext>> Transport::TlsContextFor(const Credentials& creds) {
   const std::string& cert = creds.cert_pem.empty() ? config_.client_cert_data : creds.cert_pem;
   const std::string& key = creds.cert_pem.empty() ? config_.client_key_data : creds.key_pem;
+  const std::lock_guard lock(mu_);
+  if (tls_ && tls_->cert_pem == cert && tls_->key_pem == key) return tls_;
+  auto t = std::make_shared<TlsContext>();
+  t->cert_pem = cert;
+  t->key_pem = key;
+  SSL_CTX* native = t->ssl.native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);  // idle watches hold no TLS buffers
+  const auto failed = [](std::string_view what, const beast::error_code& ec) {
+    return std::unexpected(MakeError(ErrorKind::kConfig, std::string(what) + ": " + ec.message()));
+  };
+  beast::error_code ec;
+  if (config_.insecure_skip_tls_verify) {
+    t->ssl.set_verify_mode(asio::ssl::verify_none);
+  } else {
+    t->ssl.set_verify_mode(asio::ssl::verify_peer);
+    if (!config_.ca_data.empty()) {
+      t->ssl.add_certificate_authority(asio::buffer(config_.ca_data), ec);
+      if (ec) return failed("certificate authority", ec);
+    } else {
+      t->ssl.set_default_verify_paths(ec);
+      if (ec) return failed("system certificate authorities", ec);
+    }
+  }
   if (!cert.empty() && !key.empty()) {
-    curl_blob cert_blob{const_cast<char*>(cert.data()), cert.size(), CURL_BLOB_COPY};
-    curl_blob key_blob{const_cast<char*>(key.data()), key.size(), CURL_BLOB_COPY};
-    curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &cert_blob);
-    curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-    curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &key_blob);
-    curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+    t->ssl.use_certificate_chain(asio::buffer(cert), ec);
+    if (ec) return failed("client certificate", ec);
+    t->ssl.use_private_key(asio::buffer(key), asio::ssl::context::pem, ec);
+    if (ec) return failed("client key", ec);
   }
+  tls_ = t;
+  return t;
+}
 
-  attempt.headers = curl_slist_append(attempt.headers, "Accept: application/json");
-  attempt.headers = curl_slist_append(attempt.headers, "Expect:");
-  if (!request.content_type.empty()) {
-    attempt.headers =
-        curl_slist_append(attempt.headers, ("Content-Type: " + request.content_type).c_str());
+std::unique_ptr<Transport::Connection> Transport::TakeIdle(const std::shared_ptr<TlsContext>& tls) {
+  std::vector<std::unique_ptr<Connection>> closing;  // closed outside the lock
+  std::unique_ptr<Connection> found;
+  {
+    const std::lock_guard lock(mu_);
+    while (!idle_.empty() && !found) {
+      std::unique_ptr<Connection> c = std::move(idle_.back());
+      idle_.pop_back();
+      if (c->tls_context == tls && c->Alive()) {
+        found = std::move(c);
+      } else {
+        closing.push_back(std::move(c));
+      }
+    }
+    const auto expired = std::chrono::steady_clock::now() - kIdleConnectionTimeout;
+    while (!idle_.empty() && idle_.front()->idle_since < expired) {
+      closing.push_back(std::move(idle_.front()));
+      idle_.erase(idle_.begin());
+    }
   }
-  if (!creds.token.empty()) {
-    attempt.headers =
-        curl_slist_append(attempt.headers, ("Authorization: Bearer " + creds.token).c_str());
-  }
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, attempt.headers);
+  return found;
+}
 
-  if (request.method == "POST") {
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-  } else if (request.method != "GET") {
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+void Transport::PutIdle(std::unique_ptr<Connection> connection) {
+  connection->idle_since = std::chrono::steady_clock::now();
+  std::unique_ptr<Connection> oldest;  // closed outside the lock
+  const std::lock_guard lock(mu_);
+  if (idle_.size() >= kMaxIdleConnections) {
+    oldest = std::move(idle_.front());
+    idle_.erase(idle_.begin());
   }
-  if (request.method != "GET" && (!request.body.empty() || request.method == "POST")) {
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
-  }
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeader);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, &attempt);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &CollectBody);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &attempt.body);
+  idle_.push_back(std::move(connection));
 }
 
 bool Transport::SleepBeforeRetry(std::chrono::milliseconds delay, const std::stop_token& stop) {
@@ -243,140 +464,261 @@ bool Transport::SleepBeforeRetry(std::chrono::milliseconds delay, const std::sto
   return !cv.wait_for(lock, stop, delay, [] { return false; }) && !stop.stop_requested();
 }
 
-namespace {
-
-Error CurlError(const HttpRequest& request, const std::string& url, CURLcode rc,
-                const char* detail) {
-  std::string message = request.method + " " + url + ": " + curl_easy_strerror(rc);
-  if (detail != nullptr && *detail != '\0') message += std::string(" (") + detail + ")";
-  return MakeError(ErrorKind::kTransport, std::move(message));
-}
-
-std::chrono::milliseconds RetryDelay(long retry_after_seconds, int attempt) {
-  if (retry_after_seconds >= 0) {
-    return std::chrono::milliseconds(std::min(retry_after_seconds, 30L) * 1000);
+Transport::Outcome Transport::Attempt(const HttpRequest& request, const Credentials& creds,
+                                      const std::function<bool(std::string_view)>* on_data,
+                                      const std::stop_token& stop) {
+  using Failure = Outcome::Failure;
+  Outcome out;
+  std::shared_ptr<TlsContext> tls;
+  if (server_.tls) {
+    auto made = TlsContextFor(creds);
+    if (!made) {
+      out.failure = Failure::kPermanent;
+      out.error = made.error().message;
+      return out;
+    }
+    tls = std::move(*made);
   }
-  return RetryBackoff(attempt);
-}
 
-}  // namespace
+  http::request<http::string_body> req{http::string_to_verb(request.method),
+                                       server_.path + request.path, 11};
+  req.set(http::field::host, server_.authority());
+  req.set(http::field::user_agent, user_agent_);
+  req.set(http::field::accept, "application/json");
+  if (!request.content_type.empty()) req.set(http::field::content_type, request.content_type);
+  if (!creds.token.empty()) req.set(http::field::authorization, "Bearer " + creds.token);
+  if (on_data == nullptr && !config_.disable_compression) {
+    req.set(http::field::accept_encoding, "gzip");
+  }
+  req.body() = request.body;
+  req.prepare_payload();
 
-Result<std::string> Transport::Do(const HttpRequest& request) {
-  bool refreshed_credentials = false;
-  for (int attempt_no = 0;; ++attempt_no) {
-    limiter_.Wait();
-    auto creds = auth_.Get();
-    if (!creds) return std::unexpected(creds.error());
-    Attempt attempt;
-    void* handle = AcquireHandle();
-    if (handle == nullptr)
-      return std::unexpected(MakeError(ErrorKind::kTransport, "curl_easy_init"));
-    Setup(handle, request, *creds, attempt);
-    curl_easy_setopt(AsCurl(handle), CURLOPT_TIMEOUT_MS,
-                     static_cast<long>(config_.timeout.count()));
-    const CURLcode rc = curl_easy_perform(AsCurl(handle));
-    long code = 0, connects = 0;
-    curl_easy_getinfo(AsCurl(handle), CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_getinfo(AsCurl(handle), CURLINFO_NUM_CONNECTS, &connects);
-    if (connects > 0) metrics_->RecordConnection();
-    ReleaseHandle(handle);
-    const bool can_retry = attempt_no < config_.max_retries;
-    // An error status whose body was cut short still is the server's answer: the API server sends
-    // an HTTP/2 GOAWAY with its 401s, and libcurl 7.88 may then report a partial transfer.
-    if (rc != CURLE_OK && code < 400) {
-      metrics_->Record(request.verb, 0);
-      const bool retriable =
-          rc == CURLE_COULDNT_CONNECT || (request.idempotent && IsTransientCurlError(rc));
-      if (retriable && can_retry) {
-        SleepBeforeRetry(RetryBackoff(attempt_no), {});
-        continue;
+  // A pooled connection the server closed just before it was taken fails before any answer; the
+  // request then goes once more on a new connection, as it never reached the server.
+  for (bool fresh = false;; fresh = true) {
+    std::unique_ptr<Connection> c = fresh ? nullptr : TakeIdle(tls);
+    const bool reused = c != nullptr;
+    if (!c) c = std::make_unique<Connection>();
+    // A stop cancels whatever the connection waits for; a stopped connection is never pooled.
+    std::optional<std::stop_callback<std::function<void()>>> cancel_on_stop;
+    if (on_data != nullptr) {
+      cancel_on_stop.emplace(stop, std::function<void()>([conn = c.get()] {
+                               asio::post(conn->io, [conn] { conn->tcp().cancel(); });
+                             }));
+    }
+    const auto stopped = [&] {
+      out.stopped = stop.stop_requested();
+      return out.stopped;
+    };
+    const auto release = [&] {  // after a complete answer the connection can carry the next one
+      cancel_on_stop.reset();
+      if (!stop.stop_requested()) PutIdle(std::move(c));
+    };
+
+    if (!reused) {
+      c->tls_context = tls;
+      const HttpEndpoint& first_hop = proxy_ ? *proxy_ : server_;
+      beast::error_code ec;
+      tcp::resolver resolver(c->io);
+      const auto endpoints = resolver.resolve(first_hop.host, first_hop.port, ec);
+      if (ec) return out.Fail(Failure::kTransient, "resolve " + first_hop.host, ec);
+      c->plain->expires_after(config_.connect_timeout);
+      ec = c->Run([&](auto h) { c->plain->async_connect(endpoints, h); });
+      if (stopped()) return out;
+      if (ec) {
+        return out.Fail(ec == beast::error::timeout ? Failure::kTransient : Failure::kConnect,
+                        "connect " + first_hop.authority(), ec);
       }
-      return std::unexpected(CurlError(request, attempt.url, rc, attempt.error.data()));
+      SetKeepAlive(c->plain->socket());
+      metrics_->RecordConnection();
+      if (proxy_) {
+        http::request<http::empty_body> connect{http::verb::connect, server_.authority(), 11};
+        connect.set(http::field::host, server_.authority());
+        connect.set(http::field::user_agent, user_agent_);
+        if (!proxy_->userinfo.empty()) {
+          connect.set(http::field::proxy_authorization, "Basic " + Base64Encode(proxy_->userinfo));
+        }
+        ec = c->Run([&](auto h) { http::async_write(*c->plain, connect, h); });
+        http::response_parser<http::empty_body> answer;
+        if (!ec)
+          ec = c->Run([&](auto h) { http::async_read_header(*c->plain, c->buffer, answer, h); });
+        if (stopped()) return out;
+        if (ec) return out.Fail(Failure::kConnect, "proxy CONNECT", ec);
+        if (answer.get().result_int() != 200) {
+          out.failure = Failure::kPermanent;
+          out.error =
+              "the proxy answered CONNECT with " + std::to_string(answer.get().result_int());
+          return out;
+        }
+      }
+      if (tls) {
+        c->tls.emplace(std::move(*c->plain), tls->ssl);
+        c->plain.reset();
+        SSL* ssl = c->tls->native_handle();
+        beast::error_code not_ip;
+        asio::ip::make_address(server_.host, not_ip);
+        if (not_ip) {  // SNI, which SSL_set_tlsext_host_name() sets with a C cast
+          SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                   const_cast<char*>(server_.host.c_str()));
+        }
+        if (!config_.insecure_skip_tls_verify) {
+          if (not_ip) {
+            SSL_set1_host(ssl, server_.host.c_str());
+          } else {
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_.host.c_str());
+          }
+        }
+        ec = c->Run([&](auto h) { c->tls->async_handshake(asio::ssl::stream_base::client, h); });
+        if (stopped()) return out;
+        if (ec) {
+          return out.Fail(ec.category() == asio::error::get_ssl_category() ? Failure::kPermanent
+                                                                           : Failure::kTransient,
+                          "TLS handshake", ec);
+        }
+      }
     }
-    metrics_->Record(request.verb, static_cast<int>(code));
-    if (code >= 200 && code < 300) return std::move(attempt.body);
-    if (code == 401 && !refreshed_credentials && auth_.Invalidate()) {
-      refreshed_credentials = true;
-      continue;
+
+    c->tcp().expires_after(config_.timeout);
+    beast::error_code ec =
+        c->With([&](auto& s) { return c->Run([&](auto h) { http::async_write(s, req, h); }); });
+    if (stopped()) return out;
+    if (ec) {
+      if (reused && IsStale(ec)) continue;
+      return out.Fail(Failure::kTransient, "send", ec);
     }
-    if (can_retry && (code == 429 || (request.idempotent && IsRetriableCode(code)))) {
-      SleepBeforeRetry(RetryDelay(attempt.retry_after_seconds, attempt_no), {});
-      continue;
+
+    if (on_data == nullptr) {
+      http::response_parser<http::string_body> p;
+      p.header_limit(kHeaderLimit);
+      p.body_limit(std::numeric_limits<uint64_t>::max());
+      ec = c->With(
+          [&](auto& s) { return c->Run([&](auto h) { http::async_read(s, c->buffer, p, h); }); });
+      if (ec && reused && !p.got_some() && IsStale(ec)) continue;
+      if (p.is_header_done()) {
+        out.code = static_cast<int>(p.get().result_int());
+        out.retry_after_seconds = ParseRetryAfter(Sv(p.get()[http::field::retry_after]));
+      }
+      // An error status whose body was cut short still is the server's answer.
+      if (ec && out.code < 400) {
+        out.code = 0;
+        return out.Fail(Failure::kTransient, "receive", ec);
+      }
+      out.body = std::move(p.get().body());
+      if (Lower(Sv(p.get()[http::field::content_encoding])) == "gzip") {
+        auto inflated = Inflate(out.body);
+        if (!inflated) {
+          out.code = 0;
+          out.failure = Failure::kPermanent;
+          out.error = inflated.error().message;
+          return out;
+        }
+        out.body = std::move(*inflated);
+      }
+      if (!ec && p.keep_alive()) release();
+      return out;
     }
-    return std::unexpected(ErrorFromResponse(static_cast<int>(code), attempt.body));
+
+    http::response_parser<http::buffer_body> p;
+    p.header_limit(kHeaderLimit);
+    p.body_limit(std::numeric_limits<uint64_t>::max());
+    ec = c->With([&](auto& s) {
+      return c->Run([&](auto h) { http::async_read_header(s, c->buffer, p, h); });
+    });
+    if (stopped()) return out;
+    if (ec) {
+      if (reused && !p.got_some() && IsStale(ec)) continue;
+      return out.Fail(Failure::kTransient, "receive", ec);
+    }
+    out.code = static_cast<int>(p.get().result_int());
+    out.retry_after_seconds = ParseRetryAfter(Sv(p.get()[http::field::retry_after]));
+    if (out.code != 200) {  // an error answer: keep its Status body
+      http::response_parser<http::string_body> error_body{std::move(p)};
+      error_body.body_limit(kMaxErrorBody);
+      c->With([&](auto& s) {
+        return c->Run([&](auto h) { http::async_read(s, c->buffer, error_body, h); });
+      });
+      out.body = std::move(error_body.get().body());
+      return out;
+    }
+    c->tcp().expires_never();  // a watch lasts as long as the server keeps it open
+    std::array<char, kStreamChunk> chunk{};
+    while (!p.is_done()) {
+      if (stopped()) return out;
+      p.get().body().data = chunk.data();
+      p.get().body().size = chunk.size();
+      ec = c->With([&](auto& s) {
+        return c->Run([&](auto h) { http::async_read_some(s, c->buffer, p, h); });
+      });
+      if (ec == http::error::need_buffer) ec = {};
+      const size_t n = chunk.size() - p.get().body().size;
+      if (n > 0) {
+        out.delivered = true;
+        if (!(*on_data)(std::string_view(chunk.data(), n))) {
+          out.stopped = true;
+          return out;
+        }
+      }
+      if (stopped()) return out;
+      if (ec) return out.Fail(Failure::kTransient, "receive", ec);
+    }
+    if (p.keep_alive()) release();
+    return out;
   }
 }
 
-Result<void> Transport::Stream(const HttpRequest& request,
-                               const std::function<bool(std::string_view)>& on_data,
-                               std::stop_token stop) {
+Result<void> Transport::Perform(const HttpRequest& request,
+                                const std::function<bool(std::string_view)>* on_data,
+                                const std::stop_token& stop, std::string& body) {
+  using Failure = Outcome::Failure;
   bool refreshed_credentials = false;
   for (int attempt_no = 0;; ++attempt_no) {
     if (stop.stop_requested()) return {};
     limiter_.Wait();
     auto creds = auth_.Get();
     if (!creds) return std::unexpected(creds.error());
-    Attempt attempt;
-    void* handle = AcquireHandle();
-    if (handle == nullptr)
-      return std::unexpected(MakeError(ErrorKind::kTransport, "curl_easy_init"));
-    CURL* h = AsCurl(handle);
-    Setup(handle, request, *creds, attempt);
-    attempt.on_data = &on_data;
-    attempt.handle = h;
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnStreamData);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &attempt);
-
-    CURLM* multi = curl_multi_init();
-    curl_multi_add_handle(multi, h);
-    bool stopped = false;
-    {
-      // curl_multi_wakeup() is safe from any thread: a stop interrupts the poll at once.
-      const std::stop_callback wake(stop, [multi] { curl_multi_wakeup(multi); });
-      int running = 1;
-      while (true) {
-        if (curl_multi_perform(multi, &running) != CURLM_OK || running == 0) break;
-        if (stop.stop_requested()) {
-          stopped = true;
-          break;
-        }
-        curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
-      }
-    }
-    CURLcode rc = CURLE_OK;
-    int left = 0;
-    while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
-      if (msg->msg == CURLMSG_DONE) rc = msg->data.result;
-    }
-    long code = 0, connects = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
-    if (connects > 0) metrics_->RecordConnection();
-    curl_multi_remove_handle(multi, h);
-    curl_multi_cleanup(multi);
-    ReleaseHandle(handle);
-
-    metrics_->Record(request.verb, rc == CURLE_OK || code != 0 ? static_cast<int>(code) : 0);
-    if (stopped || attempt.stopped_by_callback) return {};
-    const bool can_retry = attempt_no < config_.max_retries && !attempt.delivered;
-    if (rc != CURLE_OK && (code < 400 || attempt.delivered)) {
-      if (can_retry && (rc == CURLE_COULDNT_CONNECT || IsTransientCurlError(rc))) {
+    Outcome out = Attempt(request, *creds, on_data, stop);
+    metrics_->Record(request.verb, out.failure == Failure::kNone || out.delivered ? out.code : 0);
+    if (out.stopped) return {};
+    const bool can_retry = attempt_no < config_.max_retries && !out.delivered;
+    if (out.failure != Failure::kNone) {
+      const bool retriable = out.failure == Failure::kConnect ||
+                             (out.failure == Failure::kTransient && request.idempotent);
+      if (retriable && can_retry) {
         if (!SleepBeforeRetry(RetryBackoff(attempt_no), stop)) return {};
         continue;
       }
-      return std::unexpected(CurlError(request, attempt.url, rc, attempt.error.data()));
+      const std::string url = std::string(server_.tls ? "https://" : "http://") +
+                              server_.authority() + server_.path + request.path;
+      return std::unexpected(
+          MakeError(ErrorKind::kTransport, request.method + " " + url + ": " + out.error));
     }
-    if (code == 200 && rc == CURLE_OK) return {};
-    if (code == 401 && !refreshed_credentials && auth_.Invalidate()) {
+    if (on_data == nullptr ? out.code >= 200 && out.code < 300 : out.code == 200) {
+      body = std::move(out.body);
+      return {};
+    }
+    if (out.code == 401 && !refreshed_credentials && auth_.Invalidate()) {
       refreshed_credentials = true;
       continue;
     }
-    if (can_retry && (code == 429 || IsRetriableCode(code))) {
-      if (!SleepBeforeRetry(RetryDelay(attempt.retry_after_seconds, attempt_no), stop)) return {};
+    if (can_retry && (out.code == 429 || (request.idempotent && IsRetriableCode(out.code)))) {
+      if (!SleepBeforeRetry(RetryDelay(out.retry_after_seconds, attempt_no), stop)) return {};
       continue;
     }
-    return std::unexpected(ErrorFromResponse(static_cast<int>(code), attempt.body));
+    return std::unexpected(ErrorFromResponse(out.code, out.body));
   }
+}
+
+Result<std::string> Transport::Do(const HttpRequest& request) {
+  std::string body;
+  if (auto done = Perform(request, nullptr, {}, body); !done) return std::unexpected(done.error());
+  return body;
+}
+
+Result<void> Transport::Stream(const HttpRequest& request,
+                               const std::function<bool(std::string_view)>& on_data,
+                               std::stop_token stop) {
+  std::string unused;
+  return Perform(request, &on_data, stop, unused);
 }
 
 }  // namespace millrace::kube::internal

@@ -1,10 +1,12 @@
 #pragma once
 
-// The HTTP layer of ClientImpl (libcurl); not part of the public API.
+// The HTTP layer of ClientImpl: HTTP/1.1 over TLS (Boost.Beast on OpenSSL) with a pool of
+// kept-alive connections; not part of the public API.
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -30,6 +32,23 @@ struct HttpRequest {
 // Backoff before retry `attempt` (0-based): 200 ms doubling, capped at 5 s.
 std::chrono::milliseconds RetryBackoff(int attempt);
 
+// Where a URL points: "https://[::1]:6443/prefix" is {tls, "::1", "6443", "/prefix"}.
+struct HttpEndpoint {
+  bool tls = true;
+  std::string host;               // without the brackets of an IPv6 literal
+  std::string port;               // 443 or 80 when the URL names none
+  std::string path;               // the path prefix, no trailing '/'
+  std::string userinfo;           // "user:password", percent-decoded: a proxy's Basic credentials
+  std::string authority() const;  // host[:port] as the Host header carries it
+};
+// A Config error naming `what` for anything but http:// and https:// URLs with a host.
+Result<HttpEndpoint> ParseHttpUrl(std::string_view url, std::string_view what);
+// Whether NO_PROXY (a comma-separated list of hosts, domain suffixes, IPs or "*") exempts `host`.
+bool NoProxyMatches(std::string_view no_proxy, std::string_view host);
+// The proxy for `server`: the kubeconfig's proxy-url, else HTTPS_PROXY (HTTP_PROXY for http://)
+// unless NO_PROXY exempts the host; loopback hosts are never proxied from the environment.
+Result<std::optional<HttpEndpoint>> ProxyFor(const Config& config, const HttpEndpoint& server);
+
 class Transport {
  public:
   // Reads the files named in `config` that have no inline data.
@@ -53,24 +72,35 @@ class Transport {
 
   RequestMetrics& metrics() { return *metrics_; }
 
-  struct Attempt;  // per-attempt state libcurl writes into (transport.cc)
+  struct Connection;  // one kept-alive connection to the server (transport.cc)
+  struct TlsContext;  // an OpenSSL context for one client certificate (transport.cc)
+  struct Outcome;     // what one attempt got (transport.cc)
 
  private:
-  explicit Transport(const Config& config, std::shared_ptr<RequestMetrics> metrics);
-  void* AcquireHandle();
-  void ReleaseHandle(void* handle);
-  // Configures `handle` for `request` with `creds`; `attempt` owns what libcurl points at.
-  void Setup(void* handle, const HttpRequest& request, const Credentials& creds, Attempt& attempt);
+  Transport(const Config& config, HttpEndpoint server, std::optional<HttpEndpoint> proxy,
+            std::shared_ptr<RequestMetrics> metrics);
+  // One retry loop for both: `on_data` null collects the body into `body`.
+  Result<void> Perform(const HttpRequest& request,
+                       const std::function<bool(std::string_view)>* on_data,
+                       const std::stop_token& stop, std::string& body);
+  Outcome Attempt(const HttpRequest& request, const Credentials& creds,
+                  const std::function<bool(std::string_view)>* on_data,
+                  const std::stop_token& stop);
+  Result<std::shared_ptr<TlsContext>> TlsContextFor(const Credentials& creds);
+  std::unique_ptr<Connection> TakeIdle(const std::shared_ptr<TlsContext>& tls);
+  void PutIdle(std::unique_ptr<Connection> connection);
   bool SleepBeforeRetry(std::chrono::milliseconds delay, const std::stop_token& stop);
 
   Config config_;
-  std::string base_url_;
+  HttpEndpoint server_;
+  std::optional<HttpEndpoint> proxy_;
   std::string user_agent_;
   std::shared_ptr<RequestMetrics> metrics_;
   Authenticator auth_;
   TokenBucket limiter_;
-  std::mutex pool_mu_;
-  std::vector<void*> idle_handles_;  // guarded by pool_mu_; CURL* kept warm for connection reuse
+  std::mutex mu_;
+  std::shared_ptr<TlsContext> tls_;                // guarded by mu_: the current certificate's
+  std::vector<std::unique_ptr<Connection>> idle_;  // guarded by mu_: most recently used last
 };
 
 }  // namespace millrace::kube::internal

@@ -1,10 +1,13 @@
 // kubeclient against a real control plane: CRUD, patches, server-side apply, watch, compaction,
-// authentication (client certificate, bearer token, token file, exec plugin) and discovery.
+// authentication (client certificate, bearer token, token file, exec plugin), discovery and the
+// transport (connection reuse, compression, an HTTP CONNECT proxy).
 #include "kubeclient/client.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -15,8 +18,11 @@
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "kubeclient/config.h"
@@ -680,6 +686,153 @@ TEST(ClientTransport, UnreachableServerIsATransportError) {
   EXPECT_TRUE(got.error().IsTransport()) << got.error().ToString();
   EXPECT_THAT(got.error().message, HasSubstr("127.0.0.1:1"));
   EXPECT_EQ(metrics->Count("get", 0), 2U);  // one retry
+}
+
+TEST(ClientTransport, LargeAnswersDecodeWithAndWithoutCompression) {
+  // The API server gzips answers of 128 KiB and more when the client accepts gzip.
+  const std::string blob(300 * 1024, 'x');
+  auto admin = Admin();
+  (void)admin->Delete(resources::kConfigMaps, "default", "kubeclient-large");
+  ASSERT_TRUE(admin->Create(resources::kConfigMaps,
+                            ConfigMap("default", "kubeclient-large", {{"blob", blob}})));
+  for (const bool gzip : {true, false}) {
+    Config config = AdminConfig();
+    config.disable_compression = !gzip;
+    auto got = MustClient(config)->Get(resources::kConfigMaps, "default", "kubeclient-large");
+    ASSERT_TRUE(got) << "gzip " << gzip << ": " << got.error().ToString();
+    EXPECT_EQ((*got)["data"]["blob"].get<std::string>().size(), blob.size()) << "gzip " << gzip;
+  }
+  EXPECT_TRUE(admin->Delete(resources::kConfigMaps, "default", "kubeclient-large"));
+}
+
+// An HTTP CONNECT proxy on a loopback port: records each CONNECT request's head (the request line
+// and headers) and relays the bytes.
+class ConnectProxy {
+ public:
+  ConnectProxy() {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+        ::listen(listener_, 16) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+      throw std::runtime_error("proxy: cannot listen");
+    }
+    port_ = ntohs(address.sin_port);
+    accept_ = std::jthread([this] { Accept(); });
+  }
+  ~ConnectProxy() {
+    ::shutdown(listener_, SHUT_RDWR);
+    accept_.join();
+    relays_.clear();  // each relay ends within its poll interval
+    ::close(listener_);
+  }
+  ConnectProxy(const ConnectProxy&) = delete;
+  ConnectProxy& operator=(const ConnectProxy&) = delete;
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<std::string> connects() const {
+    const std::lock_guard lock(mu_);
+    return connects_;
+  }
+
+ private:
+  void Accept() {
+    while (true) {
+      const int fd = ::accept(listener_, nullptr, nullptr);
+      if (fd < 0) return;
+      relays_.emplace_back([this, fd](const std::stop_token& stop) { Relay(fd, stop); });
+    }
+  }
+
+  void Relay(int client, const std::stop_token& stop) {
+    std::string head;
+    std::array<char, 16384> buf{};
+    while (head.find("\r\n\r\n") == std::string::npos) {
+      const ssize_t n = ::recv(client, buf.data(), buf.size(), 0);
+      if (n <= 0) return (void)::close(client);
+      head.append(buf.data(), static_cast<size_t>(n));
+    }
+    const std::string line = head.substr(0, head.find("\r\n"));
+    {
+      const std::lock_guard lock(mu_);
+      connects_.push_back(head.substr(0, head.find("\r\n\r\n")));
+    }
+    const std::string target = line.substr(8, line.find(' ', 8) - 8);  // "CONNECT host:port ..."
+    const int upstream = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port =
+        htons(static_cast<uint16_t>(std::stoi(target.substr(target.rfind(':') + 1))));
+    ::inet_pton(AF_INET, target.substr(0, target.rfind(':')).c_str(), &address.sin_addr);
+    if (::connect(upstream, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+      const std::string refused = "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n";
+      ::send(client, refused.data(), refused.size(), MSG_NOSIGNAL);
+      ::close(upstream);
+      return (void)::close(client);
+    }
+    const std::string established = "HTTP/1.1 200 Connection established\r\n\r\n";
+    ::send(client, established.data(), established.size(), MSG_NOSIGNAL);
+    std::array<pollfd, 2> fds{pollfd{client, POLLIN, 0}, pollfd{upstream, POLLIN, 0}};
+    while (!stop.stop_requested()) {
+      if (::poll(fds.data(), fds.size(), 100) < 0) break;
+      bool open = true;
+      for (size_t i = 0; i < fds.size() && open; ++i) {
+        if (fds[i].revents == 0) continue;
+        const ssize_t n = ::recv(fds[i].fd, buf.data(), buf.size(), 0);
+        open =
+            n > 0 && ::send(fds[1 - i].fd, buf.data(), static_cast<size_t>(n), MSG_NOSIGNAL) == n;
+      }
+      if (!open) break;
+    }
+    ::close(upstream);
+    ::close(client);
+  }
+
+  int listener_ = -1;
+  uint16_t port_ = 0;
+  mutable std::mutex mu_;
+  std::vector<std::string> connects_;  // guarded by mu_
+  std::vector<std::jthread> relays_;   // touched by the accept thread only, until it is joined
+  std::jthread accept_;
+};
+
+TEST(ClientTransport, ReachesTheServerThroughAnHttpConnectProxy) {
+  ConnectProxy proxy;
+  Config config = AdminConfig();
+  config.proxy_url = "http://ops:p%40ss@" + proxy.url().substr(std::string("http://").size());
+  auto client = MustClient(config);
+  ASSERT_TRUE(client->Get(resources::kNamespaces, "", "default"));
+  // A watch streams through the tunnel too.
+  auto watched = client->Watch(resources::kNamespaces, "",
+                               {.label_selector = {},
+                                .field_selector = "metadata.name=default",
+                                .resource_version = "0",
+                                .allow_bookmarks = false,
+                                .timeout_seconds = 5,
+                                .send_initial_events = false},
+                               [](WatchEvent&&) { return false; }, {});
+  EXPECT_TRUE(watched) << watched.error().ToString();
+  const auto server = C().apiserver_url().substr(C().apiserver_url().find("://") + 3);
+  const auto connects = proxy.connects();
+  ASSERT_FALSE(connects.empty());
+  EXPECT_THAT(connects.front(), ::testing::StartsWith("CONNECT " + server + " HTTP/1.1\r\n"));
+  // The proxy URL's credentials, percent-decoded, as Basic authentication: "ops:p@ss".
+  EXPECT_THAT(connects.front(), HasSubstr("Proxy-Authorization: Basic b3BzOnBAc3M="));
+}
+
+TEST(ClientTransport, AProxyThatCannotReachTheServerIsATransportError) {
+  ConnectProxy proxy;
+  Config config = TokenConfig();
+  config.server = "https://127.0.0.1:1";  // nothing listens on port 1
+  config.proxy_url = proxy.url();
+  config.max_retries = 0;
+  auto got = MustClient(config)->Get(resources::kConfigMaps, "default", "x");
+  ASSERT_FALSE(got);
+  EXPECT_TRUE(got.error().IsTransport()) << got.error().ToString();
+  EXPECT_THAT(got.error().message, HasSubstr("the proxy answered CONNECT with 502"));
 }
 
 }  // namespace

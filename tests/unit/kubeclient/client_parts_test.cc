@@ -1,6 +1,9 @@
 // Pieces of the client that need no server: paths, the rate limiter, retry backoff, metadata
 // helpers, metrics.
 #include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -115,6 +118,112 @@ TEST(RequestMetrics, CountsByVerbAndCode) {
   EXPECT_EQ(m.Count("get", 404), 1U);
   EXPECT_EQ(m.Count("list", 200), 0U);
   EXPECT_EQ(m.Snapshot().size(), 3U);
+}
+
+TEST(ParseHttpUrl, SchemeHostPortAndPathPrefix) {
+  auto plain = internal::ParseHttpUrl("https://10.0.0.1:6443", "server");
+  ASSERT_TRUE(plain) << plain.error().ToString();
+  EXPECT_TRUE(plain->tls);
+  EXPECT_EQ(plain->host, "10.0.0.1");
+  EXPECT_EQ(plain->port, "6443");
+  EXPECT_EQ(plain->path, "");
+  EXPECT_EQ(plain->authority(), "10.0.0.1:6443");
+  auto prefixed = internal::ParseHttpUrl("HTTPS://lb.example/k8s/clusters/a/", "server");
+  ASSERT_TRUE(prefixed);
+  EXPECT_EQ(prefixed->port, "443");
+  EXPECT_EQ(prefixed->path, "/k8s/clusters/a");
+  auto v6 = internal::ParseHttpUrl("http://user:pw@[::1]:8080/", "proxy-url");
+  ASSERT_TRUE(v6);
+  EXPECT_FALSE(v6->tls);
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->authority(), "[::1]:8080");
+  EXPECT_EQ(v6->userinfo, "user:pw");
+  auto escaped = internal::ParseHttpUrl("http://ops:p%40ss%3A1@proxy:3128", "proxy-url");
+  ASSERT_TRUE(escaped);
+  EXPECT_EQ(escaped->userinfo, "ops:p@ss:1");
+  EXPECT_EQ(escaped->host, "proxy");
+  auto no_port = internal::ParseHttpUrl("http://proxy", "proxy-url");
+  ASSERT_TRUE(no_port);
+  EXPECT_EQ(no_port->port, "80");
+}
+
+TEST(ParseHttpUrl, RejectsWhatItCannotReachWithTheReason) {
+  auto socks = internal::ParseHttpUrl("socks5://proxy:1080", "proxy-url");
+  ASSERT_FALSE(socks);
+  EXPECT_EQ(socks.error().kind, ErrorKind::kConfig);
+  EXPECT_EQ(socks.error().message,
+            "proxy-url \"socks5://proxy:1080\": the scheme must be https:// or http://");
+  auto port = internal::ParseHttpUrl("https://host:64x3", "server");
+  ASSERT_FALSE(port);
+  EXPECT_EQ(port.error().message, "server \"https://host:64x3\": the port is not a number");
+  EXPECT_FALSE(internal::ParseHttpUrl("https://:6443", "server"));
+  EXPECT_FALSE(internal::ParseHttpUrl("https://[::1:6443", "server"));
+}
+
+TEST(NoProxy, HostsDomainsCidrsAndStar) {
+  using internal::NoProxyMatches;
+  EXPECT_TRUE(NoProxyMatches("*", "anything"));
+  EXPECT_TRUE(NoProxyMatches("a.example, kubernetes.default.svc", "kubernetes.default.svc"));
+  EXPECT_TRUE(NoProxyMatches(".cluster.local", "api.svc.cluster.local"));
+  EXPECT_TRUE(NoProxyMatches("cluster.local", "api.svc.CLUSTER.local"));
+  EXPECT_FALSE(NoProxyMatches("cluster.local", "notcluster.local"));
+  EXPECT_TRUE(NoProxyMatches("example.com:443", "example.com"));
+  EXPECT_TRUE(NoProxyMatches("10.0.0.0/8", "10.96.0.1"));
+  EXPECT_FALSE(NoProxyMatches("10.0.0.0/8", "11.0.0.1"));
+  EXPECT_FALSE(NoProxyMatches("10.0.0.0/8", "ten.example"));
+  EXPECT_TRUE(NoProxyMatches("fd00::/8", "fd00::1"));
+  EXPECT_TRUE(NoProxyMatches("[::1]", "::1"));
+  EXPECT_FALSE(NoProxyMatches("", "host"));
+}
+
+// Sets an environment variable for the scope of one test.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_) {
+      ::setenv(name_, old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(ProxyFor, KubeconfigThenEnvironmentExceptNoProxyAndLoopback) {
+  const ScopedEnv https_proxy("HTTPS_PROXY", "proxy.corp:3128");
+  const ScopedEnv no_proxy("NO_PROXY", ".svc,10.0.0.0/8");
+  const auto proxy_of = [](const std::string& server, const std::string& proxy_url = "") {
+    Config config;
+    config.proxy_url = proxy_url;
+    auto endpoint = internal::ParseHttpUrl(server, "server");
+    EXPECT_TRUE(endpoint);
+    return internal::ProxyFor(config, *endpoint);
+  };
+  auto from_env = proxy_of("https://api.example:6443");
+  ASSERT_TRUE(from_env);
+  ASSERT_TRUE(from_env->has_value());
+  EXPECT_EQ((*from_env)->authority(), "proxy.corp:3128");
+  EXPECT_FALSE(proxy_of("https://kubernetes.default.svc")->has_value());  // NO_PROXY domain
+  EXPECT_FALSE(proxy_of("https://10.96.0.1")->has_value());               // NO_PROXY CIDR
+  EXPECT_FALSE(proxy_of("https://127.0.0.1:6443")->has_value());          // loopback
+  EXPECT_FALSE(proxy_of("https://localhost:6443")->has_value());
+  // The kubeconfig's proxy-url applies to every server and is never overridden by NO_PROXY.
+  auto explicit_proxy = proxy_of("https://127.0.0.1:6443", "http://10.1.1.1:8080");
+  ASSERT_TRUE(explicit_proxy && explicit_proxy->has_value());
+  EXPECT_EQ((*explicit_proxy)->authority(), "10.1.1.1:8080");
+  auto tls_proxy = proxy_of("https://api.example", "https://proxy:443");
+  ASSERT_FALSE(tls_proxy);
+  EXPECT_EQ(tls_proxy.error().message,
+            "proxy-url \"https://proxy:443\": only http:// proxies are supported");
 }
 
 }  // namespace
