@@ -69,21 +69,45 @@ Controller::Controller(ControllerOptions options, Reconciler& reconciler)
 Controller::~Controller() { Stop(); }
 
 void Controller::Start() {
-  if (!threads_.empty()) return;
+  const std::lock_guard lock(threads_mu_);
+  if (!threads_.empty() || stopping_) return;
   logger_.With("workers", workers_).Info("starting workers");
-  for (int i = 0; i < workers_; ++i) {
-    threads_.emplace_back([this](std::stop_token stop) { Work(std::move(stop)); });
-  }
+  threads_.emplace_back([this](std::stop_token stop) { Work(std::move(stop)); });
+}
+
+void Controller::SpawnWorkerIfAllBusy() {
+  const std::lock_guard lock(threads_mu_);
+  if (stopping_ || threads_.size() >= static_cast<size_t>(workers_)) return;
+  threads_.emplace_back([this](std::stop_token stop) { Work(std::move(stop)); });
 }
 
 void Controller::Stop() {
-  for (auto& t : threads_) t.request_stop();
+  {
+    const std::lock_guard lock(threads_mu_);
+    stopping_ = true;
+    for (auto& t : threads_) t.request_stop();
+  }
   queue_.ShutDownWithDrain();
-  threads_.clear();  // joins
+  std::vector<std::jthread> threads;
+  {
+    const std::lock_guard lock(threads_mu_);
+    threads.swap(threads_);
+  }
+  threads.clear();  // joins
+}
+
+size_t Controller::worker_threads() {
+  const std::lock_guard lock(threads_mu_);
+  return threads_.size();
 }
 
 void Controller::Work(std::stop_token stop) {
-  while (auto key = queue_.Get()) {
+  while (true) {
+    idle_workers_.fetch_add(1);
+    auto key = queue_.Get();
+    const bool was_last_idle = idle_workers_.fetch_sub(1) == 1;
+    if (!key) return;
+    if (was_last_idle) SpawnWorkerIfAllBusy();  // so the next key finds a worker waiting
     metrics_.active_workers.Inc();
     ReconcileOne(*key, stop);
     metrics_.active_workers.Dec();

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <atomic>
+#include <cstddef>
+#include <mutex>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -24,7 +27,10 @@ struct ControllerOptions {
   Logger logger;
 };
 
-// Runs `workers` threads that take keys from the work queue and reconcile them. The outcome
+// Runs up to `workers` threads that take keys from the work queue and reconcile them. It starts
+// with one; a worker that takes a key while no other waits starts another, so a key never waits
+// for a thread while fewer than `workers` run, and an operator with nothing to do holds one
+// thread per controller (a thread, once started, stays until Stop()). The outcome
 // goes back to the queue, the one place retries live:
 //   Done            -> Forget                      result="success"
 //   RequeueAfter(d) -> Forget, AddAfter(d)         result="requeue_after"
@@ -50,6 +56,8 @@ class Controller {
 
   void Start();
   void Stop();
+  // Worker threads started so far: 1 to `workers`.
+  size_t worker_threads();
 
  private:
   struct Metrics {
@@ -64,6 +72,7 @@ class Controller {
   static Metrics MakeMetrics(Registry& registry, const std::string& name);
 
   void Work(std::stop_token stop);
+  void SpawnWorkerIfAllBusy();
   void ReconcileOne(const std::string& key, std::stop_token stop);
 
   const std::string name_;
@@ -74,7 +83,10 @@ class Controller {
   std::unique_ptr<Registry> own_registry_;
   Metrics metrics_;
   WorkQueue queue_;
-  std::vector<std::jthread> threads_;
+  std::atomic<int> idle_workers_{0};  // workers waiting in queue_.Get()
+  std::mutex threads_mu_;
+  std::vector<std::jthread> threads_;  // guarded by threads_mu_
+  bool stopping_ = false;              // guarded by threads_mu_
 };
 
 // 16 random hex digits.

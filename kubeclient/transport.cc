@@ -51,7 +51,7 @@ constexpr uint64_t kMaxErrorBody = 64 * 1024;
 constexpr uint32_t kHeaderLimit = 64 * 1024;
 constexpr size_t kMaxIdleConnections = 25;                  // as client-go's MaxIdleConnsPerHost
 constexpr std::chrono::seconds kIdleConnectionTimeout{90};  // as Go's http.Transport
-constexpr size_t kStreamChunk = 16 * 1024;
+constexpr size_t kStreamChunk = 4 * 1024;                   // on each watch thread's stack
 
 bool IsRetriableCode(int code) { return code == 500 || code == 502 || code == 503 || code == 504; }
 
@@ -448,6 +448,7 @@ std::unique_ptr<Transport::Connection> Transport::TakeIdle(const std::shared_ptr
 
 void Transport::PutIdle(std::unique_ptr<Connection> connection) {
   connection->idle_since = std::chrono::steady_clock::now();
+  connection->buffer.shrink_to_fit();  // empty after a whole answer: an idle connection holds none
   std::unique_ptr<Connection> oldest;  // closed outside the lock
   const std::lock_guard lock(mu_);
   if (idle_.size() >= kMaxIdleConnections) {

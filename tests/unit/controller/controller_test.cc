@@ -287,5 +287,38 @@ TEST_F(ControllerTest, StopDrainsTheReconcileInFlightAndSignalsIt) {
   EXPECT_EQ(Metric("controller_runtime_active_workers{controller=\"task\"}"), "0");
 }
 
+TEST_F(ControllerTest, StartsOneWorkerAndGrowsToWorkersWhileAllAreBusy) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int running = 0;
+  bool release = false;
+  reconciler_.decide = [&](auto&, auto&) {
+    std::unique_lock lock(mu);
+    ++running;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+    return Outcome::Done();
+  };
+  Controller c(Options(4), reconciler_);
+  c.Start();
+  EXPECT_EQ(c.worker_threads(), 1U);  // nothing to do: one thread
+  for (int i = 0; i < 6; ++i) c.queue().Add("ns/k" + std::to_string(i));
+  {
+    std::unique_lock lock(mu);
+    // Each busy worker started another until there were four, all reconciling at once.
+    ASSERT_TRUE(cv.wait_for(lock, seconds{10}, [&] { return running == 4; }));
+  }
+  EXPECT_EQ(c.worker_threads(), 4U);
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  ASSERT_TRUE(reconciler_.WaitForCalls(6));
+  EXPECT_EQ(reconciler_.max_active(), 4);
+  EXPECT_EQ(c.worker_threads(), 4U);  // never more than `workers`
+  c.Stop();
+}
+
 }  // namespace
 }  // namespace millrace::controller
