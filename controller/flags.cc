@@ -78,7 +78,7 @@ Flags:
   --lease-duration D                how long a standby waits on an unrenewed lease (default 15s)
   --renew-deadline D                how long the leader retries renewing before it stops (default 10s)
   --retry-period D                  how often to renew or retry acquiring (default 1s)
-  --workers N                       concurrent reconciles per controller (default 16)
+  --workers N                       at most N concurrent reconciles per controller (default 16)
   --webhook-bind-address HOST:PORT  serve the admission webhooks over HTTPS (default 0: off;
                                     the Helm chart and config/ use :9443)
   --webhook-cert-dir DIR            tls.crt and tls.key, re-read when they change (cert-manager,
