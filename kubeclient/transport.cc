@@ -26,6 +26,7 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #pragma GCC diagnostic pop
 #include <zlib.h>
 
@@ -291,7 +292,8 @@ struct Transport::Connection {
   asio::io_context io;
   std::shared_ptr<TlsContext> tls_context;  // outlives the stream that uses it
   std::optional<beast::tcp_stream> plain{std::in_place, io};
-  std::optional<asio::ssl::stream<beast::tcp_stream>> tls;
+  // beast::ssl_stream writes a buffer sequence (a request's header and body) as one TLS record.
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
   beast::flat_buffer buffer;
   std::chrono::steady_clock::time_point idle_since{};
 
