@@ -5,7 +5,7 @@
 #include <thread>
 #include <utility>
 
-#include "controller/beast.h"
+#include "kubeclient/beast.h"
 
 namespace millrace::controller {
 namespace {

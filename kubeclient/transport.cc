@@ -1,6 +1,7 @@
 #include "kubeclient/transport.h"
 
 #include <poll.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
@@ -11,28 +12,14 @@
 #include <limits>
 #include <utility>
 
+#include <boost/algorithm/string/case_conv.hpp>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/socket.h>
-
-// g++ 12 reports -Wnull-dereference inside Asio's inlined scheduler code, which is not ours to fix.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/network_v4.hpp>
-#include <boost/asio/ip/network_v6.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
-#pragma GCC diagnostic pop
-#include <zlib.h>
-
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
 
+#include "kubeclient/beast.h"
 #include "kubeclient/util.h"
 
 #ifndef MILLRACE_VERSION
@@ -56,11 +43,7 @@ constexpr size_t kStreamChunk = 4 * 1024;                   // on each watch thr
 
 bool IsRetriableCode(int code) { return code == 500 || code == 502 || code == 503 || code == 504; }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
+std::string Lower(std::string_view s) { return boost::algorithm::to_lower_copy(std::string(s)); }
 
 std::string_view Sv(beast::string_view s) { return {s.data(), s.size()}; }
 
@@ -467,6 +450,74 @@ bool Transport::SleepBeforeRetry(std::chrono::milliseconds delay, const std::sto
   return !cv.wait_for(lock, stop, delay, [] { return false; }) && !stop.stop_requested();
 }
 
+bool Transport::Connect(Connection& c, const std::shared_ptr<TlsContext>& tls,
+                        const std::stop_token& stop, Outcome& out) {
+  using Failure = Outcome::Failure;
+  const auto fail = [&out](Failure f, std::string_view step, const beast::error_code& ec) {
+    out.Fail(f, step, ec);
+    return false;
+  };
+  c.tls_context = tls;
+  const HttpEndpoint& first_hop = proxy_ ? *proxy_ : server_;
+  beast::error_code ec;
+  tcp::resolver resolver(c.io);
+  const auto endpoints = resolver.resolve(first_hop.host, first_hop.port, ec);
+  if (ec) return fail(Failure::kTransient, "resolve " + first_hop.host, ec);
+  c.plain->expires_after(config_.connect_timeout);
+  ec = c.Run([&](auto h) { c.plain->async_connect(endpoints, h); });
+  if (stop.stop_requested()) return false;
+  if (ec) {
+    return fail(ec == beast::error::timeout ? Failure::kTransient : Failure::kConnect,
+                "connect " + first_hop.authority(), ec);
+  }
+  SetKeepAlive(c.plain->socket());
+  metrics_->RecordConnection();
+  if (proxy_) {
+    http::request<http::empty_body> connect{http::verb::connect, server_.authority(), 11};
+    connect.set(http::field::host, server_.authority());
+    connect.set(http::field::user_agent, user_agent_);
+    if (!proxy_->userinfo.empty()) {
+      connect.set(http::field::proxy_authorization, "Basic " + Base64Encode(proxy_->userinfo));
+    }
+    ec = c.Run([&](auto h) { http::async_write(*c.plain, connect, h); });
+    http::response_parser<http::empty_body> answer;
+    if (!ec) ec = c.Run([&](auto h) { http::async_read_header(*c.plain, c.buffer, answer, h); });
+    if (stop.stop_requested()) return false;
+    if (ec) return fail(Failure::kConnect, "proxy CONNECT", ec);
+    if (answer.get().result_int() != 200) {
+      out.failure = Failure::kPermanent;
+      out.error = "the proxy answered CONNECT with " + std::to_string(answer.get().result_int());
+      return false;
+    }
+  }
+  if (tls) {
+    c.tls.emplace(std::move(*c.plain), tls->ssl);
+    c.plain.reset();
+    SSL* ssl = c.tls->native_handle();
+    beast::error_code not_ip;
+    asio::ip::make_address(server_.host, not_ip);
+    if (not_ip) {  // SNI, which SSL_set_tlsext_host_name() sets with a C cast
+      SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+               const_cast<char*>(server_.host.c_str()));
+    }
+    if (!config_.insecure_skip_tls_verify) {
+      if (not_ip) {
+        SSL_set1_host(ssl, server_.host.c_str());
+      } else {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_.host.c_str());
+      }
+    }
+    ec = c.Run([&](auto h) { c.tls->async_handshake(asio::ssl::stream_base::client, h); });
+    if (stop.stop_requested()) return false;
+    if (ec) {
+      return fail(ec.category() == asio::error::get_ssl_category() ? Failure::kPermanent
+                                                                   : Failure::kTransient,
+                  "TLS handshake", ec);
+    }
+  }
+  return true;
+}
+
 Transport::Outcome Transport::Attempt(const HttpRequest& request, const Credentials& creds,
                                       const std::function<bool(std::string_view)>* on_data,
                                       const std::stop_token& stop) {
@@ -518,69 +569,10 @@ Transport::Outcome Transport::Attempt(const HttpRequest& request, const Credenti
       if (!stop.stop_requested()) PutIdle(std::move(c));
     };
 
-    if (!reused) {
-      c->tls_context = tls;
-      const HttpEndpoint& first_hop = proxy_ ? *proxy_ : server_;
-      beast::error_code ec;
-      tcp::resolver resolver(c->io);
-      const auto endpoints = resolver.resolve(first_hop.host, first_hop.port, ec);
-      if (ec) return out.Fail(Failure::kTransient, "resolve " + first_hop.host, ec);
-      c->plain->expires_after(config_.connect_timeout);
-      ec = c->Run([&](auto h) { c->plain->async_connect(endpoints, h); });
-      if (stopped()) return out;
-      if (ec) {
-        return out.Fail(ec == beast::error::timeout ? Failure::kTransient : Failure::kConnect,
-                        "connect " + first_hop.authority(), ec);
-      }
-      SetKeepAlive(c->plain->socket());
-      metrics_->RecordConnection();
-      if (proxy_) {
-        http::request<http::empty_body> connect{http::verb::connect, server_.authority(), 11};
-        connect.set(http::field::host, server_.authority());
-        connect.set(http::field::user_agent, user_agent_);
-        if (!proxy_->userinfo.empty()) {
-          connect.set(http::field::proxy_authorization, "Basic " + Base64Encode(proxy_->userinfo));
-        }
-        ec = c->Run([&](auto h) { http::async_write(*c->plain, connect, h); });
-        http::response_parser<http::empty_body> answer;
-        if (!ec)
-          ec = c->Run([&](auto h) { http::async_read_header(*c->plain, c->buffer, answer, h); });
-        if (stopped()) return out;
-        if (ec) return out.Fail(Failure::kConnect, "proxy CONNECT", ec);
-        if (answer.get().result_int() != 200) {
-          out.failure = Failure::kPermanent;
-          out.error =
-              "the proxy answered CONNECT with " + std::to_string(answer.get().result_int());
-          return out;
-        }
-      }
-      if (tls) {
-        c->tls.emplace(std::move(*c->plain), tls->ssl);
-        c->plain.reset();
-        SSL* ssl = c->tls->native_handle();
-        beast::error_code not_ip;
-        asio::ip::make_address(server_.host, not_ip);
-        if (not_ip) {  // SNI, which SSL_set_tlsext_host_name() sets with a C cast
-          SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                   const_cast<char*>(server_.host.c_str()));
-        }
-        if (!config_.insecure_skip_tls_verify) {
-          if (not_ip) {
-            SSL_set1_host(ssl, server_.host.c_str());
-          } else {
-            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_.host.c_str());
-          }
-        }
-        ec = c->Run([&](auto h) { c->tls->async_handshake(asio::ssl::stream_base::client, h); });
-        if (stopped()) return out;
-        if (ec) {
-          return out.Fail(ec.category() == asio::error::get_ssl_category() ? Failure::kPermanent
-                                                                           : Failure::kTransient,
-                          "TLS handshake", ec);
-        }
-      }
+    if (!reused && !Connect(*c, tls, stop, out)) {
+      stopped();
+      return out;
     }
-
     c->tcp().expires_after(config_.timeout);
     beast::error_code ec =
         c->With([&](auto& s) { return c->Run([&](auto h) { http::async_write(s, req, h); }); });
@@ -607,7 +599,7 @@ Transport::Outcome Transport::Attempt(const HttpRequest& request, const Credenti
         return out.Fail(Failure::kTransient, "receive", ec);
       }
       out.body = std::move(p.get().body());
-      if (Lower(Sv(p.get()[http::field::content_encoding])) == "gzip") {
+      if (beast::iequals(p.get()[http::field::content_encoding], "gzip")) {
         auto inflated = Inflate(out.body);
         if (!inflated) {
           out.code = 0;

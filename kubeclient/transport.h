@@ -86,6 +86,10 @@ class Transport {
   Outcome Attempt(const HttpRequest& request, const Credentials& creds,
                   const std::function<bool(std::string_view)>* on_data,
                   const std::stop_token& stop);
+  // Opens `c` to the server, through the proxy when there is one: TCP, CONNECT, TLS. False with
+  // the failure in `out`, or when `stop` was requested.
+  bool Connect(Connection& c, const std::shared_ptr<TlsContext>& tls, const std::stop_token& stop,
+               Outcome& out);
   Result<std::shared_ptr<TlsContext>> TlsContextFor(const Credentials& creds);
   std::unique_ptr<Connection> TakeIdle(const std::shared_ptr<TlsContext>& tls);
   void PutIdle(std::unique_ptr<Connection> connection);

@@ -11,7 +11,7 @@
 #include <openssl/ssl.h>
 #include <sys/stat.h>
 
-#include "controller/beast.h"
+#include "kubeclient/beast.h"
 
 namespace millrace::webhooks {
 namespace {

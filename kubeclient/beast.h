@@ -1,8 +1,8 @@
 #pragma once
 
-// Boost.Asio and Boost.Beast for Millrace's servers (controller/http_server.cc,
-// webhooks/server.cc), included in one place: g++ 12 reports -Wnull-dereference inside Asio's
-// inlined scheduler code, which is not ours to fix.
+// Boost.Asio and Boost.Beast for Millrace's HTTP client (kubeclient/transport.cc) and servers
+// (controller/http_server.cc, webhooks/server.cc), included in one place: g++ 12 reports
+// -Wnull-dereference inside Asio's inlined scheduler code, which is not ours to fix.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <boost/asio.hpp>
