@@ -267,6 +267,12 @@ std::vector<Object> UnpackAll(const std::vector<Packed>& packed) {
 
 }  // namespace
 
+std::string Store::ResourceVersion(std::string_view key) const {
+  std::shared_lock lock(mu_);
+  const auto it = contents_.objects.find(key);
+  return it == contents_.objects.end() ? std::string{} : it->second->resource_version;
+}
+
 std::vector<Object> Store::List() const {
   std::vector<Packed> packed;
   {

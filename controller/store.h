@@ -107,6 +107,8 @@ class Store {
 
   // Reader side. Lists are sorted by key.
   Object Get(std::string_view key) const;
+  // The stored object's resourceVersion without unpacking it; "" when not stored.
+  std::string ResourceVersion(std::string_view key) const;
   std::vector<Object> List() const;
   std::vector<std::string> ListKeys() const;
   std::vector<Object> ByIndex(Index index, std::string_view value) const;

@@ -74,14 +74,25 @@ std::optional<std::string> DeleteChildren(kube::Client& client,
 }
 
 std::optional<std::string> PatchStatusIfChanged(kube::Client& client, const kube::ResourceRef& ref,
-                                                std::string_view ns, std::string_view name,
-                                                const nlohmann::json& patch) {
+                                                const api::ObjectMeta& object,
+                                                const nlohmann::json& patch,
+                                                controller::MutationCache& written) {
   if (patch.is_null()) return std::nullopt;
-  auto patched = client.PatchStatus(ref, ns, name, patch);
-  if (!patched && !patched.error().IsNotFound()) {
+  auto patched = client.PatchStatus(ref, object.namespace_, object.name, patch);
+  if (patched) {
+    const std::string key =
+        object.namespace_.empty() ? object.name : object.namespace_ + "/" + object.name;
+    written.Written(key, object.resource_version, std::move(*patched));
+  } else if (!patched.error().IsNotFound()) {
     return "patching the status: " + patched.error().ToString();
   }
   return std::nullopt;
+}
+
+controller::MutationCache WrittenCache(controller::Informer& informer) {
+  controller::MutationCache written(informer.store());
+  informer.AddHandler(written.Observer());
+  return written;
 }
 
 controller::Informer& AddInformer(controller::Manager& manager, const kube::ResourceRef& ref,

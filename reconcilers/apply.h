@@ -12,7 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "controller/manager.h"
+#include "controller/mutation_cache.h"
 #include "controller/store.h"
+#include "crds/meta.h"
 #include "kubeclient/client.h"
 #include "reconcilers/names.h"
 
@@ -46,11 +48,17 @@ std::expected<void, ApplyFailure> ApplyChildren(
 std::optional<std::string> DeleteChildren(kube::Client& client,
                                           const std::vector<ChildRef>& children);
 
-// Merge-patches the status subresource of `ref` `ns`/`name` unless `patch` is null (nothing
-// changed); an object deleted meanwhile is fine.
+// Merge-patches the status subresource of `object` (of `ref`, as cached) unless `patch` is null
+// (nothing changed), and records the answer in `written` for reconciles that run before the cache
+// shows it; an object deleted meanwhile is fine.
 std::optional<std::string> PatchStatusIfChanged(kube::Client& client, const kube::ResourceRef& ref,
-                                                std::string_view ns, std::string_view name,
-                                                const nlohmann::json& patch);
+                                                const api::ObjectMeta& object,
+                                                const nlohmann::json& patch,
+                                                controller::MutationCache& written);
+
+// A MutationCache over `informer`'s store, kept in step by a handler on the informer: what a
+// controller wrote to the objects it reconciles, until their watch events arrive.
+controller::MutationCache WrittenCache(controller::Informer& informer);
 
 // manager.AddInformer for `ref` selected by `label_selector` ("" for all).
 controller::Informer& AddInformer(controller::Manager& manager, const kube::ResourceRef& ref,

@@ -22,12 +22,14 @@ using nlohmann::json;
 }  // namespace
 
 ModelVersionReconciler::ModelVersionReconciler(kube::Client& client, Caches caches,
+                                               controller::MutationCache written,
                                                controller::EventRecorder& events)
-    : client_(client), caches_(caches), events_(events) {}
+    : client_(client), caches_(caches), written_(std::move(written)), events_(events) {}
 
 Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
                                           const controller::ReconcileContext& context) {
-  auto cached = DecodeCached<api::ModelVersion>(caches_.model_versions.store(), request.key);
+  auto cached =
+      DecodeCached<api::ModelVersion>(caches_.model_versions.store(), written_, request.key);
   if (!cached) return cached.error();
   if (!*cached) return Outcome::Done();  // deleted; owner references take its children
   const api::ModelVersion& mv = **cached;
@@ -100,8 +102,8 @@ Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
   }
   for (const auto& e : plan.events) RecordEvent(events_, api::ModelVersion::kKind, mv.metadata, e);
 
-  if (auto error = PatchStatusIfChanged(client_, resources::kModelVersions, ns, mv.metadata.name,
-                                        ModelVersionStatusPatch(mv, plan.status))) {
+  if (auto error = PatchStatusIfChanged(client_, resources::kModelVersions, mv.metadata,
+                                        ModelVersionStatusPatch(mv, plan.status), written_)) {
     return Outcome::TransientError(*error);
   }
   if (plan.requeue_after) return Outcome::RequeueAfter(*plan.requeue_after);
@@ -129,7 +131,7 @@ void AddModelVersionController(controller::Manager& manager, int workers) {
       std::make_unique<ModelVersionReconciler>(
           manager.client(),
           ModelVersionReconciler::Caches{versions, *children[0], *children[1], *children[2]},
-          manager.events()));
+          WrittenCache(versions), manager.events()));
   controller::WorkQueue& queue = mc.queue();
   versions.AddHandler(controller::EnqueueObject(queue, controller::GenerationOrMetadataChanged));
   const controller::OwnerMatch owner{

@@ -3,6 +3,7 @@
 #include "controller/events.h"
 #include "controller/informer.h"
 #include "controller/manager.h"
+#include "controller/mutation_cache.h"
 #include "controller/reconciler.h"
 #include "crds/model_version.h"
 #include "kubeclient/client.h"
@@ -21,7 +22,9 @@ class ModelVersionReconciler final : public controller::Reconciler {
     const controller::Informer& services;
     const controller::Informer& horizontal_pod_autoscalers;
   };
-  ModelVersionReconciler(kube::Client& client, Caches caches, controller::EventRecorder& events);
+  // `written`: the statuses this controller wrote, over caches.model_versions (WrittenCache()).
+  ModelVersionReconciler(kube::Client& client, Caches caches, controller::MutationCache written,
+                         controller::EventRecorder& events);
 
   controller::Outcome Reconcile(const controller::Request& request,
                                 const controller::ReconcileContext& context) override;
@@ -29,6 +32,7 @@ class ModelVersionReconciler final : public controller::Reconciler {
  private:
   kube::Client& client_;
   Caches caches_;
+  controller::MutationCache written_;
   controller::EventRecorder& events_;
 };
 

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "controller/events.h"
+#include "controller/mutation_cache.h"
 #include "controller/reconciler.h"
 #include "controller/store.h"
 #include "crds/duration.h"
@@ -69,13 +70,15 @@ void RequeueWithin(std::optional<std::chrono::seconds>& requeue_after, std::chro
 nlohmann::json HorizontalPodAutoscalerFor(nlohmann::json metadata, const std::string& deployment,
                                           const api::Autoscaling& scaling);
 
-// The cached object at `key` decoded as T (Zone, Task, Pipeline, ModelVersion): nullopt when it is
+// The cached object at `key` decoded as T (Zone, Task, Pipeline, ModelVersion), or the status
+// this controller wrote to it if the cache has not caught up (`written`): nullopt when it is
 // gone, a terminal error outcome when it does not decode (the schema and webhook keep that from
 // happening; if it does, it is reported, not retried).
 template <class T>
-std::expected<std::optional<T>, controller::Outcome> DecodeCached(const controller::Store& store,
-                                                                  const std::string& key) {
-  const controller::Object object = store.Get(key);
+std::expected<std::optional<T>, controller::Outcome> DecodeCached(
+    const controller::Store& store, const controller::MutationCache& written,
+    const std::string& key) {
+  const controller::Object object = written.Newest(key, store.Get(key));
   if (!object) return std::optional<T>{};
   auto decoded = T::FromJson(*object);
   if (!decoded) {

@@ -23,8 +23,9 @@ using nlohmann::json;
 }  // namespace
 
 PipelineReconciler::PipelineReconciler(kube::Client& client, Caches caches,
+                                       controller::MutationCache written,
                                        controller::EventRecorder& events)
-    : client_(client), caches_(caches), events_(events) {}
+    : client_(client), caches_(caches), written_(std::move(written)), events_(events) {}
 
 void PipelineReconciler::Event(const api::Pipeline& pipeline, std::string_view type,
                                std::string_view reason, std::string note) {
@@ -34,7 +35,7 @@ void PipelineReconciler::Event(const api::Pipeline& pipeline, std::string_view t
 
 Outcome PipelineReconciler::Reconcile(const controller::Request& request,
                                       const controller::ReconcileContext& context) {
-  auto cached = DecodeCached<api::Pipeline>(caches_.pipelines.store(), request.key);
+  auto cached = DecodeCached<api::Pipeline>(caches_.pipelines.store(), written_, request.key);
   if (!cached) return cached.error();
   if (!*cached) return Outcome::Done();  // deleted; owner references take its children
   const api::Pipeline& pipeline = **cached;
@@ -115,8 +116,8 @@ Outcome PipelineReconciler::Reconcile(const controller::Request& request,
   }
   for (auto& e : plan.events) Event(pipeline, e.type, e.reason, std::move(e.note));
 
-  if (auto error = PatchStatusIfChanged(client_, resources::kPipelines, ns, pipeline.metadata.name,
-                                        PipelineStatusPatch(pipeline, plan.status))) {
+  if (auto error = PatchStatusIfChanged(client_, resources::kPipelines, pipeline.metadata,
+                                        PipelineStatusPatch(pipeline, plan.status), written_)) {
     return Outcome::TransientError(*error);
   }
   if (plan.requeue_after) return Outcome::RequeueAfter(*plan.requeue_after);
@@ -127,15 +128,16 @@ void AddPipelineController(controller::Manager& manager, int workers) {
   controller::Informer& pipelines = AddInformer(manager, resources::kPipelines, "");
   controller::Informer& tasks = AddInformer(manager, resources::kTasks, "");  // shared with Tasks
 
-  controller::Controller& pc = manager.AddController(
-      {.name = "pipeline",
-       .workers = workers,
-       .rate_limits = {},
-       .clock = nullptr,
-       .metrics = nullptr,
-       .logger = {}},
-      std::make_unique<PipelineReconciler>(
-          manager.client(), PipelineReconciler::Caches{pipelines, tasks}, manager.events()));
+  controller::Controller& pc =
+      manager.AddController({.name = "pipeline",
+                             .workers = workers,
+                             .rate_limits = {},
+                             .clock = nullptr,
+                             .metrics = nullptr,
+                             .logger = {}},
+                            std::make_unique<PipelineReconciler>(
+                                manager.client(), PipelineReconciler::Caches{pipelines, tasks},
+                                WrittenCache(pipelines), manager.events()));
   controller::WorkQueue& queue = pc.queue();
   pipelines.AddHandler(controller::EnqueueObject(queue, controller::GenerationOrMetadataChanged));
   tasks.AddHandler(controller::EnqueueOwner(

@@ -3,6 +3,7 @@
 #include "controller/events.h"
 #include "controller/informer.h"
 #include "controller/manager.h"
+#include "controller/mutation_cache.h"
 #include "controller/reconciler.h"
 #include "crds/pipeline.h"
 #include "kubeclient/client.h"
@@ -22,7 +23,9 @@ class PipelineReconciler final : public controller::Reconciler {
     const controller::Informer& pipelines;
     const controller::Informer& tasks;
   };
-  PipelineReconciler(kube::Client& client, Caches caches, controller::EventRecorder& events);
+  // `written`: the statuses this controller wrote, over caches.pipelines (WrittenCache()).
+  PipelineReconciler(kube::Client& client, Caches caches, controller::MutationCache written,
+                     controller::EventRecorder& events);
 
   controller::Outcome Reconcile(const controller::Request& request,
                                 const controller::ReconcileContext& context) override;
@@ -33,6 +36,7 @@ class PipelineReconciler final : public controller::Reconciler {
 
   kube::Client& client_;
   Caches caches_;
+  controller::MutationCache written_;
   controller::EventRecorder& events_;
 };
 

@@ -57,8 +57,8 @@ std::vector<std::string> WaitingForQuota(const json& task) {
 }  // namespace
 
 TaskReconciler::TaskReconciler(kube::Client& client, Caches caches,
-                               controller::EventRecorder& events)
-    : client_(client), caches_(caches), events_(events) {}
+                               controller::MutationCache written, controller::EventRecorder& events)
+    : client_(client), caches_(caches), written_(std::move(written)), events_(events) {}
 
 void TaskReconciler::Event(const api::Task& task, std::string_view type, std::string_view reason,
                            std::string note) {
@@ -74,7 +74,7 @@ const controller::Informer& TaskReconciler::CacheFor(std::string_view kind) cons
 
 Outcome TaskReconciler::Reconcile(const controller::Request& request,
                                   const controller::ReconcileContext& context) {
-  auto cached = DecodeCached<api::Task>(caches_.tasks.store(), request.key);
+  auto cached = DecodeCached<api::Task>(caches_.tasks.store(), written_, request.key);
   if (!cached) return cached.error();
   if (!*cached) return Outcome::Done();  // deleted; owner references take its children
   const api::Task& task = **cached;
@@ -174,8 +174,8 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
 
   for (auto& e : plan.events) Event(task, e.type, e.reason, std::move(e.note));
 
-  if (auto error = PatchStatusIfChanged(client_, resources::kTasks, ns, task.metadata.name,
-                                        TaskStatusPatch(task, plan.status))) {
+  if (auto error = PatchStatusIfChanged(client_, resources::kTasks, task.metadata,
+                                        TaskStatusPatch(task, plan.status), written_)) {
     return Outcome::TransientError(*error);
   }
   if (plan.requeue_after) return Outcome::RequeueAfter(*plan.requeue_after);
@@ -221,14 +221,15 @@ void AddTaskController(controller::Manager& manager, int workers) {
       .namespaces = informer(kube::resources::kNamespaces, ""),
       .priority_classes = priority_classes,
   };
-  controller::Controller& tc = manager.AddController(
-      {.name = "task",
-       .workers = workers,
-       .rate_limits = {},
-       .clock = nullptr,
-       .metrics = nullptr,
-       .logger = {}},
-      std::make_unique<TaskReconciler>(manager.client(), caches, manager.events()));
+  controller::Controller& tc =
+      manager.AddController({.name = "task",
+                             .workers = workers,
+                             .rate_limits = {},
+                             .clock = nullptr,
+                             .metrics = nullptr,
+                             .logger = {}},
+                            std::make_unique<TaskReconciler>(
+                                manager.client(), caches, WrittenCache(tasks), manager.events()));
   controller::WorkQueue& queue = tc.queue();
 
   tasks.AddHandler(controller::EnqueueObject(queue, controller::GenerationOrMetadataChanged));

@@ -3,6 +3,7 @@
 #include "controller/events.h"
 #include "controller/informer.h"
 #include "controller/manager.h"
+#include "controller/mutation_cache.h"
 #include "controller/reconciler.h"
 #include "crds/task.h"
 #include "kubeclient/client.h"
@@ -12,7 +13,8 @@ namespace millrace::reconcilers {
 // Tasks -> a Job per attempt (batch), or a Deployment, Service and HorizontalPodAutoscaler
 // (streaming). reconcilers/task.h decides; this class reads the caches and writes.
 //
-// A reconcile: read the task and its children from the caches (and, when status names an attempt
+// A reconcile: read the task (or the status this controller wrote to it, until the cache shows it:
+// controller::MutationCache) and its children from the caches (and, when status names an attempt
 // whose Job the cache does not show, the Job from the API server, so a lagging cache never starts
 // an attempt twice); plan; create the next attempt's Job, apply streaming children, delete what the
 // plan removes; record the transitions as events; patch the status if it changed. The Job is
@@ -32,7 +34,9 @@ class TaskReconciler final : public controller::Reconciler {
     const controller::Informer& namespaces;
     const controller::Informer& priority_classes;
   };
-  TaskReconciler(kube::Client& client, Caches caches, controller::EventRecorder& events);
+  // `written`: the statuses this controller wrote, over caches.tasks (WrittenCache()).
+  TaskReconciler(kube::Client& client, Caches caches, controller::MutationCache written,
+                 controller::EventRecorder& events);
 
   controller::Outcome Reconcile(const controller::Request& request,
                                 const controller::ReconcileContext& context) override;
@@ -45,6 +49,7 @@ class TaskReconciler final : public controller::Reconciler {
 
   kube::Client& client_;
   Caches caches_;
+  controller::MutationCache written_;
   controller::EventRecorder& events_;
 };
 

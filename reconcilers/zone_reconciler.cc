@@ -47,8 +47,8 @@ std::vector<api::Zone> ParseZones(const controller::Store& store) {
 }  // namespace
 
 ZoneReconciler::ZoneReconciler(kube::Client& client, Caches caches,
-                               controller::EventRecorder& events)
-    : client_(client), caches_(caches), events_(events) {}
+                               controller::MutationCache written, controller::EventRecorder& events)
+    : client_(client), caches_(caches), written_(std::move(written)), events_(events) {}
 
 Object ZoneReconciler::Cached(const json& child) const {
   const controller::Informer* informer = InformerFor(caches_, child.value("kind", std::string{}));
@@ -118,7 +118,7 @@ Outcome ZoneReconciler::Finalize(const api::Zone& zone,
 
 Outcome ZoneReconciler::Reconcile(const controller::Request& request,
                                   const controller::ReconcileContext& context) {
-  auto cached = DecodeCached<api::Zone>(caches_.zones.store(), request.key);
+  auto cached = DecodeCached<api::Zone>(caches_.zones.store(), written_, request.key);
   if (!cached) return cached.error();
   if (!*cached) return Outcome::Done();  // deleted; owner references take its children
   const api::Zone& zone = **cached;
@@ -196,8 +196,8 @@ Outcome ZoneReconciler::Reconcile(const controller::Request& request,
 
   const Object quota = caches_.quotas.store().Get(ns + "/" + std::string(kZoneQuotaName));
   if (quota) observed.resource_quota = *quota;
-  if (auto error = PatchStatusIfChanged(client_, resources::kZones, "", zone.metadata.name,
-                                        ZoneStatusPatch(zone, observed, NowRfc3339()))) {
+  if (auto error = PatchStatusIfChanged(client_, resources::kZones, zone.metadata,
+                                        ZoneStatusPatch(zone, observed, NowRfc3339()), written_)) {
     return Outcome::TransientError(*error);
   }
   if (observed.apply_error) return Outcome::TerminalError(*observed.apply_error);
@@ -237,14 +237,15 @@ void AddZoneController(controller::Manager& manager, int workers) {
       .priority_classes = *children[4],
       .nodes = nodes,
   };
-  controller::Controller& zc = manager.AddController(
-      {.name = "zone",
-       .workers = workers,
-       .rate_limits = {},
-       .clock = nullptr,
-       .metrics = nullptr,
-       .logger = {}},
-      std::make_unique<ZoneReconciler>(manager.client(), caches, manager.events()));
+  controller::Controller& zc =
+      manager.AddController({.name = "zone",
+                             .workers = workers,
+                             .rate_limits = {},
+                             .clock = nullptr,
+                             .metrics = nullptr,
+                             .logger = {}},
+                            std::make_unique<ZoneReconciler>(
+                                manager.client(), caches, WrittenCache(zones), manager.events()));
   controller::WorkQueue& queue = zc.queue();
 
   // Zones with guarantees compete for the same capacity: a change to one re-checks them all.

@@ -5,6 +5,7 @@
 #include "controller/events.h"
 #include "controller/informer.h"
 #include "controller/manager.h"
+#include "controller/mutation_cache.h"
 #include "controller/reconciler.h"
 #include "crds/zone.h"
 #include "kubeclient/client.h"
@@ -35,7 +36,9 @@ class ZoneReconciler final : public controller::Reconciler {
     const controller::Informer& priority_classes;
     const controller::Informer& nodes;
   };
-  ZoneReconciler(kube::Client& client, Caches caches, controller::EventRecorder& events);
+  // `written`: the statuses this controller wrote, over caches.zones (WrittenCache()).
+  ZoneReconciler(kube::Client& client, Caches caches, controller::MutationCache written,
+                 controller::EventRecorder& events);
 
   controller::Outcome Reconcile(const controller::Request& request,
                                 const controller::ReconcileContext& context) override;
@@ -48,6 +51,7 @@ class ZoneReconciler final : public controller::Reconciler {
 
   kube::Client& client_;
   Caches caches_;
+  controller::MutationCache written_;
   controller::EventRecorder& events_;
 };
 

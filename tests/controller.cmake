@@ -12,7 +12,7 @@ millrace_unit_test(controller_controller_test
   SOURCES unit/controller/controller_test.cc
   LIBS millrace_controller)
 millrace_unit_test(controller_store_test
-  SOURCES unit/controller/store_test.cc
+  SOURCES unit/controller/store_test.cc unit/controller/mutation_cache_test.cc
   LIBS millrace_controller)
 millrace_unit_test(controller_http_server_test
   SOURCES unit/controller/http_server_test.cc

@@ -1,0 +1,62 @@
+#include "controller/mutation_cache.h"
+
+#include <utility>
+
+namespace millrace::controller {
+
+namespace {
+
+std::string ResourceVersionOf(const nlohmann::json& object) {
+  const auto meta = object.find("metadata");
+  if (meta == object.end() || !meta->is_object()) return {};
+  return meta->value("resourceVersion", std::string{});
+}
+
+}  // namespace
+
+MutationCache::MutationCache(const Store& store) : state_(std::make_shared<State>(store)) {}
+
+void MutationCache::Written(const std::string& key, const std::string& cached_resource_version,
+                            nlohmann::json written) {
+  if (cached_resource_version.empty()) return;
+  if (ResourceVersionOf(written) == cached_resource_version) return;  // the write changed nothing
+  Trim(written);
+  std::lock_guard lock(state_->mu);
+  // Under the lock, so that the store cannot move on between this check and the insert without
+  // Observer() seeing it afterwards and dropping the entry.
+  if (state_->store.ResourceVersion(key) != cached_resource_version) return;
+  state_->entries.insert_or_assign(
+      key,
+      Entry{cached_resource_version, std::make_shared<const nlohmann::json>(std::move(written))});
+}
+
+Object MutationCache::Newest(const std::string& key, Object cached) const {
+  std::lock_guard lock(state_->mu);
+  const auto it = state_->entries.find(key);
+  if (it == state_->entries.end()) return cached;
+  if (cached && ResourceVersionOf(*cached) == it->second.superseded) return it->second.written;
+  state_->entries.erase(it);
+  return cached;
+}
+
+EventHandler MutationCache::Observer() const {
+  return [state = state_](const ObjectEvent& event) {
+    const Object& object = event.current;
+    if (!object) return;
+    const std::string key = ObjectKey(*object);
+    std::lock_guard lock(state->mu);
+    const auto it = state->entries.find(key);
+    if (it == state->entries.end()) return;
+    if (event.type == ObjectEvent::Type::kDeleted ||
+        ResourceVersionOf(*object) != it->second.superseded) {
+      state->entries.erase(it);
+    }
+  };
+}
+
+std::size_t MutationCache::size() const {
+  std::lock_guard lock(state_->mu);
+  return state_->entries.size();
+}
+
+}  // namespace millrace::controller
