@@ -34,7 +34,11 @@ struct InformerOptions {
   std::string field_selector;
   // Every period, every cached object is delivered again as kUpdated (0: never).
   Duration resync_period{};
-  int64_t page_size = 500;
+  // Objects per list page. A page is decoded whole into a JSON tree (several times its size) and
+  // the objects kept are packed between its nodes; at 500 a restart with 6,000 objects left the
+  // heap at 50 MB with 11 MB in use, pinned by those objects (malloc_trim could return nothing),
+  // at 100 at 20 MB.
+  int64_t page_size = 100;
   // Backoff between failed lists or watches: doubles from min to max, reset by a good watch.
   Duration min_backoff = std::chrono::milliseconds{200};
   Duration max_backoff = std::chrono::seconds{30};
