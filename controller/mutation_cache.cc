@@ -22,12 +22,20 @@ void MutationCache::Written(const std::string& key, const std::string& cached_re
   if (ResourceVersionOf(written) == cached_resource_version) return;  // the write changed nothing
   Trim(written);
   std::lock_guard lock(state_->mu);
+  // A write over an earlier one that the store has not shown yet (the reconcile read it from
+  // here) supersedes what the store holds, as that one did.
+  std::string superseded = cached_resource_version;
+  if (const auto it = state_->entries.find(key);
+      it != state_->entries.end() &&
+      ResourceVersionOf(*it->second.written) == cached_resource_version) {
+    superseded = it->second.superseded;
+  }
   // Under the lock, so that the store cannot move on between this check and the insert without
   // Observer() seeing it afterwards and dropping the entry.
-  if (state_->store.ResourceVersion(key) != cached_resource_version) return;
+  if (state_->store.ResourceVersion(key) != superseded) return;
   state_->entries.insert_or_assign(
       key,
-      Entry{cached_resource_version, std::make_shared<const nlohmann::json>(std::move(written))});
+      Entry{std::move(superseded), std::make_shared<const nlohmann::json>(std::move(written))});
 }
 
 Object MutationCache::Newest(const std::string& key, Object cached) const {

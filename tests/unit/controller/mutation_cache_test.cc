@@ -94,6 +94,23 @@ TEST(MutationCacheTest, ADeletionDropsTheEntry) {
   EXPECT_EQ(written.size(), 0u);
 }
 
+TEST(MutationCacheTest, AWriteOverAnEarlierOneNotYetInTheStoreReplacesIt) {
+  Store store;
+  MutationCache written(store);
+  const EventHandler observe = written.Observer();
+  store.Upsert(Task("1"));
+  written.Written("ns/t", "1", Task("2", "Pending"));
+  // The next reconcile read resourceVersion 2 from the cache above and wrote again.
+  ASSERT_EQ(written.Newest("ns/t", store.Get("ns/t"))->at("metadata")["resourceVersion"], "2");
+  written.Written("ns/t", "2", Task("3", "Running"));
+  EXPECT_EQ(PhaseOf(written.Newest("ns/t", store.Get("ns/t"))), "Running");
+
+  // The watch brings 2: the store has moved on, and is read again until it shows 3.
+  observe(Updated(store.Upsert(Task("2", "Pending"))));
+  EXPECT_EQ(PhaseOf(written.Newest("ns/t", store.Get("ns/t"))), "Pending");
+  EXPECT_EQ(written.size(), 0u);
+}
+
 TEST(MutationCacheTest, CopiesShareOneCache) {
   Store store;
   MutationCache written(store);
