@@ -13,12 +13,6 @@ std::string ResourceLabel(const kube::ResourceRef& ref) {
   return ref.group.empty() ? ref.resource : ref.resource + "." + ref.group;
 }
 
-std::string ResourceVersionOf(const nlohmann::json& object) {
-  const auto meta = object.find("metadata");
-  if (meta == object.end() || !meta->is_object()) return {};
-  return meta->value("resourceVersion", std::string{});
-}
-
 }  // namespace
 
 Informer::Informer(kube::Client& client, InformerOptions options)

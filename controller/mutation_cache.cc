@@ -4,23 +4,13 @@
 
 namespace millrace::controller {
 
-namespace {
-
-std::string ResourceVersionOf(const nlohmann::json& object) {
-  const auto meta = object.find("metadata");
-  if (meta == object.end() || !meta->is_object()) return {};
-  return meta->value("resourceVersion", std::string{});
-}
-
-}  // namespace
-
 MutationCache::MutationCache(const Store& store) : state_(std::make_shared<State>(store)) {}
 
-void MutationCache::Written(const std::string& key, const std::string& cached_resource_version,
-                            nlohmann::json written) {
+void MutationCache::Written(const std::string& cached_resource_version, nlohmann::json written) {
   if (cached_resource_version.empty()) return;
   if (ResourceVersionOf(written) == cached_resource_version) return;  // the write changed nothing
   Trim(written);
+  std::string key = ObjectKey(written);
   std::lock_guard lock(state_->mu);
   // A write over an earlier one that the store has not shown yet (the reconcile read it from
   // here) supersedes what the store holds, as that one did.
@@ -34,7 +24,7 @@ void MutationCache::Written(const std::string& key, const std::string& cached_re
   // Observer() seeing it afterwards and dropping the entry.
   if (state_->store.ResourceVersion(key) != superseded) return;
   state_->entries.insert_or_assign(
-      key,
+      std::move(key),
       Entry{std::move(superseded), std::make_shared<const nlohmann::json>(std::move(written))});
 }
 
@@ -51,9 +41,9 @@ EventHandler MutationCache::Observer() const {
   return [state = state_](const ObjectEvent& event) {
     const Object& object = event.current;
     if (!object) return;
-    const std::string key = ObjectKey(*object);
     std::lock_guard lock(state->mu);
-    const auto it = state->entries.find(key);
+    if (state->entries.empty()) return;  // the common case: nothing written in flight
+    const auto it = state->entries.find(ObjectKey(*object));
     if (it == state->entries.end()) return;
     if (event.type == ObjectEvent::Type::kDeleted ||
         ResourceVersionOf(*object) != it->second.superseded) {

@@ -26,10 +26,9 @@ class MutationCache {
  public:
   explicit MutationCache(const Store& store);
 
-  // Records `written`, the API server's answer to a write of the object at `key`, as newer than
-  // the cached copy at `cached_resource_version`; trimmed as the store trims (Trim()).
-  void Written(const std::string& key, const std::string& cached_resource_version,
-               nlohmann::json written);
+  // Records `written`, the API server's answer to a write, as newer than the cached copy at
+  // `cached_resource_version`; trimmed as the store trims (Trim()).
+  void Written(const std::string& cached_resource_version, nlohmann::json written);
   // The written object while the store still holds the resourceVersion it superseded, else
   // `cached` (the store's copy of `key`, null when gone).
   Object Newest(const std::string& key, Object cached) const;

@@ -33,6 +33,10 @@ bool Changed(const PackedObject& before, const PackedObject& after) {
 
 }  // namespace
 
+std::string ResourceVersionOf(const nlohmann::json& object) {
+  return StringField(Find(object, "metadata"), "resourceVersion");
+}
+
 std::string ObjectKey(const nlohmann::json& object) {
   const nlohmann::json* metadata = Find(object, "metadata");
   const std::string name = StringField(metadata, "name");
@@ -90,7 +94,7 @@ Store::IndexValues Store::ValuesOf(const nlohmann::json& object) const {
 Packed Store::Pack(const nlohmann::json& object, std::string key) const {
   auto packed = std::make_shared<PackedObject>();
   packed->key = std::move(key);
-  packed->resource_version = StringField(Find(object, "metadata"), "resourceVersion");
+  packed->resource_version = ResourceVersionOf(object);
   nlohmann::json::to_msgpack(object, packed->bytes);
   packed->bytes.shrink_to_fit();  // to_msgpack grows it by doubling
   return packed;

@@ -24,6 +24,8 @@ using Object = std::shared_ptr<const nlohmann::json>;
 // "namespace/name", or "name" for cluster-scoped objects. Throws std::invalid_argument when
 // metadata.name is missing (the API server never sends such an object).
 std::string ObjectKey(const nlohmann::json& object);
+// metadata.resourceVersion, or "" when there is none.
+std::string ResourceVersionOf(const nlohmann::json& object);
 
 // Drops what no reconciler reads: metadata.managedFields and the
 // kubectl.kubernetes.io/last-applied-configuration annotation.

@@ -80,9 +80,7 @@ std::optional<std::string> PatchStatusIfChanged(kube::Client& client, const kube
   if (patch.is_null()) return std::nullopt;
   auto patched = client.PatchStatus(ref, object.namespace_, object.name, patch);
   if (patched) {
-    const std::string key =
-        object.namespace_.empty() ? object.name : object.namespace_ + "/" + object.name;
-    written.Written(key, object.resource_version, std::move(*patched));
+    written.Written(object.resource_version, std::move(*patched));
   } else if (!patched.error().IsNotFound()) {
     return "patching the status: " + patched.error().ToString();
   }

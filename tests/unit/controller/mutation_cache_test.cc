@@ -28,95 +28,87 @@ ObjectEvent Updated(const Store::Change& change) {
   return {ObjectEvent::Type::kUpdated, change.previous, change.current};
 }
 
-TEST(MutationCacheTest, ServesTheWrittenObjectUntilTheStoreMovesOn) {
-  Store store;
-  MutationCache written(store);
-  const EventHandler observe = written.Observer();
-  store.Upsert(Task("1"));
+// A store holding ns/t at resourceVersion 1 and a MutationCache over it. Tests call observe()
+// where the informer would call the handler; one test leaves it out on purpose.
+class MutationCacheTest : public ::testing::Test {
+ protected:
+  MutationCacheTest() { store.Upsert(Task("1")); }
 
+  Object Newest() const { return written.Newest("ns/t", store.Get("ns/t")); }
+
+  Store store;
+  MutationCache written{store};
+  EventHandler observe = written.Observer();
+};
+
+TEST_F(MutationCacheTest, ServesTheWrittenObjectUntilTheStoreMovesOn) {
   json answer = Task("2", "Pending");
   answer["metadata"]["managedFields"] = json::array({{{"manager", "millrace"}}});
-  written.Written("ns/t", "1", answer);
+  written.Written("1", answer);
   ASSERT_EQ(written.size(), 1u);
-  const Object newest = written.Newest("ns/t", store.Get("ns/t"));
+  const Object newest = Newest();
   EXPECT_EQ(PhaseOf(newest), "Pending");
   EXPECT_FALSE(newest->at("metadata").contains("managedFields")) << "trimmed as the store trims";
 
   // A resync delivers the same resourceVersion again: the store has not caught up yet.
   const Object same = store.Get("ns/t");
   observe({ObjectEvent::Type::kUpdated, same, same});
-  EXPECT_EQ(PhaseOf(written.Newest("ns/t", store.Get("ns/t"))), "Pending");
+  EXPECT_EQ(PhaseOf(Newest()), "Pending");
 
   // The watch event of the write (or anything newer) arrives: the store's copy is served again.
   observe(Updated(store.Upsert(Task("3", "Running"))));
   EXPECT_EQ(written.size(), 0u);
-  EXPECT_EQ(PhaseOf(written.Newest("ns/t", store.Get("ns/t"))), "Running");
+  EXPECT_EQ(PhaseOf(Newest()), "Running");
 }
 
-TEST(MutationCacheTest, NewestForgetsAnEntryOnceTheCachedCopyIsNewer) {
-  Store store;
-  MutationCache written(store);  // no Observer() registered: Newest() alone must not serve it
-  store.Upsert(Task("1"));
-  written.Written("ns/t", "1", Task("2", "Pending"));
+TEST_F(MutationCacheTest, NewestForgetsAnEntryOnceTheCachedCopyIsNewer) {
+  // No observe(): Newest() alone must stop serving it.
+  written.Written("1", Task("2", "Pending"));
   store.Upsert(Task("2", "Pending"));
-  EXPECT_EQ(PhaseOf(written.Newest("ns/t", store.Get("ns/t"))), "Pending");
+  EXPECT_EQ(PhaseOf(Newest()), "Pending");
   EXPECT_EQ(written.size(), 0u);
 }
 
-TEST(MutationCacheTest, RecordsNothingWhenTheWatchEventCameFirstOrTheWriteChangedNothing) {
-  Store store;
-  MutationCache written(store);
-  store.Upsert(Task("1"));
+TEST_F(MutationCacheTest, RecordsNothingWhenTheWatchEventCameFirstOrTheWriteChangedNothing) {
   store.Upsert(Task("2", "Pending"));  // the watch delivered the write before its answer
-  written.Written("ns/t", "1", Task("2", "Pending"));
+  written.Written("1", Task("2", "Pending"));
   EXPECT_EQ(written.size(), 0u);
 
-  written.Written("ns/t", "2", Task("2", "Pending"));  // a no-op write keeps its resourceVersion
+  written.Written("2", Task("2", "Pending"));  // a no-op write keeps its resourceVersion
   EXPECT_EQ(written.size(), 0u);
-  written.Written("ns/t", "", Task("3", "Running"));  // nothing cached to lay it over
+  written.Written("", Task("3", "Running"));  // nothing cached to lay it over
   EXPECT_EQ(written.size(), 0u);
 }
 
-TEST(MutationCacheTest, ADeletionDropsTheEntry) {
-  Store store;
-  MutationCache written(store);
-  const EventHandler observe = written.Observer();
-  store.Upsert(Task("1"));
-  written.Written("ns/t", "1", Task("2", "Pending"));
+TEST_F(MutationCacheTest, ADeletionDropsTheEntry) {
+  written.Written("1", Task("2", "Pending"));
   const Object last = store.Delete("ns/t");
   observe({ObjectEvent::Type::kDeleted, last, last});
   EXPECT_EQ(written.size(), 0u);
-  EXPECT_EQ(written.Newest("ns/t", store.Get("ns/t")), nullptr);
+  EXPECT_EQ(Newest(), nullptr);
 
   store.Upsert(Task("4"));
-  written.Written("ns/t", "4", Task("5", "Pending"));
+  written.Written("4", Task("5", "Pending"));
   EXPECT_EQ(written.Newest("ns/t", nullptr), nullptr) << "gone from the store: gone";
   EXPECT_EQ(written.size(), 0u);
 }
 
-TEST(MutationCacheTest, AWriteOverAnEarlierOneNotYetInTheStoreReplacesIt) {
-  Store store;
-  MutationCache written(store);
-  const EventHandler observe = written.Observer();
-  store.Upsert(Task("1"));
-  written.Written("ns/t", "1", Task("2", "Pending"));
+TEST_F(MutationCacheTest, AWriteOverAnEarlierOneNotYetInTheStoreReplacesIt) {
+  written.Written("1", Task("2", "Pending"));
   // The next reconcile read resourceVersion 2 from the cache above and wrote again.
-  ASSERT_EQ(written.Newest("ns/t", store.Get("ns/t"))->at("metadata")["resourceVersion"], "2");
-  written.Written("ns/t", "2", Task("3", "Running"));
-  EXPECT_EQ(PhaseOf(written.Newest("ns/t", store.Get("ns/t"))), "Running");
+  ASSERT_EQ(Newest()->at("metadata")["resourceVersion"], "2");
+  written.Written("2", Task("3", "Running"));
+  EXPECT_EQ(PhaseOf(Newest()), "Running");
 
   // The watch brings 2: the store has moved on, and is read again until it shows 3.
   observe(Updated(store.Upsert(Task("2", "Pending"))));
-  EXPECT_EQ(PhaseOf(written.Newest("ns/t", store.Get("ns/t"))), "Pending");
+  EXPECT_EQ(PhaseOf(Newest()), "Pending");
   EXPECT_EQ(written.size(), 0u);
 }
 
-TEST(MutationCacheTest, CopiesShareOneCache) {
-  Store store;
-  MutationCache written(store);
+TEST_F(MutationCacheTest, CopiesShareOneCache) {
   const MutationCache copy = written;
-  store.Upsert(Task("1"));
-  written.Written("ns/t", "1", Task("2", "Pending"));
+  written.Written("1", Task("2", "Pending"));
   EXPECT_EQ(PhaseOf(copy.Newest("ns/t", store.Get("ns/t"))), "Pending");
 }
 
