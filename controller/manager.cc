@@ -57,6 +57,11 @@ Manager::Manager(kube::Client& client, ManagerOptions options)
         "rest_client_requests_total",
         "Requests to the API server by verb and HTTP code (code 0: no answer). Retries count.",
         {"verb", "code"});
+    connections_counter_ =
+        &registry_
+             .AddCounter("millrace_api_connections_opened_total",
+                         "TCP connections opened to the API server (none idle could be reused).")
+             .WithLabels({});
     request_metrics_hook_ = registry_.OnCollect([this] { ExportRequestMetrics(); });
   }
   if (options_.leader_election) {
@@ -114,6 +119,11 @@ void Manager::ExportRequestMetrics() {
           .Inc(static_cast<double>(count - seen));
       seen = count;
     }
+  }
+  const uint64_t connections = options_.request_metrics->connections();
+  if (connections > exported_connections_) {
+    connections_counter_->Inc(static_cast<double>(connections - exported_connections_));
+    exported_connections_ = connections;
   }
 }
 

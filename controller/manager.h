@@ -30,7 +30,8 @@ struct ManagerOptions {
   Duration cache_sync_timeout = std::chrono::minutes{2};
   EventRecorderOptions events;
   EventSenderOptions event_sender;
-  // The client's request counts, exported as rest_client_requests_total{verb,code}.
+  // The client's request counts, exported as rest_client_requests_total{verb,code}, and the
+  // connections it opened, as millrace_api_connections_opened_total.
   std::shared_ptr<kube::RequestMetrics> request_metrics;
   Logger logger;
 };
@@ -82,6 +83,8 @@ class Manager {
   CollectHook request_metrics_hook_;
   CounterFamily* requests_family_ = nullptr;                         // rest_client_requests_total
   std::map<kube::RequestMetrics::Key, uint64_t> exported_requests_;  // guarded by the registry
+  Counter* connections_counter_ = nullptr;  // millrace_api_connections_opened_total
+  uint64_t exported_connections_ = 0;       // guarded by the registry
   Gauge& leader_gauge_;
   std::vector<std::unique_ptr<Informer>> informers_;
   std::vector<std::unique_ptr<Reconciler>> reconcilers_;  // declared before controllers_

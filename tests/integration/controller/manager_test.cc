@@ -189,6 +189,11 @@ print(int(total))
                              "rest_client_requests_total"}) {
     EXPECT_NE(metrics.find(family), std::string::npos) << family;
   }
+  // Every request so far went over connections it opened: at least the lease's and the watches'.
+  const std::string opened = "\nmillrace_api_connections_opened_total ";
+  const size_t at = metrics.find(opened);
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GE(std::stod(metrics.substr(at + opened.size())), 1.0);
   op.process->Signal(SIGTERM);
   EXPECT_EQ(op.process->Wait(seconds(10)), 0);
 }
