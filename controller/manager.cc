@@ -110,21 +110,16 @@ bool Manager::Ready() const { return synced_.load(); }
 bool Manager::IsLeader() const { return elector_ ? elector_->IsLeader() : true; }
 
 void Manager::ExportRequestMetrics() {
-  // Runs under the registry's collect lock: counters only move forward by the new counts.
-  CounterFamily& family = *requests_family_;
+  // Runs under the registry's collect lock. The client's counts only grow, and only this hook
+  // moves the counters, so each counter moves up to its count (exact in a double below 2^53).
+  const auto catch_up = [](Counter& counter, uint64_t count) {
+    const double now = static_cast<double>(count);
+    if (now > counter.Value()) counter.Inc(now - counter.Value());
+  };
   for (const auto& [key, count] : options_.request_metrics->Snapshot()) {
-    uint64_t& seen = exported_requests_[key];
-    if (count > seen) {
-      family.WithLabels({key.first, std::to_string(key.second)})
-          .Inc(static_cast<double>(count - seen));
-      seen = count;
-    }
+    catch_up(requests_family_->WithLabels({key.first, std::to_string(key.second)}), count);
   }
-  const uint64_t connections = options_.request_metrics->connections();
-  if (connections > exported_connections_) {
-    connections_counter_->Inc(static_cast<double>(connections - exported_connections_));
-    exported_connections_ = connections;
-  }
+  catch_up(*connections_counter_, options_.request_metrics->connections());
 }
 
 void Manager::FlushEvents(std::stop_token stop) {

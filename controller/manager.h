@@ -81,10 +81,8 @@ class Manager {
   Registry registry_;
   CollectHook process_metrics_;
   CollectHook request_metrics_hook_;
-  CounterFamily* requests_family_ = nullptr;                         // rest_client_requests_total
-  std::map<kube::RequestMetrics::Key, uint64_t> exported_requests_;  // guarded by the registry
-  Counter* connections_counter_ = nullptr;  // millrace_api_connections_opened_total
-  uint64_t exported_connections_ = 0;       // guarded by the registry
+  CounterFamily* requests_family_ = nullptr;  // rest_client_requests_total
+  Counter* connections_counter_ = nullptr;    // millrace_api_connections_opened_total
   Gauge& leader_gauge_;
   std::vector<std::unique_ptr<Informer>> informers_;
   std::vector<std::unique_ptr<Reconciler>> reconcilers_;  // declared before controllers_
