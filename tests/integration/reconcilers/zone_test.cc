@@ -139,7 +139,8 @@ TEST_F(ZoneTest, DevelopmentZoneGivesItsOwnerAccessQuotaAndDefaults) {
   ASSERT_TRUE(WaitFor(
       [&] {
         alice = Zone("alice");
-        return alice["status"]["used"].value("requests.cpu", "") == "300m";
+        // status.used appears once the quota has counted the pods; wait for it, not only its value.
+        return alice["status"].value("used", json::object()).value("requests.cpu", "") == "300m";
       },
       seconds(60)))
       << alice["status"].dump(2);
