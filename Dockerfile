@@ -1,5 +1,6 @@
 # The millrace-controller image: built with the same steps as CI (scripts/bootstrap, then CMake with
-# warnings as errors), run as a non-root user on a slim Debian with only the runtime libraries.
+# warnings as errors), run as a non-root user on a slim Debian. The binary links everything but glibc
+# statically (cmake/SystemLibraries.cmake), so the image adds only the CA certificates.
 #
 #   docker build -t ghcr.io/millrace/millrace-controller:0.1.0 .
 FROM debian:12 AS build
@@ -16,7 +17,7 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMILLRACE_W
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      ca-certificates libssl3 zlib1g libyaml-cpp0.7 libspdlog1.10 libfmt9 \
+      ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /build/millrace-controller /usr/local/bin/millrace-controller
 USER 65532:65532
