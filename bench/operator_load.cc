@@ -1,12 +1,16 @@
 // Load generator for bench/load: creates objects in one namespace and times what follows, from
 // watches on the same API server.
 //
-//   operator_load --mode tasks|jobs|pipelines|workflows --count N [--rate R] [--namespace NS]
+//   operator_load --mode tasks|jobs|writes|pipelines|workflows --count N [--rate R] [--namespace
+//   NS]
 //                 [--threads T] [--label L] [--shape single|chain|diamond|mixed] [--wait S]
 //
 // tasks:     N batch Tasks; child = the Task's first Job, done = Task Succeeded.
 // jobs:      N Jobs shaped like the ones Millrace creates, posted directly (the API server's
 //            ceiling for the same writes); child = the Job seen by a watch, done = Job succeeded.
+// writes:    what Millrace writes for a batch Task, posted directly with no watch and no
+//            reconcile: the Task, its Job (owned by the Task), the Task's three status writes and
+//            three events (the API server's ceiling for a Task's writes); child and done as jobs.
 // pipelines: N Pipelines of --shape (mixed: chains and diamonds alternate); child = the first
 //            Task, done = Pipeline Succeeded.
 // workflows: N Argo Workflows of --shape, the same containers as the Tasks (the peer);
@@ -131,6 +135,86 @@ json JobManifest(const std::string& name, const std::string& ns) {
           {"spec", {{"backoffLimit", 0}, {"template", pod}}}};
 }
 
+// The writes mode: the status a Task goes through (Starting, Running, Succeeded), as Millrace
+// writes it, for the Task `name` whose Job is `job`.
+std::vector<json> TaskStatuses(const std::string& job) {
+  const std::string now = "2026-01-01T00:00:00Z";
+  auto ready = [&](const char* status, const char* reason, const std::string& message) {
+    return json{{"type", "Ready"},    {"status", status},        {"reason", reason},
+                {"message", message}, {"observedGeneration", 1}, {"lastTransitionTime", now}};
+  };
+  json starting = {{"observedGeneration", 1},
+                   {"phase", "Pending"},
+                   {"attempts", 1},
+                   {"startTime", now},
+                   {"children", {{"job", job}}},
+                   {"conditions", {ready("False", "Starting", "attempt 1 of 1: Job " + job)}}};
+  json running = {{"phase", "Running"},
+                  {"conditions", {ready("False", "Running", "attempt 1 of 1 is running")}}};
+  json succeeded = {{"phase", "Succeeded"},
+                    {"completionTime", now},
+                    {"conditions",
+                     {ready("True", "Succeeded", "succeeded on attempt 1 of 1"),
+                      {{"type", "Complete"},
+                       {"status", "True"},
+                       {"reason", "Succeeded"},
+                       {"message", "succeeded on attempt 1 of 1"},
+                       {"observedGeneration", 1},
+                       {"lastTransitionTime", now}}}}};
+  return {{{"status", starting}}, {{"status", running}}, {{"status", succeeded}}};
+}
+
+json TaskEvent(const std::string& task, const std::string& ns, size_t i, const std::string& reason,
+               const std::string& note) {
+  return {{"apiVersion", "events.k8s.io/v1"},
+          {"kind", "Event"},
+          {"metadata", {{"name", task + "." + std::to_string(i)}, {"namespace", ns}}},
+          {"eventTime", "2026-01-01T00:00:00.000000Z"},
+          {"reportingController", "millrace.io/controller"},
+          {"reportingInstance", "operator-load"},
+          {"regarding",
+           {{"apiVersion", "millrace.io/v1alpha1"},
+            {"kind", "Task"},
+            {"namespace", ns},
+            {"name", task}}},
+          {"type", "Normal"},
+          {"reason", reason},
+          {"action", "Reconcile"},
+          {"note", note}};
+}
+
+// The writes mode: Millrace's writes for one batch Task, in the order it makes them.
+millrace::kube::Result<json> PostTaskWrites(Client& client, const std::string& name,
+                                            const std::string& ns) {
+  auto task = client.Create(kTasks, TaskManifest(name, ns));
+  if (!task) return task;
+  const std::string job = name + "-1";
+  json manifest = JobManifest(job, ns);
+  manifest["metadata"]["ownerReferences"] = {{{"apiVersion", "millrace.io/v1alpha1"},
+                                              {"kind", "Task"},
+                                              {"name", name},
+                                              {"uid", Str(*task, {"metadata", "uid"})},
+                                              {"controller", true},
+                                              {"blockOwnerDeletion", true}}};
+  const millrace::kube::WriteOptions manager{
+      .field_manager = "operator-load", .dry_run = false, .subresource = ""};
+  if (auto r = client.Create(resources::kJobs, manifest, manager); !r) return r;
+  const char* reasons[] = {"AttemptStarted", "Running", "Succeeded"};
+  const std::vector<json> statuses = TaskStatuses(job);
+  for (size_t i = 0; i < statuses.size(); ++i) {
+    auto r = client.PatchStatus(kTasks, ns, name, statuses[i],
+                                {.type = millrace::kube::PatchType::kMerge,
+                                 .field_manager = "operator-load",
+                                 .dry_run = false,
+                                 .subresource = ""});
+    if (!r) return r;
+    r = client.Create(resources::kEvents, TaskEvent(name, ns, i, reasons[i], "attempt 1 of 1"),
+                      manager);
+    if (!r) return r;
+  }
+  return task;
+}
+
 // The steps of a shape as (name, dependencies): a single step, a 10-step chain, or a diamond.
 std::vector<std::pair<std::string, std::vector<std::string>>> Steps(const std::string& shape) {
   if (shape == "chain") {
@@ -226,7 +310,7 @@ int main(int argc, char** argv) {
     if (flag == "--shape") shape = value;
     if (flag == "--wait") wait_seconds = std::atoi(value.c_str());
   }
-  if (mode == "tasks" || mode == "jobs") shape = "single";
+  if (mode == "tasks" || mode == "jobs" || mode == "writes") shape = "single";
   auto config = millrace::kube::LoadDefault();
   if (!config) {
     std::fprintf(stderr, "%s\n", config.error().ToString().c_str());
@@ -244,25 +328,31 @@ int main(int argc, char** argv) {
 
   Timeline t;
   std::vector<std::jthread> watches;
-  // The key of a pod: the object it was made for.
-  const char* pod_key = mode == "tasks"       ? "millrace.io/task"
-                        : mode == "jobs"      ? "job-name"
-                        : mode == "pipelines" ? "millrace.io/pipeline"
-                                              : "workflows.argoproj.io/workflow";
+  // The key of a pod or Job: the object it was made for (in the writes mode, the Task whose Job
+  // is named <task>-1).
+  const char* pod_key = mode == "tasks"                      ? "millrace.io/task"
+                        : mode == "jobs" || mode == "writes" ? "job-name"
+                        : mode == "pipelines"                ? "millrace.io/pipeline"
+                                                             : "workflows.argoproj.io/workflow";
+  auto key_of_job = [&](std::string job_name) {
+    if (mode == "writes" && job_name.ends_with("-1")) job_name.resize(job_name.size() - 2);
+    return job_name;
+  };
   watches.push_back(WatchFrom(client, resources::kPods, ns, [&](const json& pod) {
-    if (const std::string key = Label(pod, pod_key); ours(key)) {
+    const std::string owner = Label(pod, pod_key);
+    if (const std::string key = mode == "writes" ? key_of_job(owner) : owner; ours(key)) {
       t.Mark(t.pod, key);
       if (mode == "workflows") t.Mark(t.child, key);
     }
   }));
-  if (mode == "tasks" || mode == "jobs") {
+  if (mode == "tasks" || mode == "jobs" || mode == "writes") {
     watches.push_back(WatchFrom(client, resources::kJobs, ns, [&](const json& job) {
-      const std::string key =
-          mode == "tasks" ? Label(job, "millrace.io/task") : Str(job, {"metadata", "name"});
+      const std::string key = mode == "tasks" ? Label(job, "millrace.io/task")
+                                              : key_of_job(Str(job, {"metadata", "name"}));
       if (!ours(key)) return;
       t.Mark(t.child, key);
       const json& succeeded = job["status"]["succeeded"];
-      if (mode == "jobs" && succeeded.is_number_integer() && succeeded.get<int>() > 0) {
+      if (mode != "tasks" && succeeded.is_number_integer() && succeeded.get<int>() > 0) {
         t.Mark(t.done, key);
       }
     }));
@@ -299,6 +389,7 @@ int main(int argc, char** argv) {
     millrace::kube::Result<json> r;
     if (mode == "tasks") r = client.Create(kTasks, TaskManifest(name, ns), dry_run);
     if (mode == "jobs") r = client.Create(resources::kJobs, JobManifest(name, ns), dry_run);
+    if (mode == "writes") r = client.Create(kTasks, TaskManifest(name, ns), dry_run);
     if (mode == "pipelines") {
       r = client.Create(kPipelines, PipelineManifest(name, ns, ShapeOf(shape, 0)), dry_run);
     }
@@ -325,6 +416,7 @@ int main(int argc, char** argv) {
           millrace::kube::Result<json> r;
           if (mode == "tasks") r = client.Create(kTasks, TaskManifest(name, ns));
           if (mode == "jobs") r = client.Create(resources::kJobs, JobManifest(name, ns));
+          if (mode == "writes") r = PostTaskWrites(client, name, ns);
           if (mode == "pipelines") {
             r = client.Create(kPipelines, PipelineManifest(name, ns, ShapeOf(shape, i)));
           }
