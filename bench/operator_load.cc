@@ -1,9 +1,9 @@
 // Load generator for bench/load: creates objects in one namespace and times what follows, from
 // watches on the same API server.
 //
-//   operator_load --mode tasks|jobs|writes|pipelines|workflows --count N [--rate R] [--namespace
-//   NS]
-//                 [--threads T] [--label L] [--shape single|chain|diamond|mixed] [--wait S]
+//   operator_load --mode tasks|jobs|writes|pipelines|workflows --count N [--rate R]
+//                 [--namespace NS] [--threads T] [--label L] [--shape single|chain|diamond|mixed]
+//                 [--wait S]
 //
 // tasks:     N batch Tasks; child = the Task's first Job, done = Task Succeeded.
 // jobs:      N Jobs shaped like the ones Millrace creates, posted directly (the API server's
@@ -135,8 +135,8 @@ json JobManifest(const std::string& name, const std::string& ns) {
           {"spec", {{"backoffLimit", 0}, {"template", pod}}}};
 }
 
-// The writes mode: the status a Task goes through (Starting, Running, Succeeded), as Millrace
-// writes it, for the Task `name` whose Job is `job`.
+// The writes mode: the statuses a Task goes through (Starting, Running, Succeeded) as Millrace
+// writes them, for a Task whose Job is `job`.
 std::vector<json> TaskStatuses(const std::string& job) {
   const std::string now = "2026-01-01T00:00:00Z";
   auto ready = [&](const char* status, const char* reason, const std::string& message) {
