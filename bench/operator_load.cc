@@ -3,7 +3,7 @@
 //
 //   operator_load --mode tasks|jobs|writes|pipelines|workflows --count N [--rate R]
 //                 [--namespace NS] [--threads T] [--label L] [--shape single|chain|diamond|mixed]
-//                 [--wait S]
+//                 [--wait S] [--events E]
 //
 // tasks:     N batch Tasks; child = the Task's first Job, done = Task Succeeded.
 // jobs:      N Jobs shaped like the ones Millrace creates, posted directly (the API server's
@@ -11,6 +11,7 @@
 // writes:    what Millrace writes for a batch Task, posted directly with no watch and no
 //            reconcile: the Task, its Job (owned by the Task), the Task's three status writes and
 //            three events (the API server's ceiling for a Task's writes); child and done as jobs.
+//            --events E posts only the first E of the events (default 3).
 // pipelines: N Pipelines of --shape (mixed: chains and diamonds alternate); child = the first
 //            Task, done = Pipeline Succeeded.
 // workflows: N Argo Workflows of --shape, the same containers as the Tasks (the peer);
@@ -185,7 +186,7 @@ json TaskEvent(const std::string& task, const std::string& ns, size_t i, const s
 
 // The writes mode: Millrace's writes for one batch Task, in the order it makes them.
 millrace::kube::Result<json> PostTaskWrites(Client& client, const std::string& name,
-                                            const std::string& ns) {
+                                            const std::string& ns, size_t events) {
   auto task = client.Create(kTasks, TaskManifest(name, ns));
   if (!task) return task;
   const std::string job = name + "-1";
@@ -208,6 +209,7 @@ millrace::kube::Result<json> PostTaskWrites(Client& client, const std::string& n
                                  .dry_run = false,
                                  .subresource = ""});
     if (!r) return r;
+    if (i >= events) continue;
     r = client.Create(resources::kEvents, TaskEvent(name, ns, i, reasons[i], "attempt 1 of 1"),
                       manager);
     if (!r) return r;
@@ -297,7 +299,7 @@ std::jthread WatchFrom(Client& client, const ResourceRef& ref, const std::string
 
 int main(int argc, char** argv) {
   std::string mode = "tasks", ns = "load", label = "0", shape = "mixed";
-  int count = 1000, threads = 8, wait_seconds = 900;
+  int count = 1000, threads = 8, wait_seconds = 900, events = 3;
   double rate = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
@@ -309,6 +311,7 @@ int main(int argc, char** argv) {
     if (flag == "--label") label = value;
     if (flag == "--shape") shape = value;
     if (flag == "--wait") wait_seconds = std::atoi(value.c_str());
+    if (flag == "--events") events = std::atoi(value.c_str());
   }
   if (mode == "tasks" || mode == "jobs" || mode == "writes") shape = "single";
   auto config = millrace::kube::LoadDefault();
@@ -416,7 +419,7 @@ int main(int argc, char** argv) {
           millrace::kube::Result<json> r;
           if (mode == "tasks") r = client.Create(kTasks, TaskManifest(name, ns));
           if (mode == "jobs") r = client.Create(resources::kJobs, JobManifest(name, ns));
-          if (mode == "writes") r = PostTaskWrites(client, name, ns);
+          if (mode == "writes") r = PostTaskWrites(client, name, ns, static_cast<size_t>(events));
           if (mode == "pipelines") {
             r = client.Create(kPipelines, PipelineManifest(name, ns, ShapeOf(shape, i)));
           }
