@@ -42,7 +42,8 @@ class ZoneTest : public ::testing::Test {
           const auto r = C().Kubectl({"get", "zone", name, "-o", "json"});
           if (r.exit_code != 0) return false;
           zone = json::parse(r.out);
-          for (const auto& c : zone["status"].value("conditions", json::array())) {
+          // A zone the operator has not reached yet has no status: wait, do not throw.
+          for (const auto& c : Conditions(zone)) {
             if (c["type"] == type && c["status"] == status) return true;
           }
           return false;
@@ -50,8 +51,11 @@ class ZoneTest : public ::testing::Test {
         timeout);
     return zone;
   }
+  static json Conditions(const json& zone) {
+    return zone.value("status", json::object()).value("conditions", json::array());
+  }
   static std::string Condition(const json& zone, const std::string& type) {
-    for (const auto& c : zone["status"].value("conditions", json::array())) {
+    for (const auto& c : Conditions(zone)) {
       if (c["type"] == type) return c["status"].get<std::string>() + ": " + c.value("message", "");
     }
     return "<no " + type + " condition>";
