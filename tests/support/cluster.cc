@@ -49,6 +49,11 @@ std::string DnsLabel(std::string_view s) {
 
 std::string SourceDir() { return MILLRACE_SOURCE_DIR; }
 
+std::string KwokStageDelay(const std::string& stage, const std::string& delay) {
+  const std::string key = stage + ".stage.kwok.x-k8s.io/";
+  return key + "delay: \"" + delay + "\", " + key + "jitter-delay: \"" + delay + "\"";
+}
+
 Cluster& Cluster::Get() {
   if (!Instance()) throw std::logic_error("no cluster: the test binary must use cluster_main");
   return *Instance();

@@ -58,8 +58,7 @@ std::string Step(const std::string& name, const std::string& extra = "",
 
 // Step metadata that keeps the step's pod running for `delay`.
 std::string RunFor(const std::string& delay) {
-  return "    metadata: {annotations: {pod-complete.stage.kwok.x-k8s.io/delay: \"" + delay +
-         "\"}}\n";
+  return "    metadata: {annotations: {" + KwokStageDelay("pod-complete", delay) + "}}\n";
 }
 
 // Step metadata that makes kwok fail the step's pod with exit code 7.
@@ -199,9 +198,7 @@ TEST_F(PipelineTest, TwoHundredStepsFinishWithASmallStatus) {
   // A fan-out of 180 steps from a root, and a chain of 19 after the root; pods finish at once.
   std::string quick;
   for (const char* stage : {"pod-create", "pod-ready", "pod-complete"}) {
-    quick += std::string(quick.empty() ? "" : ", ") + stage +
-             ".stage.kwok.x-k8s.io/delay: \"0s\", " + stage +
-             ".stage.kwok.x-k8s.io/jitter-delay: \"0s\"";
+    quick += std::string(quick.empty() ? "" : ", ") + KwokStageDelay(stage, "0s");
   }
   quick = "    metadata: {annotations: {" + quick + "}}\n";
   std::string steps = Step("root", quick);

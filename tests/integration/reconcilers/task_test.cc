@@ -60,7 +60,7 @@ std::string BatchTask(const std::string& name, const std::string& extra_meta = "
 
 // Keeps the task's pod running for `delay` (kwok's pod-complete stage waits that long).
 std::string RunFor(const std::string& delay) {
-  return "  annotations: {pod-complete.stage.kwok.x-k8s.io/delay: \"" + delay + "\"}\n";
+  return "  annotations: {" + KwokStageDelay("pod-complete", delay) + "}\n";
 }
 
 api::Time CreationOf(const json& object) {
