@@ -140,28 +140,27 @@ json JobManifest(const std::string& name, const std::string& ns) {
 // writes them, for a Task whose Job is `job`.
 std::vector<json> TaskStatuses(const std::string& job) {
   const std::string now = "2026-01-01T00:00:00Z";
-  auto ready = [&](const char* status, const char* reason, const std::string& message) {
-    return json{{"type", "Ready"},    {"status", status},        {"reason", reason},
+  auto condition = [&](const char* type, const char* status, const char* reason,
+                       const std::string& message) {
+    return json{{"type", type},       {"status", status},        {"reason", reason},
                 {"message", message}, {"observedGeneration", 1}, {"lastTransitionTime", now}};
   };
-  json starting = {{"observedGeneration", 1},
-                   {"phase", "Pending"},
-                   {"attempts", 1},
-                   {"startTime", now},
-                   {"children", {{"job", job}}},
-                   {"conditions", {ready("False", "Starting", "attempt 1 of 1: Job " + job)}}};
-  json running = {{"phase", "Running"},
-                  {"conditions", {ready("False", "Running", "attempt 1 of 1 is running")}}};
+  json starting = {
+      {"observedGeneration", 1},
+      {"phase", "Pending"},
+      {"attempts", 1},
+      {"startTime", now},
+      {"children", {{"job", job}}},
+      {"conditions", {condition("Ready", "False", "Starting", "attempt 1 of 1: Job " + job)}}};
+  json running = {
+      {"phase", "Running"},
+      {"conditions", {condition("Ready", "False", "Running", "attempt 1 of 1 is running")}}};
+  const std::string done = "succeeded on attempt 1 of 1";
   json succeeded = {{"phase", "Succeeded"},
                     {"completionTime", now},
                     {"conditions",
-                     {ready("True", "Succeeded", "succeeded on attempt 1 of 1"),
-                      {{"type", "Complete"},
-                       {"status", "True"},
-                       {"reason", "Succeeded"},
-                       {"message", "succeeded on attempt 1 of 1"},
-                       {"observedGeneration", 1},
-                       {"lastTransitionTime", now}}}}};
+                     {condition("Ready", "True", "Succeeded", done),
+                      condition("Complete", "True", "Succeeded", done)}}};
   return {{{"status", starting}}, {{"status", running}}, {{"status", succeeded}}};
 }
 
@@ -191,6 +190,10 @@ millrace::kube::Result<json> PostTaskWrites(Client& client, const std::string& n
   if (!task) return task;
   const std::string job = name + "-1";
   json manifest = JobManifest(job, ns);
+  // Labelled as Millrace labels a Task's Job and its pods.
+  for (json* meta : {&manifest["metadata"], &manifest["spec"]["template"]["metadata"]}) {
+    (*meta)["labels"]["millrace.io/task"] = name;
+  }
   manifest["metadata"]["ownerReferences"] = {{{"apiVersion", "millrace.io/v1alpha1"},
                                               {"kind", "Task"},
                                               {"name", name},
@@ -331,27 +334,22 @@ int main(int argc, char** argv) {
 
   Timeline t;
   std::vector<std::jthread> watches;
-  // The key of a pod or Job: the object it was made for (in the writes mode, the Task whose Job
-  // is named <task>-1).
-  const char* pod_key = mode == "tasks"                      ? "millrace.io/task"
-                        : mode == "jobs" || mode == "writes" ? "job-name"
-                        : mode == "pipelines"                ? "millrace.io/pipeline"
-                                                             : "workflows.argoproj.io/workflow";
-  auto key_of_job = [&](std::string job_name) {
-    if (mode == "writes" && job_name.ends_with("-1")) job_name.resize(job_name.size() - 2);
-    return job_name;
-  };
+  // The key of a pod or Job: the object it was made for.
+  const bool task_jobs = mode == "tasks" || mode == "writes";  // Jobs labelled with their Task
+  const char* pod_key = task_jobs             ? "millrace.io/task"
+                        : mode == "jobs"      ? "job-name"
+                        : mode == "pipelines" ? "millrace.io/pipeline"
+                                              : "workflows.argoproj.io/workflow";
   watches.push_back(WatchFrom(client, resources::kPods, ns, [&](const json& pod) {
-    const std::string owner = Label(pod, pod_key);
-    if (const std::string key = mode == "writes" ? key_of_job(owner) : owner; ours(key)) {
+    if (const std::string key = Label(pod, pod_key); ours(key)) {
       t.Mark(t.pod, key);
       if (mode == "workflows") t.Mark(t.child, key);
     }
   }));
-  if (mode == "tasks" || mode == "jobs" || mode == "writes") {
+  if (task_jobs || mode == "jobs") {
     watches.push_back(WatchFrom(client, resources::kJobs, ns, [&](const json& job) {
-      const std::string key = mode == "tasks" ? Label(job, "millrace.io/task")
-                                              : key_of_job(Str(job, {"metadata", "name"}));
+      const std::string key =
+          task_jobs ? Label(job, "millrace.io/task") : Str(job, {"metadata", "name"});
       if (!ours(key)) return;
       t.Mark(t.child, key);
       const json& succeeded = job["status"]["succeeded"];
@@ -390,9 +388,8 @@ int main(int argc, char** argv) {
     const millrace::kube::WriteOptions dry_run{
         .field_manager = "", .dry_run = true, .subresource = ""};
     millrace::kube::Result<json> r;
-    if (mode == "tasks") r = client.Create(kTasks, TaskManifest(name, ns), dry_run);
+    if (task_jobs) r = client.Create(kTasks, TaskManifest(name, ns), dry_run);
     if (mode == "jobs") r = client.Create(resources::kJobs, JobManifest(name, ns), dry_run);
-    if (mode == "writes") r = client.Create(kTasks, TaskManifest(name, ns), dry_run);
     if (mode == "pipelines") {
       r = client.Create(kPipelines, PipelineManifest(name, ns, ShapeOf(shape, 0)), dry_run);
     }

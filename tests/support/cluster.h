@@ -71,8 +71,8 @@ std::string SourceDir();
 
 // Pod annotations (flow-map entries, no braces) that make kwok's `stage` (pod-create, pod-ready,
 // pod-complete, ...) wait exactly `delay` before it applies to the pod. Both the delay and its
-// jitter are set: kwok waits min(delay, jitter) when jitter <= delay, and the test bed's stages
-// default the jitter to 5s, so a delay alone longer than 5s would be cut to 5s.
+// jitter are set: when the jitter is not above the delay kwok waits the jitter, and the test bed's
+// stages default the jitter to 5s, so a delay alone longer than 5s would be cut to 5s.
 std::string KwokStageDelay(const std::string& stage, const std::string& delay);
 
 }  // namespace millrace::testing
