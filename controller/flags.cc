@@ -76,9 +76,11 @@ Flags:
                                     kubeconfig namespace)
   --leader-election-id NAME         the Lease's name (default millrace-controller)
   --lease-duration D                how long a standby waits on an unrenewed lease (default 15s)
-  --renew-deadline D                how long the leader retries renewing before it stops (default 10s)
+  --renew-deadline D                how long the leader retries renewing before it stops writing
+                                    and exits (default 10s)
   --retry-period D                  how often to renew or retry acquiring (default 1s)
   --workers N                       at most N concurrent reconciles per controller (default 16)
+  --cache-sync-timeout D            exit 1 when the caches have not synced by then (default 2m)
   --webhook-bind-address HOST:PORT  serve the admission webhooks over HTTPS (default 0: off;
                                     the Helm chart and config/ use :9443)
   --webhook-cert-dir DIR            tls.crt and tls.key, re-read when they change (cert-manager,
@@ -126,6 +128,7 @@ std::expected<Flags, std::string> ParseFlags(const std::vector<std::string_view>
       {"renew-deadline", duration(f.renew_deadline)},
       {"retry-period", duration(f.retry_period)},
       {"workers", [&](std::string_view v) { return ParseNumber(v, f.workers) && f.workers > 0; }},
+      {"cache-sync-timeout", duration(f.cache_sync_timeout)},
       {"webhook-bind-address",
        [&](std::string_view v) {
          return (v == "0" || ParseBindAddress(v)) && (f.webhook_bind_address = v, true);

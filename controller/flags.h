@@ -24,6 +24,7 @@ struct Flags {
   Duration renew_deadline = std::chrono::seconds{10};
   Duration retry_period = std::chrono::seconds{1};
   int workers = 16;                        // per controller
+  Duration cache_sync_timeout = std::chrono::minutes{2};
   std::string webhook_bind_address = "0";  // the admission webhooks' HTTPS port; "0" disables
   std::string webhook_cert_dir;            // tls.crt/tls.key, reloaded on change; "" = self-signed
   std::vector<std::string> webhook_hosts = {"millrace-webhook.millrace-system.svc", "localhost",

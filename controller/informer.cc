@@ -4,6 +4,7 @@
 #include <random>
 #include <utility>
 
+#include "controller/failpoint.h"
 #include "controller/memory.h"
 
 namespace millrace::controller {
@@ -42,6 +43,7 @@ Informer::Informer(kube::Client& client, InformerOptions options)
       }()),
       store_(options_.store) {
   options_.logger = options_.logger.With("resource", resource_label_);
+  event_failpoint_ = "informer." + resource_label_ + ".event";
 }
 
 Informer::~Informer() { Stop(); }
@@ -148,6 +150,7 @@ kube::Result<void> Informer::WatchOnce(std::stop_token stop) {
   return client_.Watch(
       options_.resource, options_.ns, watch,
       [this](kube::WatchEvent&& event) {
+        MILLRACE_FAILPOINT(event_failpoint_);  // "informer.pods.event": a lagging watch
         std::string rv = ResourceVersionOf(event.object);
         switch (event.type) {
           case kube::EventType::kAdded:

@@ -106,6 +106,7 @@ class Informer {
   kube::Client& client_;
   InformerOptions options_;
   std::string resource_label_;
+  std::string event_failpoint_;  // MILLRACE_FAILPOINT before each watch event is applied
   Clock& clock_;
   std::unique_ptr<Registry> own_registry_;
   Metrics metrics_;

@@ -1,5 +1,13 @@
 #include "controller/leader_election.h"
 
+#include <signal.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <stdexcept>
+#include <system_error>
+#include <string>
 #include <utility>
 
 #include "controller/events.h"
@@ -13,10 +21,70 @@ int64_t Seconds(Duration d) {
   return std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(d).count());
 }
 
+// The time left until `deadline`, at least a millisecond (a request needs some time to fail).
+std::chrono::milliseconds Left(const Clock& clock, TimePoint deadline) {
+  return std::max(std::chrono::milliseconds{1},
+                  std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock.Now()));
+}
+
 }  // namespace
 
+LeaderFence::LeaderFence(LeaderFenceOptions options)
+    : clock_(options.clock != nullptr ? *options.clock : SystemClock::Instance()),
+      kill_after_(options.kill_after) {
+  if (options.clock != nullptr && kill_after_) {
+    throw std::invalid_argument("LeaderFence: the kill timer runs on the system clock");
+  }
+}
+
+LeaderFence::~LeaderFence() {
+  if (kill_timer_) timer_delete(*kill_timer_);
+}
+
+std::optional<kube::Error> LeaderFence::Check() const {
+  const int64_t until = open_until_.load(std::memory_order_acquire);
+  if (until != 0 && clock_.Now().time_since_epoch().count() < until) return std::nullopt;
+  return kube::MakeError(kube::ErrorKind::kFenced,
+                         "not sent: this replica may no longer hold the leader lease");
+}
+
+void LeaderFence::OpenUntil(TimePoint until) {
+  ArmKillTimer(until + kill_after_.value_or(Duration::zero()));
+  open_until_.store(std::max<int64_t>(1, until.time_since_epoch().count()),
+                    std::memory_order_release);
+}
+
+void LeaderFence::Close() {
+  open_until_.store(0, std::memory_order_release);
+  ArmKillTimer(std::nullopt);
+}
+
+void LeaderFence::ArmKillTimer(std::optional<TimePoint> at) {
+  if (!kill_after_) return;
+  if (!kill_timer_) {
+    if (!at) return;
+    sigevent event{};
+    event.sigev_notify = SIGEV_SIGNAL;
+    event.sigev_signo = SIGKILL;
+    timer_t timer{};
+    // steady_clock is CLOCK_MONOTONIC in libstdc++, which keeps counting while we are stopped.
+    if (timer_create(CLOCK_MONOTONIC, &event, &timer) != 0) {
+      throw std::system_error(errno, std::generic_category(), "timer_create");
+    }
+    kill_timer_ = timer;
+  }
+  itimerspec spec{};  // all zero: disarmed
+  if (at) {
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(at->time_since_epoch()).count();
+    spec.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    spec.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  }
+  timer_settime(*kill_timer_, TIMER_ABSTIME, &spec, nullptr);
+}
+
 LeaderElector::LeaderElector(kube::Client& client, LeaderElectionOptions options)
-    : client_(client),
+    : client_(options.client != nullptr ? *options.client : client),
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? *options_.clock : SystemClock::Instance()) {
   options_.logger =
@@ -39,9 +107,11 @@ nlohmann::json LeaderElector::Record(const std::string& holder, bool new_term,
   return spec;
 }
 
-LeaderElector::Attempt LeaderElector::TryAcquireOrRenew() {
+LeaderElector::Attempt LeaderElector::TryAcquireOrRenew(TimePoint deadline) {
+  // A renewal counts from when it started: the record the API server keeps is at least as new.
   const TimePoint now = clock_.Now();
-  auto lease = client_.Get(Leases(), options_.lease_namespace, options_.lease_name);
+  auto lease = client_.Get(Leases(), options_.lease_namespace, options_.lease_name,
+                           {.resource_version = {}, .timeout = Left(clock_, deadline)});
   if (!lease) {
     if (!lease.error().IsNotFound()) {
       options_.logger.With("error", lease.error().ToString()).Warn("reading the lease failed");
@@ -53,10 +123,16 @@ LeaderElector::Attempt LeaderElector::TryAcquireOrRenew() {
         {"metadata", {{"name", options_.lease_name}, {"namespace", options_.lease_namespace}}},
         {"spec", Record(options_.identity, true, nullptr)},
     };
-    auto created = client_.Create(Leases(), object);
+    auto created = client_.Create(Leases(), object,
+                                  {.field_manager = {},
+                                   .dry_run = false,
+                                   .subresource = {},
+                                   .timeout = Left(clock_, deadline)});
     if (!created) return Attempt::kFailed;
     observed_spec_ = (*created)["spec"];
     observed_at_ = now;
+    renewed_at_ = now;
+    if (options_.fence) options_.fence->OpenUntil(now + options_.renew_deadline);
     return Attempt::kAcquired;
   }
 
@@ -73,10 +149,20 @@ LeaderElector::Attempt LeaderElector::TryAcquireOrRenew() {
 
   nlohmann::json updated = *lease;
   updated["spec"] = Record(options_.identity, holder != options_.identity, spec);
-  auto written = client_.Update(Leases(), updated);  // carries the resourceVersion we read
-  if (!written) return Attempt::kFailed;
+  // Carries the resourceVersion we read.
+  auto written = client_.Update(Leases(), updated,
+                                {.field_manager = {},
+                                 .dry_run = false,
+                                 .subresource = {},
+                                 .timeout = Left(clock_, deadline)});
+  if (!written) {
+    options_.logger.With("error", written.error().ToString()).Warn("writing the lease failed");
+    return Attempt::kFailed;
+  }
   observed_spec_ = (*written)["spec"];
   observed_at_ = now;
+  renewed_at_ = now;
+  if (options_.fence) options_.fence->OpenUntil(now + options_.renew_deadline);
   if (holder != options_.identity) {
     options_.logger.With("previousHolder", holder).Info("acquired the lease");
   }
@@ -86,7 +172,7 @@ LeaderElector::Attempt LeaderElector::TryAcquireOrRenew() {
 bool LeaderElector::Acquire(std::stop_token stop) {
   options_.logger.Info("waiting to acquire the lease");
   while (!stop.stop_requested()) {
-    if (TryAcquireOrRenew() == Attempt::kAcquired) {
+    if (TryAcquireOrRenew(clock_.Now() + options_.renew_deadline) == Attempt::kAcquired) {
       leader_ = true;
       return true;
     }
@@ -95,21 +181,29 @@ bool LeaderElector::Acquire(std::stop_token stop) {
   return false;
 }
 
+void LeaderElector::Lost(std::string_view why) {
+  if (options_.fence) options_.fence->Close();
+  leader_ = false;
+  options_.logger.Error(std::string(why) + "; leadership lost");
+}
+
 bool LeaderElector::Renew(std::stop_token stop) {
-  TimePoint last_renewed = clock_.Now();
   while (clock_.SleepUntil(clock_.Now() + options_.retry_period, stop)) {
-    switch (TryAcquireOrRenew()) {
+    const TimePoint deadline = renewed_at_ + options_.renew_deadline;
+    if (clock_.Now() >= deadline) {
+      // Frozen (SIGSTOP, a stalled VM) past the deadline: the lease may be another's already.
+      Lost("the lease was not renewed within the renew deadline");
+      return false;
+    }
+    switch (TryAcquireOrRenew(deadline)) {
       case Attempt::kAcquired:
-        last_renewed = clock_.Now();
         continue;
       case Attempt::kHeldByOther:
-        leader_ = false;
-        options_.logger.Error("another candidate holds the lease; leadership lost");
+        Lost("another candidate holds the lease");
         return false;
       case Attempt::kFailed:
-        if (clock_.Now() - last_renewed >= options_.renew_deadline) {
-          leader_ = false;
-          options_.logger.Error("could not renew the lease within the renew deadline");
+        if (clock_.Now() >= deadline) {
+          Lost("could not renew the lease within the renew deadline");
           return false;
         }
         continue;
@@ -119,8 +213,12 @@ bool LeaderElector::Renew(std::stop_token stop) {
 }
 
 void LeaderElector::Release() {
+  if (options_.fence) options_.fence->Close();
   if (!leader_.exchange(false)) return;
-  auto lease = client_.Get(Leases(), options_.lease_namespace, options_.lease_name);
+  auto lease = client_.Get(
+      Leases(), options_.lease_namespace, options_.lease_name,
+      {.resource_version = {},
+       .timeout = std::chrono::duration_cast<std::chrono::milliseconds>(options_.renew_deadline)});
   if (!lease) return;
   nlohmann::json spec = lease->value("spec", nlohmann::json::object());
   if (spec.value("holderIdentity", std::string{}) != options_.identity) return;
@@ -129,7 +227,14 @@ void LeaderElector::Release() {
   spec["leaseDurationSeconds"] = 1;
   spec["renewTime"] = FormatMicroTime(clock_.WallNow());
   updated["spec"] = spec;
-  if (auto written = client_.Update(Leases(), updated); !written) {
+  if (auto written = client_.Update(
+          Leases(), updated,
+          {.field_manager = {},
+           .dry_run = false,
+           .subresource = {},
+           .timeout =
+               std::chrono::duration_cast<std::chrono::milliseconds>(options_.renew_deadline)});
+      !written) {
     options_.logger.With("error", written.error().ToString()).Warn("releasing the lease failed");
     return;
   }

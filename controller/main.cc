@@ -1,6 +1,8 @@
 // millrace-controller: the operator's single binary.
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "controller/controller.h"
+#include "controller/failpoint.h"
 #include "controller/flags.h"
 #include "controller/logging.h"
 #include "controller/manager.h"
@@ -62,9 +65,8 @@ std::jthread HandleSignals(std::stop_source& stop) {
 // The admission webhook server (every replica runs one). With no --webhook-cert-dir it serves a
 // certificate signed by a CA generated now, and keeps --webhook-configuration's caBundle on that
 // CA.
-std::unique_ptr<webhooks::WebhookServer> StartWebhooks(const mc::Flags& flags,
-                                                       const kube::Config& config,
-                                                       kube::Client& client, mc::Manager& manager,
+std::unique_ptr<webhooks::WebhookServer> StartWebhooks(const mc::Flags& flags, kube::Client& client,
+                                                       mc::Manager& manager,
                                                        std::jthread& ca_injector) {
   const mc::Logger log = manager.logger();
   const auto [host, port] = *mc::ParseBindAddress(flags.webhook_bind_address);
@@ -74,24 +76,19 @@ std::unique_ptr<webhooks::WebhookServer> StartWebhooks(const mc::Flags& flags,
   options.cert_dir = flags.webhook_cert_dir;
   options.logger = log;
   options.metrics = &manager.metrics();
-  // Admission reads the live ModelVersions of a namespace on an io thread, within the API
-  // server's 5 s webhook timeout: a client of its own, not queued behind the reconcilers' rate
-  // limit, that gives up after 3 s (the review then fails closed).
-  kube::Config lister_config = config;
-  lister_config.qps = 0;
-  lister_config.timeout = std::chrono::seconds{3};
-  lister_config.connect_timeout = std::chrono::seconds{2};
-  auto lister_client = kube::NewClient(lister_config);
-  if (!lister_client) {
-    log.With("error", lister_client.error().ToString()).Error("cannot build the webhook's client");
-    return nullptr;
-  }
+  // Admission of a ModelVersion created in Production reads the namespace's ModelVersions from the
+  // manager's cache (every replica keeps it warm): no request to the API server on an io thread.
+  const mc::Informer& versions = millrace::reconcilers::AddInformer(
+      manager, millrace::reconcilers::resources::kModelVersions, "");
   options.list_model_versions =
-      [lister = std::shared_ptr<kube::Client>(std::move(*lister_client))](
+      [&versions](
           const std::string& ns) -> std::expected<std::vector<nlohmann::json>, std::string> {
-    auto list = lister->List(millrace::reconcilers::resources::kModelVersions, ns);
-    if (!list) return std::unexpected(list.error().ToString());
-    return (*list)["items"].get<std::vector<nlohmann::json>>();
+    if (!versions.HasSynced()) return std::unexpected("the ModelVersion cache has not synced yet");
+    std::vector<nlohmann::json> items;
+    for (const mc::Object& v : versions.store().ByIndex(mc::Index::kNamespace, ns)) {
+      items.push_back(*v);
+    }
+    return items;
   };
   std::string ca_pem;
   if (flags.webhook_cert_dir.empty()) {
@@ -161,6 +158,13 @@ int main(int argc, char** argv) {
   signals.detach();
 
   const mc::Logger logger = mc::Logger::Stderr(*mc::ParseLogLevel(flags->log_level));
+  if (auto armed = millrace::failpoint::ArmFromEnvironment(); !armed) {
+    logger.With("error", armed.error()).Error("bad failpoints");
+    return 2;
+  }
+  if (millrace::failpoint::Enabled() && !millrace::failpoint::List().empty()) {
+    logger.With("failpoints", millrace::failpoint::List()).Warn("failpoints armed (a test build)");
+  }
   kube::Result<kube::Config> config =
       flags->kubeconfig.empty() && flags->context.empty()
           ? kube::LoadDefault()
@@ -172,28 +176,48 @@ int main(int argc, char** argv) {
     logger.With("error", config.error().ToString()).Error("no API server configuration");
     return 1;
   }
-  config->qps = flags->kube_api_qps;
-  config->burst = flags->kube_api_burst;
-  auto request_metrics = std::make_shared<kube::RequestMetrics>();
-  auto client = kube::NewClient(*config, request_metrics);
-  if (!client) {
-    logger.With("error", client.error().ToString()).Error("cannot build the API client");
+  const std::string identity = Identity();
+  // The identity in every request's User-Agent names the replica in the API server's audit log.
+  config->user_agent =
+      "millrace-controller/" + std::string(millrace::Version()) + " (" + identity + ")";
+  // The CA injector writes as any replica does, leader or not: a client without the fence.
+  auto unfenced_client = kube::NewClient(*config);
+  if (!unfenced_client) {
+    logger.With("error", unfenced_client.error().ToString()).Error("cannot build the API client");
     return 1;
   }
 
+  // One count of requests for the manager's, the lease's and the events' clients.
+  auto request_metrics = std::make_shared<kube::RequestMetrics>();
   mc::ManagerOptions options;
   options.logger = logger;
-  options.request_metrics = request_metrics;
-  const std::string identity = Identity();
+  options.cache_sync_timeout = flags->cache_sync_timeout;
   options.events.reporting_instance = identity;
-  if (flags->bind_address != "0") {
-    const auto [host, port] = *mc::ParseBindAddress(flags->bind_address);
-    options.http = mc::HttpServerOptions{.address = host, .port = port};
-  }
+  std::unique_ptr<kube::Client> lease_client;
   if (flags->leader_elect) {
     std::string ns = flags->leader_election_namespace;
     if (ns.empty() && std::getenv("POD_NAMESPACE") != nullptr) ns = std::getenv("POD_NAMESPACE");
     if (ns.empty()) ns = config->default_namespace;
+    // The lease's own client: each request ends within what is left of the renew deadline
+    // (LeaderElector passes it), no retries, and a rate limit of its own.
+    kube::Config lease_config = *config;
+    lease_config.qps = 10;
+    lease_config.burst = 10;
+    lease_config.max_retries = 0;
+    lease_config.timeout =
+        std::chrono::duration_cast<std::chrono::milliseconds>(flags->renew_deadline);
+    lease_config.connect_timeout = std::min(lease_config.connect_timeout, lease_config.timeout);
+    auto made = kube::NewClient(lease_config, request_metrics);
+    if (!made) {
+      logger.With("error", made.error().ToString()).Error("cannot build the lease client");
+      return 1;
+    }
+    lease_client = std::move(*made);
+    // A replica frozen past its lease is killed before it could resume and write (LeaderFence).
+    auto fence = std::make_shared<mc::LeaderFence>(mc::LeaderFenceOptions{
+        .clock = nullptr, .kill_after = (flags->lease_duration - flags->renew_deadline) / 2});
+    // Every write of the controllers and the event recorder asks the fence first.
+    config->write_fence = [fence] { return fence->Check(); };
     options.leader_election = mc::LeaderElectionOptions{
         .lease_namespace = ns,
         .lease_name = flags->leader_election_id,
@@ -203,9 +227,22 @@ int main(int argc, char** argv) {
         .retry_period = flags->retry_period,
         .clock = nullptr,
         .logger = logger,
+        .client = lease_client.get(),
+        .fence = std::move(fence),
     };
   }
-
+  config->qps = flags->kube_api_qps;
+  config->burst = flags->kube_api_burst;
+  auto client = kube::NewClient(*config, request_metrics);
+  if (!client) {
+    logger.With("error", client.error().ToString()).Error("cannot build the API client");
+    return 1;
+  }
+  options.request_metrics = request_metrics;
+  if (flags->bind_address != "0") {
+    const auto [host, port] = *mc::ParseBindAddress(flags->bind_address);
+    options.http = mc::HttpServerOptions{.address = host, .port = port};
+  }
   mc::Manager manager(**client, std::move(options));
   millrace::reconcilers::AddZoneController(manager, flags->workers);
   millrace::reconcilers::AddTaskController(manager, flags->workers);
@@ -215,8 +252,13 @@ int main(int argc, char** argv) {
   std::unique_ptr<webhooks::WebhookServer> webhook_server;
   std::jthread ca_injector;
   if (flags->webhook_bind_address != "0") {
-    webhook_server = StartWebhooks(*flags, *config, **client, manager, ca_injector);
+    webhook_server = StartWebhooks(*flags, **unfenced_client, manager, ca_injector);
     if (!webhook_server) return 1;
   }
-  return manager.Run(stop.get_token());
+  const int code = manager.Run(stop.get_token());
+  if (manager.lost_leadership()) {
+    std::fflush(nullptr);
+    std::_Exit(code);  // at once: in-flight reconciles are not waited for (Manager::Run)
+  }
+  return code;
 }

@@ -74,7 +74,13 @@ Manager::Manager(kube::Client& client, ManagerOptions options)
 
 Manager::~Manager() {
   events_flush_thread_ = {};  // stops and joins it
+  first_pass_thread_ = {};
+  // Informers push keys into the controllers' queues and MutationCaches: they stop first, on
+  // every way out of Run() (a stop during cache sync or while waiting for the lease, a sync
+  // timeout, leadership lost), before the controllers and reconcilers they feed are freed.
+  for (auto& informer : informers_) informer->Stop();
   controllers_.clear();
+  reconcilers_.clear();
   informers_.clear();
 }
 
@@ -154,7 +160,6 @@ int Manager::Run(std::stop_token stop) {
   synced_ = true;
   log.With("seconds", SecondsSince(start)).Info("caches synced");
 
-  int exit_code = 0;
   if (elector_) {
     leader_gauge_.Set(0);
     if (!elector_->Acquire(stop)) return 0;
@@ -171,7 +176,14 @@ int Manager::Run(std::stop_token stop) {
   });
 
   if (elector_) {
-    if (!elector_->Renew(stop)) exit_code = 1;  // lost: stop reconciling now
+    if (!elector_->Renew(stop)) {
+      // The fence already refuses every write. No draining of in-flight reconciles: the process
+      // exits (main) and starts over as a standby, as controller-runtime's managers do.
+      leader_gauge_.Set(0);
+      lost_leadership_ = true;
+      log.Error("leadership lost; exiting");
+      return 1;
+    }
   } else {
     std::mutex mu;
     std::condition_variable_any cv;
@@ -179,15 +191,15 @@ int Manager::Run(std::stop_token stop) {
     cv.wait(lock, stop, [] { return false; });
   }
 
-  log.Info(exit_code == 0 ? "stopping" : "leadership lost; stopping");
+  log.Info("stopping");
   leader_gauge_.Set(0);
   first_pass_thread_ = {};  // stops and joins it
   for (auto& controller : controllers_) controller->Stop();
-  if (elector_ && exit_code == 0) elector_->Release();
+  if (elector_) elector_->Release();
   for (auto& informer : informers_) informer->Stop();
   recorder_.Flush();
   if (http_) http_->Stop();
-  return exit_code;
+  return 0;
 }
 
 }  // namespace millrace::controller

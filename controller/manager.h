@@ -43,8 +43,10 @@ struct ManagerOptions {
 //   3. acquire the lease (if electing), then start the controllers;
 //   4. on stop: stop the controllers (in-flight reconciles finish), release the lease so a
 //      standby takes over at once, stop the informers, flush events.
-// Losing the lease stops the controllers at once and Run() returns 1: the process should exit
-// and start over as a standby, as controller-runtime does.
+// Losing the lease returns 1 from Run() at once, without draining: the process must exit
+// (lost_leadership() says so) and start over as a standby, as controller-runtime does. The
+// lease's fence (LeaderElectionOptions::fence, asked by the client before every write) has
+// stopped this replica's writes by then.
 class Manager {
  public:
   Manager(kube::Client& client, ManagerOptions options);
@@ -69,6 +71,9 @@ class Manager {
 
   bool Ready() const;
   bool IsLeader() const;
+  // Run() returned because the lease was lost: exit the process now (std::_Exit), do not destroy
+  // the manager, which would wait for in-flight reconciles.
+  bool lost_leadership() const { return lost_leadership_.load(); }
   // The bound port of the HTTP server once Run() started it (0 before).
   uint16_t http_port() const { return http_port_.load(); }
 
@@ -91,6 +96,7 @@ class Manager {
   std::unique_ptr<HttpServer> http_;
   std::atomic<uint16_t> http_port_{0};
   std::atomic<bool> synced_{false};
+  std::atomic<bool> lost_leadership_{false};
 
   // The recorder's writes go to the sender's queue; events_flush_thread_ patches aggregated
   // series every patch_interval. Declared so that the flush thread stops first and the sender

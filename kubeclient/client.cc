@@ -68,6 +68,7 @@ class ClientImpl final : public Client {
     r.idempotent = true;
     r.path = ResourcePath(ref, ns, name) +
              Query().Add("resourceVersion", options.resource_version).str();
+    r.timeout = options.timeout;
     return Send(r);
   }
 
@@ -100,6 +101,7 @@ class ClientImpl final : public Client {
     r.path = ResourcePath(ref, ns, options.subresource.empty() ? "" : Name(object),
                           options.subresource) +
              WriteQuery(options.field_manager, options.dry_run).str();
+    r.timeout = options.timeout;
     return Send(r);
   }
 
@@ -114,6 +116,7 @@ class ClientImpl final : public Client {
     r.body = object.dump();
     r.path = ResourcePath(ref, ns, Name(object), options.subresource) +
              WriteQuery(options.field_manager, options.dry_run).str();
+    r.timeout = options.timeout;
     return Send(r);
   }
 

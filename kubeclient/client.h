@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -51,6 +52,8 @@ inline const ResourceRef kCustomResourceDefinitions{
 
 struct GetOptions {
   std::string resource_version{};  // "" = most recent (quorum read); "0" = any cached version
+  // The whole call, connecting and retries included, ends within this (0: the Config's timeouts).
+  std::chrono::milliseconds timeout{0};
 };
 
 struct ListOptions {
@@ -67,6 +70,8 @@ struct WriteOptions {
   std::string field_manager{};
   bool dry_run = false;
   std::string subresource{};  // "" or "status"
+  // The whole call, connecting and retries included, ends within this (0: the Config's timeouts).
+  std::chrono::milliseconds timeout{0};
 };
 
 enum class PatchType { kMerge, kJson, kStrategicMerge };

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -45,6 +46,11 @@ struct Config {
   std::chrono::milliseconds connect_timeout{10'000};
   int max_retries = 4;       // for idempotent requests on transient failures, 429 and 5xx
   std::string user_agent{};  // default "millrace/<version>"
+  // Asked just before each attempt of a write (POST, PUT, PATCH, DELETE) goes on the wire, after
+  // the connection is made: an Error stops the request unsent and is what the call returns. Must
+  // be quick and thread-safe. The leader's fence (controller/leader_election.h): a replica that
+  // may have lost its lease sends nothing.
+  std::function<std::optional<Error>()> write_fence{};
 };
 
 struct KubeconfigOptions {

@@ -83,6 +83,8 @@ std::string_view ErrorKindName(ErrorKind kind) {
       return "Decode";
     case ErrorKind::kConfig:
       return "Config";
+    case ErrorKind::kFenced:
+      return "Fenced";
     case ErrorKind::kOther:
       return "Other";
   }

@@ -26,6 +26,7 @@ enum class ErrorKind {
   kTransport,         // no HTTP answer: connection, TLS, proxy or timeout failure
   kDecode,            // the answer was not the JSON we expected
   kConfig,            // bad or missing configuration (kubeconfig, in-cluster files, exec plugin)
+  kFenced,            // not sent: the client's write fence refused it (Config::write_fence)
   kOther,
 };
 
@@ -51,6 +52,7 @@ struct Error {
   bool IsGone() const { return kind == ErrorKind::kGone; }
   bool IsTimeout() const { return kind == ErrorKind::kTimeout; }
   bool IsTransport() const { return kind == ErrorKind::kTransport; }
+  bool IsFenced() const { return kind == ErrorKind::kFenced; }
 };
 
 template <class T>

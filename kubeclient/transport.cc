@@ -258,6 +258,19 @@ Result<std::optional<HttpEndpoint>> ProxyFor(const Config& config, const HttpEnd
   return std::optional<HttpEndpoint>(std::move(*proxy));
 }
 
+namespace {
+
+// `limit`, or less when `deadline` comes first (never below a millisecond: an expired timer fails
+// the operation with a timeout, as it should).
+std::chrono::steady_clock::duration Within(std::chrono::milliseconds limit,
+                                           std::chrono::steady_clock::time_point deadline) {
+  if (deadline == std::chrono::steady_clock::time_point::max()) return limit;
+  const auto left = deadline - std::chrono::steady_clock::now();
+  return std::clamp<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds{1}, limit);
+}
+
+}  // namespace
+
 std::chrono::milliseconds RetryBackoff(int attempt) {
   const int shift = std::clamp(attempt, 0, 10);
   return std::min(std::chrono::milliseconds(200) * (1 << shift), std::chrono::milliseconds(5000));
@@ -312,6 +325,7 @@ struct Transport::Outcome {
     kConnect,    // no connection: retried for every verb
     kTransient,  // reset, timeout, cut short: retried when idempotent
     kPermanent,  // TLS verification, configuration: not retried
+    kFenced,     // the write fence refused it before it was sent: `fenced` is the answer
   };
   int code = 0;  // the HTTP status; 0 when there was no answer
   std::string body;
@@ -320,6 +334,7 @@ struct Transport::Outcome {
   std::string error;       // what failed, when failure != kNone
   bool delivered = false;  // streamed bytes reached on_data
   bool stopped = false;    // by the stop token or by on_data
+  Error fenced;            // failure == kFenced
 
   Outcome& Fail(Failure f, std::string_view step, const beast::error_code& ec) {
     failure = f;
@@ -451,7 +466,7 @@ bool Transport::SleepBeforeRetry(std::chrono::milliseconds delay, const std::sto
 }
 
 bool Transport::Connect(Connection& c, const std::shared_ptr<TlsContext>& tls,
-                        const std::stop_token& stop, Outcome& out) {
+                        const std::stop_token& stop, Deadline deadline, Outcome& out) {
   using Failure = Outcome::Failure;
   const auto fail = [&out](Failure f, std::string_view step, const beast::error_code& ec) {
     out.Fail(f, step, ec);
@@ -463,7 +478,7 @@ bool Transport::Connect(Connection& c, const std::shared_ptr<TlsContext>& tls,
   tcp::resolver resolver(c.io);
   const auto endpoints = resolver.resolve(first_hop.host, first_hop.port, ec);
   if (ec) return fail(Failure::kTransient, "resolve " + first_hop.host, ec);
-  c.plain->expires_after(config_.connect_timeout);
+  c.plain->expires_after(Within(config_.connect_timeout, deadline));
   ec = c.Run([&](auto h) { c.plain->async_connect(endpoints, h); });
   if (stop.stop_requested()) return false;
   if (ec) {
@@ -520,7 +535,7 @@ bool Transport::Connect(Connection& c, const std::shared_ptr<TlsContext>& tls,
 
 Transport::Outcome Transport::Attempt(const HttpRequest& request, const Credentials& creds,
                                       const std::function<bool(std::string_view)>* on_data,
-                                      const std::stop_token& stop) {
+                                      const std::stop_token& stop, Deadline deadline) {
   using Failure = Outcome::Failure;
   Outcome out;
   std::shared_ptr<TlsContext> tls;
@@ -569,11 +584,18 @@ Transport::Outcome Transport::Attempt(const HttpRequest& request, const Credenti
       if (!stop.stop_requested()) PutIdle(std::move(c));
     };
 
-    if (!reused && !Connect(*c, tls, stop, out)) {
+    if (!reused && !Connect(*c, tls, stop, deadline, out)) {
       stopped();
       return out;
     }
-    c->tcp().expires_after(config_.timeout);
+    if (request.method != "GET" && config_.write_fence) {
+      if (std::optional<Error> refused = config_.write_fence()) {
+        out.failure = Failure::kFenced;
+        out.fenced = std::move(*refused);
+        return out;  // the connection is dropped: nothing was written on it
+      }
+    }
+    c->tcp().expires_after(Within(config_.timeout, deadline));
     beast::error_code ec =
         c->With([&](auto& s) { return c->Run([&](auto h) { http::async_write(s, req, h); }); });
     if (stopped()) return out;
@@ -665,21 +687,30 @@ Result<void> Transport::Perform(const HttpRequest& request,
                                 const std::function<bool(std::string_view)>* on_data,
                                 const std::stop_token& stop, std::string& body) {
   using Failure = Outcome::Failure;
+  const Deadline deadline = request.timeout > std::chrono::milliseconds::zero()
+                                ? std::chrono::steady_clock::now() + request.timeout
+                                : Deadline::max();
+  // A retry that could not start before the deadline is not made.
+  const auto time_for = [&](std::chrono::milliseconds delay) {
+    return std::chrono::steady_clock::now() + delay < deadline;
+  };
   bool refreshed_credentials = false;
   for (int attempt_no = 0;; ++attempt_no) {
     if (stop.stop_requested()) return {};
     limiter_.Wait();
     auto creds = auth_.Get();
     if (!creds) return std::unexpected(creds.error());
-    Outcome out = Attempt(request, *creds, on_data, stop);
+    Outcome out = Attempt(request, *creds, on_data, stop, deadline);
+    if (out.failure == Failure::kFenced) return std::unexpected(std::move(out.fenced));
     metrics_->Record(request.verb, out.failure == Failure::kNone || out.delivered ? out.code : 0);
     if (out.stopped) return {};
     const bool can_retry = attempt_no < config_.max_retries && !out.delivered;
     if (out.failure != Failure::kNone) {
       const bool retriable = out.failure == Failure::kConnect ||
                              (out.failure == Failure::kTransient && request.idempotent);
-      if (retriable && can_retry) {
-        if (!SleepBeforeRetry(RetryBackoff(attempt_no), stop)) return {};
+      const auto delay = RetryBackoff(attempt_no);
+      if (retriable && can_retry && time_for(delay)) {
+        if (!SleepBeforeRetry(delay, stop)) return {};
         continue;
       }
       const std::string url = std::string(server_.tls ? "https://" : "http://") +
@@ -695,8 +726,10 @@ Result<void> Transport::Perform(const HttpRequest& request,
       refreshed_credentials = true;
       continue;
     }
-    if (can_retry && (out.code == 429 || (request.idempotent && IsRetriableCode(out.code)))) {
-      if (!SleepBeforeRetry(RetryDelay(out.retry_after_seconds, attempt_no), stop)) return {};
+    const auto delay = RetryDelay(out.retry_after_seconds, attempt_no);
+    if (can_retry && (out.code == 429 || (request.idempotent && IsRetriableCode(out.code))) &&
+        time_for(delay)) {
+      if (!SleepBeforeRetry(delay, stop)) return {};
       continue;
     }
     return std::unexpected(ErrorFromResponse(out.code, out.body));

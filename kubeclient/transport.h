@@ -27,6 +27,9 @@ struct HttpRequest {
   std::string content_type;
   std::string verb;         // metrics label: get, list, create, ...
   bool idempotent = false;  // may be retried after it might have reached the server
+  // The whole request, connecting and retries included, ends within this (0: only the Config's
+  // connect_timeout and timeout per attempt bound it).
+  std::chrono::milliseconds timeout{0};
 };
 
 // Backoff before retry `attempt` (0-based): 200 ms doubling, capped at 5 s.
@@ -83,13 +86,14 @@ class Transport {
   Result<void> Perform(const HttpRequest& request,
                        const std::function<bool(std::string_view)>* on_data,
                        const std::stop_token& stop, std::string& body);
+  using Deadline = std::chrono::steady_clock::time_point;
   Outcome Attempt(const HttpRequest& request, const Credentials& creds,
-                  const std::function<bool(std::string_view)>* on_data,
-                  const std::stop_token& stop);
+                  const std::function<bool(std::string_view)>* on_data, const std::stop_token& stop,
+                  Deadline deadline);
   // Opens `c` to the server, through the proxy when there is one: TCP, CONNECT, TLS. False with
   // the failure in `out`, or when `stop` was requested.
   bool Connect(Connection& c, const std::shared_ptr<TlsContext>& tls, const std::stop_token& stop,
-               Outcome& out);
+               Deadline deadline, Outcome& out);
   Result<std::shared_ptr<TlsContext>> TlsContextFor(const Credentials& creds);
   std::unique_ptr<Connection> TakeIdle(const std::shared_ptr<TlsContext>& tls);
   void PutIdle(std::unique_ptr<Connection> connection);

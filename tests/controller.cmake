@@ -20,14 +20,14 @@ millrace_unit_test(controller_http_server_test
 millrace_unit_test(controller_events_test
   SOURCES unit/controller/events_test.cc unit/controller/event_sender_test.cc
   LIBS millrace_controller)
+millrace_unit_test(controller_leader_election_test
+  SOURCES unit/controller/leader_fence_test.cc
+  LIBS millrace_controller)
 millrace_unit_test(controller_flags_test
   SOURCES unit/controller/flags_test.cc unit/controller/handlers_test.cc
   LIBS millrace_controller)
 millrace_integration_test(controller_informer_test
   SOURCES integration/controller/informer_test.cc
   LIBS millrace_controller)
-millrace_integration_test(controller_manager_test
+millrace_operator_test(controller_manager_test
   SOURCES integration/controller/manager_test.cc)
-target_compile_definitions(controller_manager_test PRIVATE
-  MILLRACE_CONTROLLER_BINARY="$<TARGET_FILE:millrace-controller>")
-add_dependencies(controller_manager_test millrace-controller)

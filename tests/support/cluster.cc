@@ -108,6 +108,34 @@ void Cluster::Apply(std::string_view manifest, std::string_view ns) const {
   EXPECT_EQ(r.exit_code, 0) << "kubectl apply failed: " << r.err << "\nmanifest:\n" << manifest;
 }
 
+std::string Cluster::TestToken() const {
+  std::ifstream in(state_dir_ + "/pki/tokens.csv");
+  std::string line;
+  std::getline(in, line);
+  return line.substr(0, line.find(','));
+}
+
+std::string Cluster::TokenKubeconfig() const {
+  const std::string path = state_dir_ + "/test-token-user.kubeconfig";
+  std::ofstream(path) << "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
+                      << "    server: " << apiserver_ << "\n"
+                      << "    certificate-authority: " << state_dir_ << "/pki/ca.crt\n"
+                      << "users:\n- name: u\n  user:\n    token: " << TestToken() << "\n"
+                      << "contexts:\n- name: c\n  context: {cluster: c, user: u}\n"
+                      << "current-context: c\n";
+  return path;
+}
+
+std::vector<nlohmann::json> Cluster::AuditLog() const {
+  std::ifstream in(state_dir_ + "/logs/audit.log");
+  std::vector<nlohmann::json> events;
+  for (std::string line; std::getline(in, line);) {
+    auto event = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (event.is_object()) events.push_back(std::move(event));  // a line being written is skipped
+  }
+  return events;
+}
+
 void Cluster::InstallCrds() const {
   const std::string dir = SourceDir() + "/crds/manifests";
   const ProcessResult applied =
@@ -178,6 +206,10 @@ std::string Base64(std::string_view in) {
   return out;
 }
 }  // namespace
+
+void Cluster::EtcdPut(std::string_view key, std::string_view value) const {
+  Etcd("/v3/kv/put", {{"key", Base64(key)}, {"value", Base64(value)}});
+}
 
 void Cluster::EtcdDelete(std::string_view resource, std::string_view ns,
                          std::string_view name) const {

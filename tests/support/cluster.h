@@ -39,6 +39,15 @@ class Cluster {
   // kubectl apply -f - with `manifest`; fails the current test on error.
   void Apply(std::string_view manifest, std::string_view ns = {}) const;
 
+  // The static bearer token of test-token-user (no groups, no RBAC until a test binds some), and a
+  // kubeconfig file (written once into the state directory) that authenticates with it.
+  std::string TestToken() const;
+  std::string TokenKubeconfig() const;
+
+  // The API server's audit log so far (scripts/testbed/audit-policy.yaml: every write, at Metadata
+  // level), one JSON event per line, oldest first.
+  std::vector<nlohmann::json> AuditLog() const;
+
   // Applies Millrace's CRDs (crds/manifests) and waits until they are Established. Idempotent.
   void InstallCrds() const;
 
@@ -52,6 +61,8 @@ class Cluster {
   // POSTs `body` to etcd's v3 HTTP gateway (e.g. "/v3/kv/compaction") and returns the answer;
   // fails the current test when etcd does not answer. Keys and values are base64 in the JSON.
   nlohmann::json Etcd(std::string_view path, const nlohmann::json& body) const;
+  // Writes `value` at etcd key `key` behind the API server's back (an object as stored, say).
+  void EtcdPut(std::string_view key, std::string_view value) const;
   // Deletes one object behind the API server's back: etcd key /registry/<resource>/<ns>/<name>.
   void EtcdDelete(std::string_view resource, std::string_view ns, std::string_view name) const;
   // Compacts etcd up to its current revision; returns that revision.

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -26,14 +28,16 @@ class OperatorTest : public ::testing::Test {
  protected:
   using json = nlohmann::json;
 
-  // Starts millrace-controller with `extra` flags, logging to the cluster's state directory.
+  // Starts millrace-controller with `extra` flags and `env` ("NAME=value", e.g. failpoints:
+  // MILLRACE_FAILPOINTS=...), logging to the cluster's state directory.
   static std::unique_ptr<Subprocess> StartOperator(const std::string& log_name,
-                                                   const std::vector<std::string>& extra = {}) {
+                                                   const std::vector<std::string>& extra = {},
+                                                   const std::vector<std::string>& env = {}) {
     std::vector<std::string> argv = {MILLRACE_CONTROLLER_BINARY,
                                      "--kubeconfig=" + Cluster::Get().kubeconfig(),
                                      "--bind-address=127.0.0.1:0"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    return std::make_unique<Subprocess>(argv, Cluster::Get().state_dir() + "/" + log_name);
+    return std::make_unique<Subprocess>(argv, Cluster::Get().state_dir() + "/" + log_name, env);
   }
 
   // For a suite's SetUpTestSuite: the CRDs, then the operator.
@@ -41,13 +45,35 @@ class OperatorTest : public ::testing::Test {
     Cluster::Get().InstallCrds();
     op_ = StartOperator(log_name, extra);
   }
-  static void TearDownTestSuite() { op_.reset(); }
+  // The suite's operator must still run, then stop cleanly on SIGTERM: exit code 0 and no
+  // sanitizer report (scripts/test runs it under AddressSanitizer and UBSan).
+  static void TearDownTestSuite() {
+    if (op_) ExpectCleanStop(*op_);
+    op_.reset();
+  }
+
+  // SIGTERMs `process` and fails the current test (or suite) unless it was still running, exits
+  // 0 within 30 s, and its log holds no sanitizer report.
+  static void ExpectCleanStop(Subprocess& process) {
+    if (!process.Running()) {
+      ADD_FAILURE() << "the operator exited before the end: " << Tail(process.Log());
+      return;
+    }
+    process.Signal(SIGTERM);
+    const std::optional<int> code = process.Wait(std::chrono::seconds{30});
+    EXPECT_EQ(code, std::optional<int>(0))
+        << "the operator's exit on SIGTERM: " << Tail(process.Log());
+    ExpectNoSanitizerReport(process);
+  }
+
+  static std::string Tail(const std::string& log, size_t bytes = 6000) {
+    return log.substr(log.size() > bytes ? log.size() - bytes : 0);
+  }
 
   void SetUp() override { ns_ = Cluster::Get().CreateNamespace(); }
   void TearDown() override {
     if (!HasFailure() || !op_) return;
-    const std::string log = op_->Log();
-    std::cerr << "operator log (tail):\n" << log.substr(log.size() > 6000 ? log.size() - 6000 : 0);
+    std::cerr << "operator log (tail):\n" << Tail(op_->Log());
   }
 
   // The last line of `process`'s JSON log whose msg is `msg` (null when there is none yet), e.g.

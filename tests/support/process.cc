@@ -16,6 +16,7 @@
 #include <system_error>
 #include <thread>
 
+#include <gtest/gtest.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -103,7 +104,8 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, std::string_view 
   return result;
 }
 
-Subprocess::Subprocess(const std::vector<std::string>& argv, std::string log_path)
+Subprocess::Subprocess(const std::vector<std::string>& argv, std::string log_path,
+                       const std::vector<std::string>& env)
     : log_path_(std::move(log_path)) {
   if (argv.empty()) throw std::invalid_argument("Subprocess: empty argv");
   posix_spawn_file_actions_t actions;
@@ -115,7 +117,18 @@ Subprocess::Subprocess(const std::vector<std::string>& argv, std::string log_pat
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  const int rc = posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), environ);
+  std::vector<char*> envp;
+  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const std::string_view name = entry.substr(0, entry.find('='));
+    const bool overridden = std::any_of(env.begin(), env.end(), [&](const std::string& mine) {
+      return std::string_view(mine).substr(0, mine.find('=')) == name;
+    });
+    if (!overridden) envp.push_back(*e);
+  }
+  envp.push_back(nullptr);
+  const int rc = posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) throw std::system_error(rc, std::generic_category(), "spawn " + argv[0]);
 }
@@ -162,5 +175,14 @@ std::optional<int> Subprocess::Wait(std::chrono::milliseconds timeout) {
 }
 
 bool Subprocess::Running() { return !Wait(std::chrono::milliseconds{0}); }
+
+void ExpectNoSanitizerReport(const Subprocess& process) {
+  const std::string log = process.Log();
+  for (const char* report : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"}) {
+    const size_t at = log.find(report);
+    EXPECT_EQ(at, std::string::npos) << report << " in " << process.log_path() << ":\n"
+                                     << log.substr(at == std::string::npos ? 0 : at, 4000);
+  }
+}
 
 }  // namespace millrace::testing

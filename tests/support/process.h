@@ -21,10 +21,12 @@ struct ProcessResult {
 ProcessResult RunProcess(const std::vector<std::string>& argv, std::string_view input = {});
 
 // A child running in the background (an operator under test), its stdout and stderr appended to
-// `log_path`. The destructor SIGKILLs and reaps it if it still runs.
+// `log_path`, with this process' environment plus `env` ("NAME=value" entries, which win). The
+// destructor SIGKILLs and reaps it if it still runs.
 class Subprocess {
  public:
-  Subprocess(const std::vector<std::string>& argv, std::string log_path);
+  Subprocess(const std::vector<std::string>& argv, std::string log_path,
+             const std::vector<std::string>& env = {});
   ~Subprocess();
   Subprocess(const Subprocess&) = delete;
   Subprocess& operator=(const Subprocess&) = delete;
@@ -42,5 +44,9 @@ class Subprocess {
   std::optional<int> exit_code_;
   std::string log_path_;
 };
+
+// Fails the current test when `process`' log holds a sanitizer's report (scripts/test runs the
+// operator under AddressSanitizer and UBSan).
+void ExpectNoSanitizerReport(const Subprocess& process);
 
 }  // namespace millrace::testing

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -33,6 +34,7 @@ namespace millrace::kube {
 namespace {
 
 using millrace::testing::Cluster;
+using millrace::testing::RunProcess;
 using millrace::testing::WaitFor;
 using nlohmann::json;
 using std::chrono::seconds;
@@ -57,13 +59,7 @@ std::unique_ptr<Client> Admin(std::shared_ptr<RequestMetrics> metrics = nullptr)
   return MustClient(AdminConfig(), std::move(metrics));
 }
 
-// The static token of test-token-user from the cluster's tokens.csv.
-std::string TestToken() {
-  std::ifstream in(C().state_dir() + "/pki/tokens.csv");
-  std::string line;
-  std::getline(in, line);
-  return line.substr(0, line.find(','));
-}
+std::string TestToken() { return C().TestToken(); }
 
 Config TokenConfig() {
   Config config;
@@ -686,6 +682,165 @@ TEST(ClientTransport, UnreachableServerIsATransportError) {
   EXPECT_TRUE(got.error().IsTransport()) << got.error().ToString();
   EXPECT_THAT(got.error().message, HasSubstr("127.0.0.1:1"));
   EXPECT_EQ(metrics->Count("get", 0), 2U);  // one retry
+}
+
+// A real 429 from the API server: evicting a pod its PodDisruptionBudget protects. Retried with
+// backoff (every verb), then reported with the server's reason and message.
+TEST(ClientTransport, TooManyRequestsIsRetriedThenReportedWithTheServersMessage) {
+  auto admin = Admin();
+  const std::string ns = "kubeclient-evict";
+  (void)admin->Create(
+      resources::kNamespaces,
+      json{{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}}});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return C().Kubectl({"get", "sa", "default", "-n", ns}).exit_code == 0;
+      },
+      seconds(30)));
+  C().Apply(R"(
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: keep}
+spec: {minAvailable: 1, selector: {matchLabels: {app: kept}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: kept, labels: {app: kept}}
+spec: {containers: [{name: main, image: busybox}]}
+)",
+            ns);
+  // The disruption controller counts the pod as healthy once it is Ready (kwok makes it so).
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const auto r = C().Kubectl(
+            {"get", "pdb", "keep", "-n", ns, "-o", "jsonpath={.status.currentHealthy}"});
+        return r.out == "1";
+      },
+      seconds(60)));
+  Config config = AdminConfig();
+  config.max_retries = 2;
+  auto metrics = std::make_shared<RequestMetrics>();
+  auto client = MustClient(config, metrics);
+  const ResourceRef pods = resources::kPods;
+  const json eviction = {{"apiVersion", "policy/v1"},
+                         {"kind", "Eviction"},
+                         {"metadata", {{"name", "kept"}, {"namespace", ns}}}};
+  auto evicted = client->Create(
+      pods, eviction,
+      {.field_manager = {}, .dry_run = false, .subresource = "eviction", .timeout = {}});
+  ASSERT_FALSE(evicted);
+  EXPECT_EQ(evicted.error().kind, ErrorKind::kTooManyRequests) << evicted.error().ToString();
+  EXPECT_EQ(evicted.error().http_code, 429);
+  EXPECT_THAT(evicted.error().message, HasSubstr("disruption budget"));
+  EXPECT_EQ(metrics->Count("create", 429), 3U) << "the first try and two retries";
+  (void)admin->Delete(resources::kNamespaces, "", ns);
+}
+
+// A real 503: an aggregated API whose Service has no endpoints. An idempotent request is retried,
+// then the server's answer is reported; a call's own timeout cuts the retries short.
+TEST(ClientTransport, ServiceUnavailableIsRetriedForReadsAndBoundedByTheCallsTimeout) {
+  C().Apply(R"(
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1.unavailable.millrace.io}
+spec:
+  group: unavailable.millrace.io
+  version: v1
+  groupPriorityMinimum: 1000
+  versionPriority: 15
+  insecureSkipTLSVerify: true
+  service: {name: nothing-here, namespace: default, port: 443}
+)");
+  const ResourceRef things{"unavailable.millrace.io", "v1", "things", true, "Thing"};
+  Config config = AdminConfig();
+  config.max_retries = 2;
+  auto metrics = std::make_shared<RequestMetrics>();
+  auto client = MustClient(config, metrics);
+  Config once = AdminConfig();
+  once.max_retries = 0;
+  auto probe = MustClient(once);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = probe->Get(things, "default", "x");
+        return !r && r.error().http_code == 503;  // registered with the aggregator
+      },
+      seconds(30)));
+  const uint64_t before = metrics->Count("get", 503);
+  auto got = client->Get(things, "default", "x");
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().kind, ErrorKind::kServerError) << got.error().ToString();
+  EXPECT_EQ(got.error().http_code, 503);
+  EXPECT_THAT(got.error().message, HasSubstr("service unavailable"));
+  EXPECT_EQ(metrics->Count("get", 503) - before, 3U) << "the first try and two retries";
+
+  // The backoff before the second retry (400 ms) would pass the call's 300 ms: no more tries.
+  const uint64_t bounded_before = metrics->Count("get", 503);
+  const auto start = std::chrono::steady_clock::now();
+  auto bounded = client->Get(things, "default", "x",
+                             {.resource_version = {}, .timeout = std::chrono::milliseconds{300}});
+  EXPECT_FALSE(bounded);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds{1000});
+  EXPECT_LE(metrics->Count("get", 503) - bounded_before, 2U);
+  C().Kubectl({"delete", "apiservice", "v1.unavailable.millrace.io"});
+}
+
+// TLS verification: a server whose certificate another CA signed, or that does not name the host
+// dialled, is refused at the handshake, and not retried.
+TEST(ClientTransport, TlsVerificationRefusesAnotherCaAndAnotherHost) {
+  const auto other_ca = RunProcess({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                                    "-keyout", "/dev/null", "-subj", "/CN=other-ca", "-days", "1"});
+  ASSERT_EQ(other_ca.exit_code, 0) << other_ca.err;
+  Config wrong_ca = AdminConfig();
+  wrong_ca.ca_file.clear();
+  wrong_ca.ca_data = other_ca.out;
+  auto metrics = std::make_shared<RequestMetrics>();
+  auto untrusting = MustClient(wrong_ca, metrics);
+  auto got = untrusting->Get(resources::kNamespaces, "", "default");
+  ASSERT_FALSE(got);
+  EXPECT_TRUE(got.error().IsTransport()) << got.error().ToString();
+  EXPECT_THAT(got.error().message, HasSubstr("certificate verify failed"));
+  EXPECT_EQ(metrics->Count("get", 0), 1U) << "a verification failure is not retried";
+
+  // [::ffff:127.0.0.1] reaches the same API server, whose certificate names 127.0.0.1 only.
+  Config wrong_host = AdminConfig();
+  const std::string url = C().apiserver_url();
+  wrong_host.server = "https://[::ffff:127.0.0.1]:" + url.substr(url.rfind(':') + 1);
+  auto elsewhere = MustClient(wrong_host)->Get(resources::kNamespaces, "", "default");
+  ASSERT_FALSE(elsewhere);
+  EXPECT_TRUE(elsewhere.error().IsTransport()) << elsewhere.error().ToString();
+  EXPECT_THAT(elsewhere.error().message, HasSubstr("TLS handshake"));
+
+  // The same server with the right CA and host answers.
+  EXPECT_TRUE(Admin()->Get(resources::kNamespaces, "", "default"));
+}
+
+// The write fence is asked before every attempt of a write and never for a read; a refusal
+// returns its Error unsent.
+TEST(ClientTransport, TheWriteFenceStopsWritesUnsentAndLetsReadsThrough) {
+  Config config = AdminConfig();
+  std::atomic<bool> open{false};
+  std::atomic<int> asked{0};
+  config.write_fence = [&]() -> std::optional<Error> {
+    ++asked;
+    if (open) return std::nullopt;
+    return MakeError(ErrorKind::kFenced, "fenced for the test");
+  };
+  auto metrics = std::make_shared<RequestMetrics>();
+  auto client = MustClient(config, metrics);
+  const json cm = {{"apiVersion", "v1"},
+                   {"kind", "ConfigMap"},
+                   {"metadata", {{"name", "kubeclient-fenced"}, {"namespace", "default"}}}};
+  auto refused = client->Create(resources::kConfigMaps, cm);
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().IsFenced()) << refused.error().ToString();
+  EXPECT_EQ(metrics->Count("create", 0) + metrics->Count("create", 201), 0U) << "nothing was sent";
+  EXPECT_TRUE(client->Get(resources::kNamespaces, "", "default"));
+  EXPECT_EQ(asked.load(), 1) << "reads do not ask the fence";
+  EXPECT_TRUE(
+      Admin()->Get(resources::kConfigMaps, "default", "kubeclient-fenced").error().IsNotFound());
+  open = true;
+  EXPECT_TRUE(client->Create(resources::kConfigMaps, cm));
+  EXPECT_TRUE(client->Delete(resources::kConfigMaps, "default", "kubeclient-fenced"));
 }
 
 TEST(ClientTransport, LargeAnswersDecodeWithAndWithoutCompression) {
