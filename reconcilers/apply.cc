@@ -1,5 +1,7 @@
 #include "reconcilers/apply.h"
 
+#include <cstdint>
+#include <cstdio>
 #include <ctime>
 
 namespace millrace::reconcilers {
@@ -27,11 +29,24 @@ bool Subsumes(const nlohmann::json& live, const nlohmann::json& desired) {
   return live == desired;
 }
 
+nlohmann::json WithAppliedHash(nlohmann::json desired) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a, over the dump (object keys sorted)
+  for (const char c : desired.dump()) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 1099511628211ull;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
+  desired["metadata"]["annotations"][std::string(kAppliedHashAnnotation)] = hex;
+  return desired;
+}
+
 kube::Result<bool> ApplyIfChanged(kube::Client& client, const kube::ResourceRef& ref,
                                   const nlohmann::json& desired, const controller::Object& cached) {
-  if (cached && Subsumes(*cached, desired)) return false;
+  const nlohmann::json stamped = WithAppliedHash(desired);
+  if (cached && Subsumes(*cached, stamped)) return false;
   auto applied = client.Apply(
-      ref, desired, kube::ApplyOptions{.field_manager = std::string(kFieldManager), .force = true});
+      ref, stamped, kube::ApplyOptions{.field_manager = std::string(kFieldManager), .force = true});
   if (!applied) return std::unexpected(std::move(applied.error()));
   return true;
 }
@@ -78,7 +93,12 @@ std::optional<std::string> PatchStatusIfChanged(kube::Client& client, const kube
                                                 const nlohmann::json& patch,
                                                 controller::MutationCache& written) {
   if (patch.is_null()) return std::nullopt;
-  auto patched = client.PatchStatus(ref, object.namespace_, object.name, patch);
+  // Conditional on the resourceVersion the status was planned from: a write by anyone else since
+  // (another replica, a user's edit) makes it a Conflict, retried on a fresh read, instead of one
+  // status silently overwriting the other.
+  nlohmann::json conditional = patch;
+  conditional["metadata"]["resourceVersion"] = object.resource_version;
+  auto patched = client.PatchStatus(ref, object.namespace_, object.name, conditional);
   if (patched) {
     written.Written(object.resource_version, std::move(*patched));
   } else if (!patched.error().IsNotFound()) {

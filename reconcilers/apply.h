@@ -27,8 +27,17 @@ inline constexpr std::string_view kFieldManager = "millrace";
 // (arrays must be equal as a whole). Fields only the server or others set are ignored.
 bool Subsumes(const nlohmann::json& live, const nlohmann::json& desired);
 
-// Applies `desired` (force: Millrace owns these fields) unless `cached` already subsumes it.
-// Returns whether a write was made.
+// The annotation every applied child carries: a hash of the rest of what Millrace applied. Subsumes
+// alone cannot see a field that the desired object no longer sets (the cached child still has it);
+// the hash changes with any change of the desired object, so a removed field is applied (and
+// server-side apply with our one field manager then removes it from the child).
+inline constexpr std::string_view kAppliedHashAnnotation = "millrace.io/applied-hash";
+
+// `desired` with kAppliedHashAnnotation set to the hash of `desired` (16 hex digits).
+nlohmann::json WithAppliedHash(nlohmann::json desired);
+
+// Applies WithAppliedHash(desired) (force: Millrace owns these fields) unless `cached` already
+// subsumes it: every field agrees and the hash is the same. Returns whether a write was made.
 kube::Result<bool> ApplyIfChanged(kube::Client& client, const kube::ResourceRef& ref,
                                   const nlohmann::json& desired, const controller::Object& cached);
 
@@ -49,8 +58,10 @@ std::optional<std::string> DeleteChildren(kube::Client& client,
                                           const std::vector<ChildRef>& children);
 
 // Merge-patches the status subresource of `object` (of `ref`, as cached) unless `patch` is null
-// (nothing changed), and records the answer in `written` for reconciles that run before the cache
-// shows it; an object deleted meanwhile is fine.
+// (nothing changed), on condition that the object is still at the resourceVersion it was read at
+// (a Conflict otherwise, which the queue retries on a fresh read), and records the answer in
+// `written` for reconciles that run before the cache shows it; an object deleted meanwhile is
+// fine.
 std::optional<std::string> PatchStatusIfChanged(kube::Client& client, const kube::ResourceRef& ref,
                                                 const api::ObjectMeta& object,
                                                 const nlohmann::json& patch,

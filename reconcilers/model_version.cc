@@ -17,6 +17,8 @@ using std::chrono::seconds;
 constexpr size_t kMaxTransitions = 10;
 constexpr int32_t kDefaultPort = 8080;
 constexpr seconds kDefaultRolloutDeadline{600};
+// How long a promotion's claim stands at least before traffic moves (DeadlineAfter: 1-2 s more).
+constexpr seconds kClaimHold{1};
 
 int32_t PortOf(const api::ModelVersion& mv) {
   return mv.spec.serving ? mv.spec.serving->port.value_or(kDefaultPort) : kDefaultPort;
@@ -105,9 +107,16 @@ class Planner {
     const std::string holder = HolderVersion();
     const bool holds = holder == mv_.spec.version;
 
-    // A version superseded by another's promotion learns it from its spec, which that promotion
-    // sets to Archived (never from a cache that may lag behind the stable Service).
-    if (requested == Stage::kProduction && current != Stage::kProduction) {
+    if (current == Stage::kProduction && !holder.empty() && !holds) {
+      // Another version's promotion took the stable Service: this one leaves Production (its
+      // spec too, if that promotion's archive patch has not landed, so it never promotes itself
+      // back).
+      Transition(Stage::kArchived, "superseded: version " + holder + " was promoted");
+      if (requested != Stage::kArchived) plan_.archive = mv_.metadata.name;
+      api::SetCondition(status().conditions,
+                        Condition(kConditionPromoted, api::ConditionStatus::kFalse, "Superseded",
+                                  "version " + holder + " serves production traffic now"));
+    } else if (requested == Stage::kProduction && current != Stage::kProduction) {
       Promote(current, holder);
     } else if (requested != current) {
       Transition(requested, "spec.stage is " + std::string(api::ToString(requested)));
@@ -117,10 +126,14 @@ class Planner {
     }
     if (!status().stage) status().stage = current;
     const Stage effective = status().stage.value_or(Stage::kNone);
-    if (effective != Stage::kProduction && holds) plan_.remove_stable_service = true;
+    // No traffic to a version that no longer wants Production. One that holds the Service while
+    // it finishes its promotion keeps it.
+    if (holds && requested != Stage::kProduction && effective != Stage::kProduction) {
+      plan_.remove_stable_service = true;
+    }
     // A promotion in progress also serves the candidate, so it can become Ready first.
     const bool promoting = requested == Stage::kProduction && effective != Stage::kProduction &&
-                           FailedGatesMessage().empty() && !TimedOut();
+                           FailedGatesMessage().empty() && !Refused();
     Serving(Served(effective) || promoting);
     Summary(effective);
     Events();
@@ -149,11 +162,44 @@ class Planner {
     return out;
   }
 
-  // A rollout that already timed out for this generation is not retried until the spec changes.
-  bool TimedOut() const {
-    const api::Condition* c = api::FindCondition(old_.conditions, kConditionPromoted);
-    return c != nullptr && c->reason == "RolloutTimeout" &&
-           c->observed_generation == mv_.metadata.generation;
+  // The Promoted condition's reason if it was set for this generation, else "".
+  static std::string PromotedReason(const api::ModelVersion& v,
+                                    const std::vector<api::Condition>& conditions) {
+    const api::Condition* c = api::FindCondition(conditions, kConditionPromoted);
+    return c != nullptr && c->observed_generation == v.metadata.generation ? c->reason : "";
+  }
+
+  // A promotion refused for this generation (its rollout timed out, or another version's
+  // promotion was under way) is not retried until the spec changes.
+  bool Refused() const {
+    const std::string reason = PromotedReason(mv_, old_.conditions);
+    return reason == "RolloutTimeout" || reason == "Superseded";
+  }
+
+  static bool Claims(const api::ModelVersion& v, const std::vector<api::Condition>& conditions) {
+    const std::string reason = PromotedReason(v, conditions);
+    return reason == "RollingOut" || reason == "ArchivingPrevious";
+  }
+
+  // The version of another of this model's versions whose promotion is under way (it claimed
+  // the model's one promotion slot and has not finished), if any.
+  std::optional<std::string> OtherClaim() const {
+    for (const auto& other : observed_.siblings) {
+      if (other.spec.stage != Stage::kProduction || !other.status ||
+          other.status->stage == Stage::kProduction) {
+        continue;
+      }
+      if (Claims(other, other.status->conditions)) return other.spec.version;
+    }
+    return std::nullopt;
+  }
+
+  // Another of this model's versions whose status still says Production, if any.
+  const api::ModelVersion* OtherInProduction() const {
+    for (const auto& other : observed_.siblings) {
+      if (other.status && other.status->stage == Stage::kProduction) return &other;
+    }
+    return nullptr;
   }
 
   bool ServingReady() const {
@@ -180,28 +226,48 @@ class Planner {
                                 std::string(api::ToString(to)) + ": " + reason});
   }
 
+  // One promotion of a model at a time. A version claims the model's promotion (Promoted
+  // RollingOut) in one reconcile and switches traffic in a later one, so versions asking at the
+  // same time find the claim and are refused; the stable Service is switched with the
+  // resourceVersion it was read at; this version says Production only once no other version does.
   void Promote(Stage current, const std::string& holder) {
     using enum api::ConditionStatus;
+    if (!status().stage) status().stage = current;
     if (const std::string failed = FailedGatesMessage(); !failed.empty()) {
       api::SetCondition(
           status().conditions,
           Condition(kConditionPromoted, kFalse, "GateFailed",
                     "held in " + std::string(api::ToString(current)) + ": gate failed: " + failed));
-      if (!status().stage) status().stage = current;
       return;
     }
-    if (TimedOut()) return;
-    if (!ServingReady()) {
+    if (holder == mv_.spec.version) {  // traffic has moved: finish
+      Complete();
+      return;
+    }
+    if (Refused()) return;
+    if (const auto other = OtherClaim()) {
       api::SetCondition(status().conditions,
-                        Condition(kConditionPromoted, kUnknown, "RollingOut",
-                                  "waiting for this version's replicas to be ready before traffic "
-                                  "moves"));
-      const api::Condition* c = api::FindCondition(status().conditions, kConditionPromoted);
+                        Condition(kConditionPromoted, kFalse, "Superseded",
+                                  "version " + *other +
+                                      " is being promoted; set spec.stage to Production again "
+                                      "once it has finished to promote this version"));
+      return;
+    }
+    if (!Claims(mv_, old_.conditions)) {
+      api::SetCondition(
+          status().conditions,
+          Condition(kConditionPromoted, kUnknown, "RollingOut",
+                    "promoting: this version claimed the model's promotion; traffic moves once "
+                    "its replicas are ready"));
+      plan_.requeue_after = std::chrono::seconds{0};  // look again as soon as the claim is written
+      return;
+    }
+    const api::Condition* c = api::FindCondition(status().conditions, kConditionPromoted);
+    if (!ServingReady()) {
       const auto deadline =
-          c->last_transition_time +
-          std::chrono::ceil<seconds>(mv_.spec.serving->rollout_deadline
-                                         ? mv_.spec.serving->rollout_deadline->value
-                                         : kDefaultRolloutDeadline);
+          DeadlineAfter(c->last_transition_time, mv_.spec.serving->rollout_deadline
+                                                     ? mv_.spec.serving->rollout_deadline->value
+                                                     : kDefaultRolloutDeadline);
       if (now_ >= deadline) {
         api::SetCondition(
             status().conditions,
@@ -209,13 +275,18 @@ class Planner {
                       "the serving rollout was not ready within serving.rolloutDeadline; traffic "
                       "stays on " +
                           (holder.empty() ? std::string("no version") : "version " + holder)));
-        if (!status().stage) status().stage = current;
       } else {
         RequeueWithin(plan_.requeue_after, deadline - now_);
       }
       return;
     }
-    // Take the stable Service: an update with the observed resourceVersion (or a create).
+    // The claim stands a moment before traffic moves, so versions asked for at the same time (a
+    // script, a GitOps sync) find it and are refused instead of each taking traffic in turn.
+    if (const auto hold = DeadlineAfter(c->last_transition_time, kClaimHold); now_ < hold) {
+      RequeueWithin(plan_.requeue_after, hold - now_);
+      return;
+    }
+    // Take the stable Service: an update with the resourceVersion it was read at (or a create).
     Json svc = observed_.stable_service.value_or(
         Json{{"apiVersion", "v1"},
              {"kind", "Service"},
@@ -233,13 +304,27 @@ class Planner {
         Json::array({{{"name", "http"}, {"port", PortOf(mv_)}, {"targetPort", PortOf(mv_)}}});
     svc.erase("status");
     plan_.stable_service = std::move(svc);
-    if (!holder.empty() && holder != mv_.spec.version) {
-      plan_.archive = api::ModelVersion::NameFor(mv_.spec.model, holder);
-      status().previous_production_version = holder;
+    status().previous_production_version =
+        holder.empty() ? std::nullopt : std::optional<std::string>(holder);
+    Complete();
+  }
+
+  // Traffic is (or is about to be) on this version: archive whichever other version still says
+  // Production, and say Production only once none does.
+  void Complete() {
+    using enum api::ConditionStatus;
+    if (const api::ModelVersion* other = OtherInProduction()) {
+      if (other->spec.stage != Stage::kArchived) plan_.archive = other->metadata.name;
+      api::SetCondition(status().conditions,
+                        Condition(kConditionPromoted, kUnknown, "ArchivingPrevious",
+                                  "traffic moves to this version; waiting for version " +
+                                      other->spec.version + " to leave Production"));
+      RequeueWithin(plan_.requeue_after, std::chrono::seconds{1});
+      return;
     }
-    Transition(Stage::kProduction, holder.empty() || holder == mv_.spec.version
-                                       ? "promoted"
-                                       : "promoted; version " + holder + " archived");
+    const std::string previous = status().previous_production_version.value_or("");
+    Transition(Stage::kProduction,
+               previous.empty() ? "promoted" : "promoted; version " + previous + " archived");
     api::SetCondition(status().conditions,
                       Condition(kConditionPromoted, kTrue, "Promoted",
                                 "serving production traffic through Service " + mv_.spec.model));
@@ -314,7 +399,8 @@ class Planner {
     const api::Condition* now = api::FindCondition(status().conditions, kConditionPromoted);
     const api::Condition* before = api::FindCondition(old_.conditions, kConditionPromoted);
     if (now != nullptr && (before == nullptr || before->reason != now->reason)) {
-      if (now->reason == "GateFailed" || now->reason == "RolloutTimeout") {
+      if (now->reason == "GateFailed" || now->reason == "RolloutTimeout" ||
+          now->reason == "Superseded") {
         plan_.events.push_back({"Warning", now->reason, now->message});
       } else if (now->reason == "Promoted") {
         plan_.events.push_back({"Normal", "Promoted", now->message});

@@ -3,14 +3,20 @@
 // The pure part of the ModelVersion reconciler: a version's serving children, its stage in effect,
 // and promotion to Production. No I/O, no clock.
 //
-// Promotion (spec.stage Production while status.stage is not): the gates must hold; the version's
-// own serving rollout must be Ready (within serving.rolloutDeadline) before traffic moves; then the
-// stable Service `<model>` is switched to this version with an update that carries the Service's
-// resourceVersion, so of two racing promotions exactly one switch succeeds and the other retries
-// against the new holder; finally the previous Production version is archived by setting its
-// spec.stage to Archived (as MLflow's archive_existing_versions does), so it does not promote
-// itself back.
-//
+// Promotion (spec.stage Production while status.stage is not): one promotion of a model at a
+// time, and at no instant two versions of a model saying Production. The reconciler serialises
+// the reconciles of a model's versions and reads the stable Service live; the plan then:
+//   1. checks the gates;
+//   2. claims the model's promotion (condition Promoted RollingOut) in a reconcile of its own, so a
+//      version asking while another's claim stands is refused (Promoted Superseded, not retried
+//      until its spec changes) instead of taking traffic a second later;
+//   3. waits until its own serving rollout is Ready (within serving.rolloutDeadline) and the claim
+//      has stood 2-3 s, so versions asked for at the same moment all find it;
+//   4. switches the stable Service `<model>` with an update carrying the resourceVersion it was
+//      read at, and sets the previous Production version's spec.stage to Archived (as MLflow's
+//      archive_existing_versions does, so it does not promote itself back);
+//   5. says Production only once no other version's status does (Promoted ArchivingPrevious until
+//      then): the previous version sees the Service name another and archives itself.
 // Choices made where docs/api/modelversion.md is silent:
 // - The stable Service is owned (controller reference) by the Production version, so it goes away
 //   with it; it carries the annotation millrace.io/production-version.
@@ -42,7 +48,8 @@ struct ObservedModelVersion {
   std::optional<nlohmann::json> deployment;  // this version's serving children
   std::optional<nlohmann::json> service;
   std::optional<nlohmann::json> horizontal_pod_autoscaler;
-  std::optional<nlohmann::json> stable_service;  // the model's Service, if any
+  std::optional<nlohmann::json> stable_service;  // the model's Service, if any (read live)
+  std::vector<api::ModelVersion> siblings;       // the model's other versions in the namespace
 };
 
 struct ModelVersionPlan {
@@ -52,7 +59,9 @@ struct ModelVersionPlan {
   // observed Service's resourceVersion (or a create when there was none).
   std::optional<nlohmann::json> stable_service;
   bool remove_stable_service = false;  // this version left Production while holding it
-  std::optional<std::string> archive;  // the previous Production version's object name
+  // A version whose spec.stage to set to Archived: the previous Production version, or this one
+  // when another version's promotion superseded it.
+  std::optional<std::string> archive;
   api::ModelVersionStatus status;
   std::vector<PlannedEvent> events;
   std::optional<std::chrono::seconds> requeue_after;

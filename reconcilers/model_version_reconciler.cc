@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "controller/failpoint.h"
 #include "controller/handlers.h"
 #include "crds/errors.h"
 #include "crds/meta.h"
@@ -19,6 +20,33 @@ using controller::Object;
 using controller::Outcome;
 using nlohmann::json;
 
+// The model's other versions in the namespace, listed live from the API server.
+kube::Result<std::vector<api::ModelVersion>> LiveSiblings(kube::Client& client,
+                                                          const api::ModelVersion& mv) {
+  auto list = client.ListAll(resources::kModelVersions, mv.metadata.namespace_);
+  if (!list) return std::unexpected(std::move(list.error()));
+  std::vector<api::ModelVersion> siblings;
+  for (const json& item : (*list)["items"]) {
+    auto v = api::ModelVersion::FromJson(item);
+    if (v && v->spec.model == mv.spec.model && v->metadata.name != mv.metadata.name) {
+      siblings.push_back(std::move(*v));
+    }
+  }
+  return siblings;
+}
+
+// The model a ModelVersion object belongs to, "" when it names none.
+std::string ModelOf(const json& v) { return Str(Sub(v, "spec"), "model"); }
+
+// Passes updates that change a version's status.stage (leaving Production, say).
+bool StageChanged(const controller::ObjectEvent& event) {
+  if (event.type != controller::ObjectEvent::Type::kUpdated || !event.previous || !event.current) {
+    return false;
+  }
+  return Str(Sub(*event.previous, "status"), "stage") !=
+         Str(Sub(*event.current, "status"), "stage");
+}
+
 }  // namespace
 
 ModelVersionReconciler::ModelVersionReconciler(kube::Client& client, Caches caches,
@@ -26,12 +54,42 @@ ModelVersionReconciler::ModelVersionReconciler(kube::Client& client, Caches cach
                                                controller::EventRecorder& events)
     : client_(client), caches_(caches), written_(std::move(written)), events_(events) {}
 
+std::shared_ptr<std::mutex> ModelVersionReconciler::ModelLock(const std::string& key) {
+  const std::lock_guard lock(locks_mu_);
+  auto& m = model_locks_[key];
+  if (!m) m = std::make_shared<std::mutex>();
+  return m;
+}
+
+std::vector<api::ModelVersion> ModelVersionReconciler::CachedSiblings(
+    const api::ModelVersion& mv) const {
+  std::vector<api::ModelVersion> siblings;
+  const controller::Store& store = caches_.model_versions.store();
+  for (const Object& cached :
+       store.ByIndex(controller::Index::kNamespace, mv.metadata.namespace_)) {
+    const std::string key = controller::ObjectKey(*cached);
+    const Object newest = written_.Newest(key, cached);
+    auto v = api::ModelVersion::FromJson(*newest);
+    if (v && v->spec.model == mv.spec.model && v->metadata.name != mv.metadata.name) {
+      siblings.push_back(std::move(*v));
+    }
+  }
+  return siblings;
+}
+
 Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
                                           const controller::ReconcileContext& context) {
+  auto peek =
+      DecodeCached<api::ModelVersion>(caches_.model_versions.store(), written_, request.key);
+  if (!peek) return peek.error();
+  if (!*peek) return Outcome::Done();  // deleted; owner references take its children
+  // One reconcile of a model's versions at a time; read again under the lock.
+  const auto model_lock = ModelLock((*peek)->metadata.namespace_ + "/" + (*peek)->spec.model);
+  const std::lock_guard serialised(*model_lock);
   auto cached =
       DecodeCached<api::ModelVersion>(caches_.model_versions.store(), written_, request.key);
   if (!cached) return cached.error();
-  if (!*cached) return Outcome::Done();  // deleted; owner references take its children
+  if (!*cached) return Outcome::Done();
   const api::ModelVersion& mv = **cached;
   if (mv.metadata.deletion_timestamp) return Outcome::Done();
   const std::string& ns = mv.metadata.namespace_;
@@ -43,11 +101,41 @@ Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
   observed.service = ControlledBy(caches_.services.store(), key, uid);
   observed.horizontal_pod_autoscaler =
       ControlledBy(caches_.horizontal_pod_autoscalers.store(), key, uid);
+  observed.siblings = CachedSiblings(mv);
   if (const Object stable = caches_.services.store().Get(ns + "/" + mv.spec.model)) {
     observed.stable_service = *stable;
   }
+  const bool involved =
+      mv.spec.stage == api::Stage::kProduction ||
+      (mv.status && mv.status->stage == api::Stage::kProduction) ||
+      (observed.stable_service && Str(Sub(Sub(*observed.stable_service, "metadata"), "annotations"),
+                                      kProductionVersionAnnotation) == mv.spec.version);
+  if (involved) {
+    // Who holds traffic decides promotions: never from a cache that may lag behind a switch.
+    auto live = client_.Get(kube::resources::kServices, ns, mv.spec.model);
+    if (live) {
+      observed.stable_service = std::move(*live);
+    } else if (live.error().IsNotFound()) {
+      observed.stable_service.reset();
+    } else {
+      return Outcome::TransientError("reading Service " + mv.spec.model + ": " +
+                                     live.error().ToString());
+    }
+  }
 
   ModelVersionPlan plan = PlanModelVersion(mv, observed, Now());
+  const bool to_production = plan.status.stage == api::Stage::kProduction &&
+                             !(mv.status && mv.status->stage == api::Stage::kProduction);
+  if (to_production) {
+    // About to say Production: check the other versions live, so no write of another process
+    // (a replica that led a moment ago) the cache has not shown yet is missed.
+    auto live = LiveSiblings(client_, mv);
+    if (!live)
+      return Outcome::TransientError("listing the versions of " + mv.spec.model + ": " +
+                                     live.error().ToString());
+    observed.siblings = std::move(*live);
+    plan = PlanModelVersion(mv, observed, Now());
+  }
   auto applied =
       ApplyChildren(client_, plan.apply, [this](std::string_view kind, const std::string& k) {
         const controller::Informer& cache = kind == "Deployment" ? caches_.deployments
@@ -77,6 +165,7 @@ Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
     }
     context.logger.Info("stable Service " + mv.spec.model + " now selects version " +
                         mv.spec.version);
+    MILLRACE_FAILPOINT("modelversion.after-service-switch");
   }
   if (plan.archive) {
     auto archived = client_.Patch(resources::kModelVersions, ns, *plan.archive,
@@ -139,6 +228,19 @@ void AddModelVersionController(controller::Manager& manager, int workers) {
   for (controller::Informer* child : children) {
     child->AddHandler(controller::EnqueueOwner(queue, owner));
   }
+  // A version's stage changed: the model's other versions look again (one waiting for the
+  // previous Production version to leave can now say Production).
+  versions.AddHandler(controller::EnqueueMapped(
+      queue,
+      [&versions](const json& changed) {
+        std::vector<std::string> keys;
+        const std::string ns = Str(Sub(changed, "metadata"), "namespace");
+        for (const Object& v : versions.store().ByIndex(controller::Index::kNamespace, ns)) {
+          if (ModelOf(*v) == ModelOf(changed)) keys.push_back(controller::ObjectKey(*v));
+        }
+        return keys;
+      },
+      StageChanged));
   // The stable Service changed hands: every version of that model looks again.
   children[1]->AddHandler(controller::EnqueueMapped(queue, [&versions](const json& svc) {
     std::vector<std::string> keys;

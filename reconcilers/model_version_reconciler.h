@@ -1,5 +1,11 @@
 #pragma once
 
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
 #include "controller/events.h"
 #include "controller/informer.h"
 #include "controller/manager.h"
@@ -11,9 +17,15 @@
 namespace millrace::reconcilers {
 
 // ModelVersions -> serving Deployment, Service and HPA per served version, and the model's stable
-// Service. reconcilers/model_version.h decides; this class reads the caches and writes. The stable
-// Service is switched before the status says Production and before the previous version is
-// archived, so a failed or conflicting switch leaves nothing half done: the queue retries.
+// Service. reconcilers/model_version.h decides; this class reads the caches and writes.
+//
+// The arbiter of a model's promotions: reconciles of one model's versions never run at the same
+// time (a lock per model, in this process; the leader lease and its write fence keep other
+// replicas out), the stable Service is read live, the other versions are read from the cache
+// with this controller's own status writes laid over it (MutationCache), and before a version
+// first says Production the other versions are listed live. So a claim, a switch or an archive
+// written by one reconcile is what the next one reads, and the Service changes once per
+// completed promotion.
 class ModelVersionReconciler final : public controller::Reconciler {
  public:
   struct Caches {
@@ -30,10 +42,17 @@ class ModelVersionReconciler final : public controller::Reconciler {
                                 const controller::ReconcileContext& context) override;
 
  private:
+  // The lock of model `key` ("namespace/model"), made on first use.
+  std::shared_ptr<std::mutex> ModelLock(const std::string& key);
+  // The model's other versions in `ns`, from the cache and this controller's writes.
+  std::vector<api::ModelVersion> CachedSiblings(const api::ModelVersion& mv) const;
+
   kube::Client& client_;
   Caches caches_;
   controller::MutationCache written_;
   controller::EventRecorder& events_;
+  std::mutex locks_mu_;
+  std::map<std::string, std::shared_ptr<std::mutex>> model_locks_;  // guarded by locks_mu_
 };
 
 // Sets up the informers, handlers and the "modelversion" controller on `manager`.

@@ -1,5 +1,6 @@
 #include "reconcilers/names.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdio>
@@ -27,12 +28,21 @@ std::string Shorten(const std::string& s, size_t max) {
 
 std::string ChildName(std::string_view owner, std::string_view suffix) {
   constexpr size_t kMax = 63;
+  constexpr size_t kHash = 10;  // "-" + 8 hex digits + "-"
   const std::string whole = std::string(owner) + "-" + std::string(suffix);
   if (whole.size() <= kMax) return whole;
-  // Shorten the owner part, hashing the whole so two owners with one prefix stay apart.
-  std::string prefix(owner.substr(0, kMax - suffix.size() - 10));
+  // Too long: "<owner prefix>-<hash of the whole>-<suffix>", the hash keeping two owners (or two
+  // suffixes) with one prefix apart. The suffix stays whole while at least a few characters of the
+  // owner fit beside it; a longer one (a step name near 63 characters) is cut too.
+  constexpr size_t kMinOwner = 8;
+  const size_t suffix_room = kMax - kHash - std::min(owner.size(), kMinOwner);
+  std::string tail(suffix.substr(0, std::min(suffix.size(), suffix_room)));
+  while (!tail.empty() && (tail.back() == '-' || tail.back() == '.')) tail.pop_back();
+  std::string prefix(owner.substr(0, kMax - kHash - tail.size()));
   while (!prefix.empty() && (prefix.back() == '-' || prefix.back() == '.')) prefix.pop_back();
-  return prefix + "-" + Hex32(whole) + "-" + std::string(suffix);
+  std::string name = prefix.empty() ? Hex32(whole) : prefix + "-" + Hex32(whole);
+  if (!tail.empty()) name += "-" + tail;
+  return name;
 }
 
 }  // namespace millrace::reconcilers

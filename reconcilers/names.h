@@ -39,8 +39,10 @@ std::string Hex32(std::string_view s);
 // '.'), '-' and Hex32(s): still unique, still a valid DNS label or label value.
 std::string Shorten(const std::string& s, size_t max);
 
-// "<owner>-<suffix>" as a DNS label (at most 63 characters, as Job and Pod label values need):
-// the owner part is shortened with a hash when the whole would be longer.
+// "<owner>-<suffix>" when that is at most 63 characters (as Job names and label values need);
+// longer, "<owner prefix>-<hash of the whole>-<suffix>", the suffix also cut when it alone leaves
+// no room for the owner. Always valid for any owner and suffix that are (DNS labels or
+// subdomains), and the same for the same inputs.
 std::string ChildName(std::string_view owner, std::string_view suffix);
 
 }  // namespace millrace::reconcilers

@@ -48,6 +48,18 @@ std::optional<json> ControlledBy(const controller::Store& store, const std::stri
   return *o;
 }
 
+bool LeftoverOfEarlierOwner(const json& existing, std::string_view owner_kind,
+                            std::string_view owner_name, std::string_view owner_uid) {
+  const json& meta = Sub(existing, "metadata");
+  if (!Sub(meta, "deletionTimestamp").is_null()) return true;
+  const json& owners = Sub(meta, "ownerReferences");
+  if (!owners.is_array()) return false;
+  return std::any_of(owners.begin(), owners.end(), [&](const json& o) {
+    return Sub(o, "controller") == json(true) && Str(o, "kind") == owner_kind &&
+           Str(o, "name") == owner_name && Str(o, "uid") != owner_uid;
+  });
+}
+
 std::string Truncate(std::string s, size_t max) {
   if (s.size() <= max) return s;
   size_t cut = max;
@@ -66,6 +78,10 @@ api::Condition MakeCondition(std::string_view type, api::ConditionStatus status,
   c.observed_generation = generation;
   c.last_transition_time = now;
   return c;
+}
+
+api::Time DeadlineAfter(api::Time start, std::chrono::nanoseconds span) {
+  return start + std::chrono::ceil<std::chrono::seconds>(span) + std::chrono::seconds{1};
 }
 
 void RequeueWithin(std::optional<std::chrono::seconds>& requeue_after, std::chrono::seconds after) {

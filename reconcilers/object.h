@@ -41,6 +41,14 @@ const nlohmann::json* TrueCondition(const nlohmann::json& object, std::string_vi
 std::optional<nlohmann::json> ControlledBy(const controller::Store& store, const std::string& key,
                                            const std::string& owner_uid);
 
+// Whether `existing`, an object found where a child of `owner_kind` `owner_name` was to be created,
+// is a leftover of an earlier owner of that kind and name: being deleted, or controlled by an owner
+// of that name whose uid is not `owner_uid` (that owner is gone, since names are unique, and the
+// garbage collector deletes its children soon). A re-created Task or Pipeline waits for those
+// instead of failing on the name.
+bool LeftoverOfEarlierOwner(const nlohmann::json& existing, std::string_view owner_kind,
+                            std::string_view owner_name, std::string_view owner_uid);
+
 // `s` cut to at most `max` bytes at a UTF-8 boundary, with "..." when cut.
 std::string Truncate(std::string s, size_t max);
 
@@ -61,6 +69,11 @@ nlohmann::json StatusPatchFor(const Resource& object, const Status& status) {
 // time when the status did not change).
 api::Condition MakeCondition(std::string_view type, api::ConditionStatus status, std::string reason,
                              std::string message, int64_t generation, api::Time now);
+
+// When `span` has surely passed since `start`, a metav1.Time cut to whole seconds (the real start
+// may be up to a second later): start + ceil(span) + 1 s. A timeout checked against it (with `now`
+// also in whole seconds) fires between span and span + 1 s after the real start, never before.
+api::Time DeadlineAfter(api::Time start, std::chrono::nanoseconds span);
 
 // Wakes a plan up no later than `after` from now (at least a second): keeps the earliest.
 void RequeueWithin(std::optional<std::chrono::seconds>& requeue_after, std::chrono::seconds after);

@@ -137,8 +137,7 @@ class Planner {
     const bool cancelled = p_.spec.cancel.value_or(false);
     bool deadline_passed = false;
     if (p_.spec.timeout) {
-      const auto deadline =
-          *status().start_time + std::chrono::ceil<seconds>(p_.spec.timeout->value);
+      const auto deadline = DeadlineAfter(*status().start_time, p_.spec.timeout->value);
       deadline_passed = now_ >= deadline;
       if (!deadline_passed && !RegularDone()) RequeueWithin(plan_.requeue_after, deadline - now_);
     }

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "controller/failpoint.h"
 #include "controller/handlers.h"
 #include "crds/errors.h"
 #include "crds/meta.h"
@@ -83,7 +84,26 @@ Outcome PipelineReconciler::Reconcile(const controller::Request& request,
     const std::string name = task["metadata"]["name"];
     auto created =
         client_.Create(resources::kTasks, task, {.field_manager = std::string(kFieldManager)});
-    if (!created && !created.error().IsAlreadyExists()) {
+    if (!created && created.error().IsAlreadyExists()) {
+      // Ours from an earlier reconcile whose status write was lost, or someone else's: only ours
+      // may be recorded as the step's Task.
+      auto live = client_.Get(resources::kTasks, ns, name);
+      if (!live) {
+        if (live.error().IsNotFound()) return Outcome::RequeueAfter(std::chrono::seconds{1});
+        return Outcome::TransientError("reading Task " + name + ": " + live.error().ToString());
+      }
+      if (api::IsControlledBy(*live, uid)) continue;
+      if (LeftoverOfEarlierOwner(*live, api::Pipeline::kKind, pipeline.metadata.name, uid)) {
+        // A re-created Pipeline: the earlier one's Task is still being garbage-collected. Nothing
+        // is recorded until the step's own Task exists.
+        context.logger.Info("waiting for Task " + name + " of an earlier Pipeline to be deleted");
+        return Outcome::RequeueAfter(std::chrono::seconds{2});
+      }
+      Event(pipeline, "Warning", "NameTaken",
+            "a Task named " + name + " already exists and is not this pipeline's; step waits");
+      return Outcome::TransientError("Task " + name + " exists and is not this pipeline's");
+    }
+    if (!created) {
       // Refused for good (e.g. a step's task the API server finds invalid): the status records
       // nothing for the step yet, so report and let a spec change retry.
       if (created.error().IsInvalid() || created.error().IsForbidden()) {
@@ -92,6 +112,7 @@ Outcome PipelineReconciler::Reconcile(const controller::Request& request,
       }
       return Outcome::TransientError("creating Task " + name + ": " + created.error().ToString());
     }
+    MILLRACE_FAILPOINT("pipeline.after-task-create");
   }
   for (const json& mv : plan.register_models) {
     auto created = client_.Create(resources::kModelVersions, mv,

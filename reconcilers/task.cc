@@ -22,6 +22,8 @@ constexpr std::string_view kLastApplied = "kubectl.kubernetes.io/last-applied-co
 constexpr size_t kMaxMessage = 1024;  // of a failure message kept in status
 // How often a task waiting for quota looks again even if no quota event wakes it.
 constexpr seconds kQuotaRecheck{60};
+// How often a task waiting for an earlier Task's Job to be garbage-collected looks again.
+constexpr seconds kOldJobRecheck{2};
 
 // ---- small JSON readers -------------------------------------------------------------------------
 
@@ -587,8 +589,7 @@ class Planner {
   // Past spec.timeout (from the first start): true when the task was ended for it.
   bool TimedOut() {
     if (!task_.spec.timeout || !status().start_time) return false;
-    const auto deadline =
-        *status().start_time + std::chrono::ceil<seconds>(task_.spec.timeout->value);
+    const auto deadline = DeadlineAfter(*status().start_time, task_.spec.timeout->value);
     if (now_ < deadline) {
       RequeueWithin(plan_.requeue_after, deadline - now_);
       return false;
@@ -659,6 +660,12 @@ class Planner {
   }
 
   void Start(int attempt) {
+    if (observed_.job_blocked) {
+      if (!status().phase) status().phase = TaskPhase::kPending;
+      SetReady(false, "WaitingForOldJob", *observed_.job_blocked);
+      RequeueWithin(plan_.requeue_after, kOldJobRecheck);
+      return;
+    }
     if (observed_.job_rejected) {
       const std::string message = "the API server refused the Job of " + AttemptOfTotal(attempt) +
                                   ": " + *observed_.job_rejected;
@@ -903,6 +910,22 @@ class Planner {
 };
 
 }  // namespace
+
+std::optional<int> AttemptPodToRead(const api::Task& task, const ObservedTask& observed) {
+  if (task.spec.Streaming() || (task.status && Terminal(task.status->phase))) return std::nullopt;
+  const Json* latest = nullptr;
+  for (const Json& job : observed.jobs) {
+    if (latest == nullptr || AttemptOf(job) > AttemptOf(*latest)) latest = &job;
+  }
+  if (latest == nullptr || AttemptOf(*latest) == 0) return std::nullopt;
+  const int attempt = AttemptOf(*latest);
+  if (task.status && task.status->attempts.value_or(0) > attempt) return std::nullopt;
+  const JobFacts job = FactsOfJob(*latest);
+  if (job.state == JobState::kActive || job.reason == "DeadlineExceeded") return std::nullopt;
+  const std::optional<PodFacts> pod = AttemptPod(observed.pods, attempt);
+  if (pod && (pod->phase == "Succeeded" || pod->phase == "Failed")) return std::nullopt;
+  return attempt;
+}
 
 TaskPlan PlanTask(const api::Task& task, const ObservedTask& observed, api::Time now) {
   return Planner(task, observed, now).Run();

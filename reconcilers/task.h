@@ -64,6 +64,9 @@ struct ObservedTask {
   // Set when the API server refused the Job PlanTask asked to create (e.g. an invalid pod spec
   // passed through from the task): the next plan fails the task with this message.
   std::optional<std::string> job_rejected;
+  // Set when that Job's name is held by a leftover of an earlier Task of this name, still being
+  // garbage-collected: the next plan waits for it to go, with this message.
+  std::optional<std::string> job_blocked;
 };
 
 struct TaskPlan {
@@ -95,6 +98,12 @@ std::chrono::seconds RetryDelay(const api::Retries& retries, int retry);
 std::optional<std::string> QuotaShortfall(const api::TaskSpec& spec,
                                           const std::vector<nlohmann::json>& quotas,
                                           const std::vector<nlohmann::json>& limit_ranges);
+
+// The attempt whose Job has finished while the newest pod `observed` shows of it is not terminal
+// (or none is shown). The Job and its pods arrive on different watches, so the pod cache may lag
+// the Job's: its final state (results, exit code, reason) must then be read from the API server
+// before the task is finished on it. nullopt when the caches already tell all PlanTask needs.
+std::optional<int> AttemptPodToRead(const api::Task& task, const ObservedTask& observed);
 
 // The decision for one reconcile at wall time `now`.
 TaskPlan PlanTask(const api::Task& task, const ObservedTask& observed, api::Time now);

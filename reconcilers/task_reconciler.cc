@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "controller/failpoint.h"
 #include "controller/handlers.h"
 #include "crds/errors.h"
 #include "crds/meta.h"
@@ -129,6 +130,27 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
     }
   }
 
+  // A finished Job whose pod the cache does not yet show finished: read the attempt's pods, so
+  // the task never ends on a partial view (no results, or a failure taken for an eviction).
+  if (const std::optional<int> attempt = AttemptPodToRead(task, observed)) {
+    kube::ListOptions selected;
+    selected.label_selector = std::string(kTaskLabel) + "=" + task.metadata.name + "," +
+                              std::string(kAttemptLabel) + "=" + std::to_string(*attempt);
+    auto live = client_.List(kube::resources::kPods, ns, selected);
+    if (!live) {
+      return Outcome::TransientError("reading the pods of attempt " + std::to_string(*attempt) +
+                                     ": " + live.error().ToString());
+    }
+    const std::string attempt_label = std::to_string(*attempt);
+    std::erase_if(observed.pods, [&](const json& pod) {
+      return Str(Sub(Sub(pod, "metadata"), "labels"), kAttemptLabel) == attempt_label;
+    });
+    for (json& pod : (*live)["items"]) {
+      TrimTaskPod(pod);
+      observed.pods.push_back(std::move(pod));
+    }
+  }
+
   TaskPlan plan = PlanTask(task, observed, Now());
   if (plan.create_job) {
     const std::string name = (*plan.create_job)["metadata"]["name"];
@@ -143,6 +165,10 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
           return Outcome::TransientError("reading Job " + name + ": " + live.error().ToString());
         if (api::IsControlledBy(*live, uid)) {
           observed.jobs.push_back(std::move(*live));
+        } else if (LeftoverOfEarlierOwner(*live, api::Task::kKind, task.metadata.name, uid)) {
+          observed.job_blocked = "Job " + name +
+                                 " of an earlier Task of this name is being deleted; the attempt "
+                                 "starts once it is gone";
         } else {
           observed.job_rejected = "a Job named " + name + " already exists and is not this task's";
         }
@@ -155,6 +181,7 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
       plan.create_job.reset();  // the second plan only records what happened
     } else {
       context.logger.Info("created Job " + name);
+      MILLRACE_FAILPOINT("task.after-job-create");
     }
   }
 
@@ -174,6 +201,7 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
 
   for (auto& e : plan.events) Event(task, e.type, e.reason, std::move(e.note));
 
+  MILLRACE_FAILPOINT("task.before-status-patch");
   if (auto error = PatchStatusIfChanged(client_, resources::kTasks, task.metadata,
                                         TaskStatusPatch(task, plan.status), written_)) {
     return Outcome::TransientError(*error);

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "controller/failpoint.h"
 #include "controller/handlers.h"
 #include "crds/errors.h"
 #include "crds/meta.h"
@@ -87,28 +88,37 @@ Outcome ZoneReconciler::Finalize(const api::Zone& zone,
             "deletionPolicy Delete: namespace " + ns + " and everything in it is being deleted");
     }
   } else if (ours) {
-    // Retain: the namespace and its workloads stay, no longer marked as the zone's. The zone's
-    // fences (quota, defaults, bindings, policy) carry ownerReferences and are garbage collected.
-    json patch = {{"metadata",
-                   {{"labels", {{kZoneLabel, nullptr}, {kManagedByLabel, nullptr}}},
-                    {"ownerReferences", nullptr}}}};
-    auto patched = client_.Patch(kube::resources::kNamespaces, "", ns, patch);
-    if (!patched && !patched.error().IsNotFound()) {
-      return Outcome::TransientError("releasing namespace " + ns + ": " +
-                                     patched.error().ToString());
-    }
+    if (auto error = RetainNamespace(ns)) return Outcome::TransientError(*error);
     Event(zone, "Normal", "NamespaceRetained",
           "deletionPolicy Retain: namespace " + ns + " is kept and no longer belongs to a zone");
   }
+  return RemoveFinalizer(zone.metadata.name, zone.metadata.resource_version, finalizers, context);
+}
 
-  // Remove our finalizer with the resourceVersion we read: a concurrent change retries.
+std::optional<std::string> ZoneReconciler::RetainNamespace(const std::string& ns) {
+  // The namespace and its workloads stay, no longer marked as the zone's. The zone's fences
+  // (quota, defaults, bindings, policy) carry ownerReferences and are garbage collected.
+  json patch = {{"metadata",
+                 {{"labels", {{kZoneLabel, nullptr}, {kManagedByLabel, nullptr}}},
+                  {"ownerReferences", nullptr}}}};
+  auto patched = client_.Patch(kube::resources::kNamespaces, "", ns, patch);
+  if (!patched && !patched.error().IsNotFound()) {
+    return "releasing namespace " + ns + ": " + patched.error().ToString();
+  }
+  return std::nullopt;
+}
+
+Outcome ZoneReconciler::RemoveFinalizer(const std::string& name,
+                                        const std::string& resource_version,
+                                        const std::vector<std::string>& finalizers,
+                                        const controller::ReconcileContext& context) {
+  // With the resourceVersion we read: a concurrent change retries.
   json remaining = json::array();
   for (const auto& f : finalizers) {
     if (f != kZoneFinalizer) remaining.push_back(f);
   }
-  json patch = {{"metadata",
-                 {{"finalizers", remaining}, {"resourceVersion", zone.metadata.resource_version}}}};
-  auto patched = client_.Patch(resources::kZones, "", zone.metadata.name, patch);
+  json patch = {{"metadata", {{"finalizers", remaining}, {"resourceVersion", resource_version}}}};
+  auto patched = client_.Patch(resources::kZones, "", name, patch);
   if (!patched && !patched.error().IsNotFound()) {
     return Outcome::TransientError("removing the finalizer: " + patched.error().ToString());
   }
@@ -116,10 +126,55 @@ Outcome ZoneReconciler::Finalize(const api::Zone& zone,
   return Outcome::Done();
 }
 
+Outcome ZoneReconciler::FinalizeUndecodable(const json& zone,
+                                            const controller::ReconcileContext& context) {
+  // The schema and the webhook keep a zone from failing to decode; one that does anyway (an older
+  // schema, an edit behind the webhook's back) must still be deletable. Without its spec the
+  // deletionPolicy is unknown: the safe choice is Retain's, keeping the namespace and everything
+  // in it.
+  const json meta = zone.value("metadata", json::object());
+  const json spec = zone.value("spec", json::object());
+  const std::string name = meta.value("name", "");
+  const std::string ns =
+      spec.is_object() && spec.contains("namespace") && spec["namespace"].is_string()
+          ? spec["namespace"].get<std::string>()
+          : name;
+  if (const Object live_ns = caches_.namespaces.store().Get(ns);
+      live_ns && api::IsControlledBy(*live_ns, meta.value("uid", ""))) {
+    if (auto error = RetainNamespace(ns)) return Outcome::TransientError(*error);
+  }
+  std::vector<std::string> finalizers;
+  for (const json& f : meta.value("finalizers", json::array())) {
+    if (f.is_string()) finalizers.push_back(f.get<std::string>());
+  }
+  events_.Record(controller::EventSpec{
+      .regarding = {.api_version = std::string(api::kApiVersion),
+                    .kind = std::string(api::Zone::kKind),
+                    .ns = "",
+                    .name = name,
+                    .uid = meta.value("uid", "")},
+      .type = "Warning",
+      .reason = "NamespaceRetained",
+      .action = "Reconcile",
+      .note = "the zone's spec does not decode, so its deletionPolicy is unknown: namespace " + ns +
+              " is kept, as Retain would",
+  });
+  return RemoveFinalizer(name, meta.value("resourceVersion", ""), finalizers, context);
+}
+
 Outcome ZoneReconciler::Reconcile(const controller::Request& request,
                                   const controller::ReconcileContext& context) {
   auto cached = DecodeCached<api::Zone>(caches_.zones.store(), written_, request.key);
-  if (!cached) return cached.error();
+  if (!cached) {
+    const Object raw = written_.Newest(request.key, caches_.zones.store().Get(request.key));
+    const json meta = raw ? raw->value("metadata", json::object()) : json::object();
+    const json finalizers = meta.value("finalizers", json::array());
+    if (raw && meta.contains("deletionTimestamp") &&
+        std::find(finalizers.begin(), finalizers.end(), json(kZoneFinalizer)) != finalizers.end()) {
+      return FinalizeUndecodable(*raw, context);
+    }
+    return cached.error();
+  }
   if (!*cached) return Outcome::Done();  // deleted; owner references take its children
   const api::Zone& zone = **cached;
   if (zone.metadata.deletion_timestamp) return Finalize(zone, context);
@@ -133,9 +188,12 @@ Outcome ZoneReconciler::Reconcile(const controller::Request& request,
         {"metadata", {{"finalizers", list}, {"resourceVersion", zone.metadata.resource_version}}}};
     auto patched = client_.Patch(resources::kZones, "", zone.metadata.name, patch);
     if (!patched) {
-      if (patched.error().IsConflict()) return Outcome::RequeueAfter(std::chrono::milliseconds{0});
+      // A Conflict means the cache is behind: back off until the watch catches up instead of
+      // patching the same stale resourceVersion again at once.
       return Outcome::TransientError("adding the finalizer: " + patched.error().ToString());
     }
+    // Until the watch brings it back, reconciles read the zone with its finalizer from here.
+    written_.Written(zone.metadata.resource_version, std::move(*patched));
     return Outcome::Done();  // the update brings us back with the new resourceVersion
   }
 
@@ -189,6 +247,7 @@ Outcome ZoneReconciler::Reconcile(const controller::Request& request,
       wrote = true;
     }
     if (wrote) context.logger.Info("children applied");
+    MILLRACE_FAILPOINT("zone.after-children-apply");
   } else {
     Event(zone, "Warning", "NamespaceTaken",
           "namespace " + ns + " exists and does not belong to this zone; it is not taken over");

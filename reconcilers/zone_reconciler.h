@@ -1,6 +1,9 @@
 #pragma once
 
+#include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "controller/events.h"
 #include "controller/informer.h"
@@ -45,6 +48,14 @@ class ZoneReconciler final : public controller::Reconciler {
 
  private:
   controller::Outcome Finalize(const api::Zone& zone, const controller::ReconcileContext& context);
+  // A deleted zone whose spec does not decode: its namespace is kept, its finalizer removed.
+  controller::Outcome FinalizeUndecodable(const nlohmann::json& zone,
+                                          const controller::ReconcileContext& context);
+  // Unlabels namespace `ns` and drops its ownerReferences (deletionPolicy Retain).
+  std::optional<std::string> RetainNamespace(const std::string& ns);
+  controller::Outcome RemoveFinalizer(const std::string& name, const std::string& resource_version,
+                                      const std::vector<std::string>& finalizers,
+                                      const controller::ReconcileContext& context);
   void Event(const api::Zone& zone, std::string_view type, std::string_view reason,
              std::string note);
   controller::Object Cached(const nlohmann::json& child) const;

@@ -9,6 +9,9 @@ millrace_unit_test(reconcilers_task_test
 millrace_unit_test(reconcilers_apply_test
   SOURCES unit/reconcilers/apply_test.cc
   LIBS millrace_reconcilers)
+millrace_integration_test(reconcilers_apply_integration_test
+  SOURCES integration/reconcilers/apply_test.cc
+  LIBS millrace_reconcilers)
 millrace_operator_test(reconcilers_zone_integration_test
   SOURCES integration/reconcilers/zone_test.cc)
 millrace_operator_test(reconcilers_task_integration_test

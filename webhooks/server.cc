@@ -1,5 +1,7 @@
 #include "webhooks/server.h"
 
+#include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -153,14 +155,36 @@ struct Metrics {
   controller::HistogramFamily* latency = nullptr;
 };
 
+// What all connections hold at once: open connections and reserved request bytes.
+struct Limits {
+  std::atomic<std::size_t> connections{0};
+  std::atomic<std::size_t> bytes{0};
+
+  // Reserves `n` bytes unless that would pass `max`.
+  bool Reserve(std::size_t n, std::size_t max) {
+    std::size_t held = bytes.load();
+    do {
+      if (held + n > max) return false;
+    } while (!bytes.compare_exchange_weak(held, held + n));
+    return true;
+  }
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<ssl::context> ctx,
-          const WebhookServerOptions& options, const Metrics& metrics)
+          const WebhookServerOptions& options, const Metrics& metrics, Limits& limits)
       : ctx_(std::move(ctx)),
         stream_(std::move(socket), *ctx_),
         options_(options),
-        metrics_(metrics) {}
+        metrics_(metrics),
+        limits_(limits) {
+    limits_.connections.fetch_add(1);
+  }
+  ~Session() {
+    Release();
+    limits_.connections.fetch_sub(1);
+  }
 
   void Start() {
     beast::get_lowest_layer(stream_).expires_after(options_.request_timeout);
@@ -175,18 +199,64 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(options_.max_request_bytes);
     parser_->header_limit(16 * 1024);
+    // Idle between requests; once the header has come, the body has request_timeout.
     beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
-    http::async_read(
+    http::async_read_header(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec == http::error::body_limit) {  // the parser compares Content-Length with the limit
+      Refuse(413, "the request is larger than " + std::to_string(options_.max_request_bytes) +
+                      " bytes\n");
+      return;
+    }
+    if (ec) {
+      if (ec != http::error::end_of_stream) return;  // closed, timed out or not HTTP
+      Close();
+      return;
+    }
+    // A body without a length may grow to the limit: reserve the limit.
+    const std::size_t size =
+        static_cast<std::size_t>(parser_->content_length().value_or(options_.max_request_bytes));
+    if (size > options_.max_request_bytes) {
+      Refuse(413, "the request is larger than " + std::to_string(options_.max_request_bytes) +
+                      " bytes\n");
+      return;
+    }
+    if (!limits_.Reserve(size,
+                         std::max(options_.max_bytes_in_flight, options_.max_request_bytes))) {
+      Refuse(503, "too many request bytes in flight; retry\n");
+      return;
+    }
+    reserved_ = size;
+    beast::get_lowest_layer(stream_).expires_after(options_.request_timeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code read_ec, std::size_t) {
+                       self->OnRead(read_ec);
+                     });
+  }
+
+  // Answers before the body was read, then reads and discards what the client still sends.
+  void Refuse(unsigned status, std::string message) {
+    const std::string_view target(parser_->get().target().data(), parser_->get().target().size());
+    metrics_.Observe(target.substr(0, target.find('?')), status, 0);
+    drain_after_write_ = true;
+    Write({status, std::move(message)}, 11, false);
+  }
+
+  void Release() {
+    if (reserved_ == 0) return;
+    limits_.bytes.fetch_sub(reserved_);
+    reserved_ = 0;
   }
 
   void OnRead(beast::error_code ec) {
-    if (ec == http::error::body_limit) {
-      drain_after_write_ = true;
-      Write({413, "the request is larger than " + std::to_string(options_.max_request_bytes) +
-                      " bytes\n"},
-            11, false);
+    if (ec == http::error::body_limit) {  // a chunked body past the limit
+      Release();
+      Refuse(413, "the request is larger than " + std::to_string(options_.max_request_bytes) +
+                      " bytes\n");
       return;
     }
     if (ec) {
@@ -217,7 +287,11 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::get_lowest_layer(stream_).expires_after(options_.request_timeout);
     http::async_write(stream_, response_,
                       [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                        if (ec) return;
+                        self->Release();
+                        self->parser_.reset();  // the request's body goes with its reservation
+                        // Beast reports end_of_stream for a response that closes the connection:
+                        // it was written all the same.
+                        if (ec && ec != http::error::end_of_stream) return;
                         if (self->response_.keep_alive()) {
                           self->Read();
                         } else if (self->drain_after_write_) {
@@ -254,6 +328,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::ssl_stream<beast::tcp_stream> stream_;
   const WebhookServerOptions& options_;
   const Metrics& metrics_;
+  Limits& limits_;
+  std::size_t reserved_ = 0;  // of limits_.bytes, until the answer is written
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
@@ -281,8 +357,14 @@ struct WebhookServer::Impl {
         });
         return;
       }
-      std::make_shared<Session>(std::move(socket), certificates.Current(), options, metrics)
-          ->Start();
+      if (limits.connections.load() >= options.max_connections) {
+        beast::error_code ignored;
+        socket.close(ignored);  // over the limit: the client sees the connection closed
+      } else {
+        std::make_shared<Session>(std::move(socket), certificates.Current(), options, metrics,
+                                  limits)
+            ->Start();
+      }
       Accept();
     });
   }
@@ -302,6 +384,7 @@ struct WebhookServer::Impl {
   WebhookServerOptions options;
   CertificateStore certificates;
   Metrics metrics;
+  Limits limits;  // outlives every Session: the io threads are joined before Impl goes
   asio::io_context ioc;
   tcp::acceptor acceptor{ioc};
   asio::steady_timer reload_timer{ioc};

@@ -30,8 +30,17 @@ struct WebhookServerOptions {
   std::optional<CertificatePem> certificate;
   std::chrono::milliseconds reload_interval{1000};
   int threads = 2;
-  std::size_t max_request_bytes = 8u
-                                  << 20;  // an AdmissionReview holds the object twice (3 MiB max)
+  // An AdmissionReview holds the object twice (3 MiB at most for what etcd stores).
+  std::size_t max_request_bytes = 8u << 20;
+  // The request bodies all connections may hold at once (each reserves its Content-Length once
+  // its header is read, until its answer is written): a request that would go over is answered
+  // 503 at once, unread, so many large bodies cannot exhaust memory while small reviews (a few
+  // KiB) still fit. At least max_request_bytes.
+  std::size_t max_bytes_in_flight = 32u << 20;
+  // Connections open at once; more are closed as they are accepted. The API server keeps a few.
+  std::size_t max_connections = 512;
+  // A request's header and body must arrive within this once its first byte has (an idle
+  // kept-alive connection may wait 30 s for its next request).
   std::chrono::seconds request_timeout{10};
   controller::Logger logger;
   controller::Registry* metrics = nullptr;  // webhook_* metrics when set

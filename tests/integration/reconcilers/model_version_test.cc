@@ -1,7 +1,11 @@
 // ModelVersions end to end: the real millrace-controller binary against a real control plane;
 // serving pods run on kwok nodes.
 #include <chrono>
+#include <iostream>
+#include <map>
 #include <memory>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -96,40 +100,119 @@ TEST_F(ModelVersionTest, PromotingV2ArchivesV1AndMovesTheStableService) {
   EXPECT_NE(std::find(r2.begin(), r2.end(), "Promoted"), r2.end());
 }
 
-TEST_F(ModelVersionTest, RacingPromotionsEndWithExactlyOneProductionVersion) {
-  for (const char* v : {"10", "11", "12"}) C().Apply(Version(v, "Staging"), ns_);
-  for (const char* v : {"10", "11", "12"}) {
-    ASSERT_EQ(Stage(WaitForStage(std::string("churn-") + v, "Staging")), "Staging");
+// `kubectl get <what> -n ns --watch` printing `jsonpath` for every event, into a log file.
+std::unique_ptr<Subprocess> Watch(const std::string& ns, const std::string& what,
+                                  const std::string& jsonpath, const std::string& log) {
+  return std::make_unique<Subprocess>(
+      std::vector<std::string>{C().testbed_bin() + "/kubectl", "--kubeconfig=" + C().kubeconfig(),
+                               "get", what, "-n", ns, "--watch", "-o", "jsonpath=" + jsonpath},
+      C().state_dir() + "/" + log);
+}
+
+std::vector<std::vector<std::string>> Lines(const std::string& text) {
+  std::vector<std::vector<std::string>> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::vector<std::string> fields;
+    for (std::string w; words >> w;) fields.push_back(w);
+    if (!fields.empty()) lines.push_back(std::move(fields));
   }
-  // Promote all three at once.
+  return lines;
+}
+
+TEST_F(ModelVersionTest, RacingPromotionsNeverShowTwoProductionVersionsAndNeverFlap) {
+  const std::vector<std::string> versions = {"10", "11", "12", "13"};
+  for (const auto& v : versions) C().Apply(Version(v, "Staging"), ns_);
+  // All four serve (Staging versions are served) before they race: none waits for its rollout.
+  for (const auto& v : versions) {
+    ASSERT_EQ(Phase(WaitForPhase("modelversion", "churn-" + v, "Serving", seconds(90))), "Serving");
+  }
+  // Every change of every version's status, and of the stable Service, in the API server's order.
+  auto version_watch = Watch(ns_, "modelversions", R"({.metadata.name} {.status.stage}{"\n"})",
+                             "race-versions-" + ns_ + ".log");
+  auto service_watch =
+      Watch(ns_, "services",
+            R"({.metadata.name} {.metadata.annotations.millrace\.io/production-version}{"\n"})",
+            "race-services-" + ns_ + ".log");
+  ASSERT_TRUE(
+      WaitFor([&] { return Lines(version_watch->Log()).size() >= versions.size(); }, seconds(10)));
+
+  // Promote all four at once.
   std::vector<std::unique_ptr<Subprocess>> patches;
-  for (const char* v : {"10", "11", "12"}) {
+  for (const auto& v : versions) {
     patches.push_back(std::make_unique<Subprocess>(
         std::vector<std::string>{C().testbed_bin() + "/kubectl", "--kubeconfig=" + C().kubeconfig(),
-                                 "patch", "modelversion", std::string("churn-") + v, "-n", ns_,
-                                 "--type=merge", "-p", R"({"spec":{"stage":"Production"}})"},
+                                 "patch", "modelversion", "churn-" + v, "-n", ns_, "--type=merge",
+                                 "-p", R"({"spec":{"stage":"Production"}})"},
         C().state_dir() + "/race-" + v + ".log"));
   }
   for (auto& p : patches) ASSERT_TRUE(p->Wait(seconds(30)).has_value());
 
-  // Settled: exactly one in Production (status and spec), the stable Service on it, the others
-  // archived.
+  // Settled: exactly one version in Production, the stable Service on it; each other version
+  // either refused (still Staging, Promoted Superseded: it will not try again) or promoted and
+  // then archived.
+  const auto refused = [](const json& mv) {
+    for (const auto& c : mv.value("status", json::object()).value("conditions", json::array())) {
+      if (c.value("type", "") == "Promoted" && c.value("reason", "") == "Superseded") return true;
+    }
+    return false;
+  };
   std::string winner;
   const bool settled = WaitFor(
       [&] {
-        int production = 0, archived = 0;
-        for (const char* v : {"10", "11", "12"}) {
-          const json mv = Get("modelversion", std::string("churn-") + v);
+        int production = 0, other = 0;
+        for (const auto& v : versions) {
+          const json mv = Get("modelversion", "churn-" + v);
           if (Stage(mv) == "Production" && mv["spec"]["stage"] == "Production") {
             ++production;
             winner = v;
+          } else if (Stage(mv) == "Archived" || (Stage(mv) == "Staging" && refused(mv))) {
+            ++other;
           }
-          if (Stage(mv) == "Archived") ++archived;
         }
-        return production == 1 && archived == 2 && StableSelects() == winner;
+        return production == 1 && other == 3 && StableSelects() == winner;
       },
       seconds(90));
-  EXPECT_TRUE(settled) << "winner " << winner << ", stable selects " << StableSelects();
+  ASSERT_TRUE(settled) << "winner " << winner << ", stable selects " << StableSelects();
+  // The watches have printed the settled state.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return version_watch->Log().find("churn-" + winner + " Production") != std::string::npos &&
+               service_watch->Log().find("churn " + winner) != std::string::npos;
+      },
+      seconds(10)));
+
+  // At no instant two versions in Production.
+  std::map<std::string, std::string> stage;
+  std::set<std::string> ever_production;
+  for (const auto& fields : Lines(version_watch->Log())) {
+    stage[fields[0]] = fields.size() > 1 ? fields[1] : "";
+    int production = 0;
+    for (const auto& [name, s] : stage) {
+      if (s == "Production") {
+        ++production;
+        ever_production.insert(name);
+      }
+    }
+    ASSERT_LE(production, 1) << "two versions in Production at once:\n" << version_watch->Log();
+  }
+  // The stable Service changed once per completed promotion, and never back.
+  std::vector<std::string> holders;
+  for (const auto& fields : Lines(service_watch->Log())) {
+    if (fields[0] != "churn" || fields.size() < 2) continue;
+    if (holders.empty() || holders.back() != fields[1]) holders.push_back(fields[1]);
+  }
+  ASSERT_FALSE(holders.empty()) << service_watch->Log();
+  EXPECT_EQ(holders.back(), winner);
+  std::set<std::string> seen;
+  for (const auto& h : holders) {
+    EXPECT_TRUE(seen.insert(h).second) << "traffic went back to version " << h;
+    EXPECT_TRUE(ever_production.contains("churn-" + h))
+        << "traffic moved to version " << h << ", which never finished its promotion";
+  }
+  std::cout << "[ metric ] racing promotions: stable Service holders " << holders.size()
+            << ", winner " << winner << "\n";
 }
 
 TEST_F(ModelVersionTest, AVersionFailingItsGateIsNotPromotedAndSaysWhy) {

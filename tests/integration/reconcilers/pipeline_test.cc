@@ -242,6 +242,43 @@ TEST_F(PipelineTest, OperatorKilledMidPipelineRunsNoStepTwice) {
   EXPECT_EQ(jobs["items"].size(), 3u) << "one Job per step";
 }
 
+// A Pipeline deleted and created again under the same name while its old step Task is still
+// being deleted (a finalizer holds it here): the new run waits for the name, then runs the step,
+// instead of failing it as deleted.
+TEST_F(PipelineTest, ARecreatedPipelineWaitsForItsPredecessorsTaskInsteadOfFailing) {
+  C().Apply(Pipeline("rerun", "", Step("only", RunFor("60s"))), ns_);
+  ASSERT_TRUE(WaitFor([&] { return Phase(Get("task", "rerun-only")) == "Running"; }, seconds(60)));
+  ASSERT_EQ(C().Kubectl({"patch", "task", "rerun-only", "-n", ns_, "--type=merge", "-p",
+                         R"({"metadata":{"finalizers":["millrace-test/hold"]}})"})
+                .exit_code,
+            0);
+  ASSERT_EQ(C().Kubectl({"delete", "pipeline", "rerun", "-n", ns_, "--wait=true"}).exit_code, 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const json t = Get("task", "rerun-only");
+        return t.is_object() && t["metadata"].contains("deletionTimestamp");
+      },
+      seconds(30)));
+  C().Apply(Pipeline("rerun", "", Step("only")), ns_);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return LogLine(*op_, "waiting for Task rerun-only of an earlier Pipeline to be deleted")
+            .is_object();
+      },
+      seconds(30)))
+      << Tail(op_->Log());
+  const json waiting = Get("pipeline", "rerun");
+  EXPECT_NE(Phase(waiting), "Failed") << waiting.dump(2);
+  ASSERT_EQ(C().Kubectl({"patch", "task", "rerun-only", "-n", ns_, "--type=merge", "-p",
+                         R"({"metadata":{"finalizers":null}})"})
+                .exit_code,
+            0);
+  const json p = WaitForPhase("rerun", "Succeeded", seconds(90));
+  ASSERT_EQ(Phase(p), "Succeeded") << p.dump(2) << waiting.dump(2);
+  EXPECT_EQ(Get("task", "rerun-only")["metadata"]["ownerReferences"][0]["uid"],
+            p["metadata"]["uid"]);
+}
+
 TEST_F(PipelineTest, CancelStopsRunningStepsAndStillRunsFinally) {
   C().Apply(
       Pipeline("stop", "", Step("long", RunFor("120s")) + Step("next", "    dependsOn: [long]\n"),

@@ -259,6 +259,75 @@ spec:
       seconds(60)));
 }
 
+// A memory limit taken out of a streaming Task's spec is taken out of its Deployment (the cached
+// Deployment still had it, so comparing it with the desired one alone saw nothing to write).
+TEST_F(TaskTest, AFieldRemovedFromTheSpecIsRemovedFromTheDeployment) {
+  C().Apply(R"(
+apiVersion: millrace.io/v1alpha1
+kind: Task
+metadata: {name: limited}
+spec:
+  role: Bolt
+  input: {stream: {topic: clicks}}
+  image: limited:1
+  resources: {requests: {cpu: 100m}, limits: {cpu: 500m, memory: 256Mi}}
+)",
+            ns_);
+  const auto limits = [&] {
+    const json d = Get("deployment", "limited");
+    return d.is_object() ? d["spec"]["template"]["spec"]["containers"][0]
+                               .value("resources", json::object())
+                               .value("limits", json::object())
+                         : json::object();
+  };
+  ASSERT_TRUE(WaitFor([&] { return limits().contains("memory"); }, seconds(60))) << limits();
+  ASSERT_EQ(C().Kubectl({"patch", "task", "limited", "-n", ns_, "--type=json", "-p",
+                         R"([{"op":"remove","path":"/spec/resources/limits/memory"}])"})
+                .exit_code,
+            0);
+  EXPECT_TRUE(WaitFor([&] { return !limits().contains("memory") && limits().contains("cpu"); },
+                      seconds(30)))
+      << limits();
+}
+
+// A Task deleted and created again under the same name while its old Job is still being deleted
+// (a finalizer holds it here): the new Task waits for the name, saying why, then runs.
+TEST_F(TaskTest, ARecreatedTaskWaitsForItsPredecessorsJobInsteadOfFailing) {
+  C().Apply(BatchTask("again", RunFor("60s")), ns_);
+  ASSERT_EQ(Phase(WaitForPhase("again", "Running")), "Running");
+  ASSERT_EQ(C().Kubectl({"patch", "job", "again-1", "-n", ns_, "--type=merge", "-p",
+                         R"({"metadata":{"finalizers":["millrace-test/hold"]}})"})
+                .exit_code,
+            0);
+  ASSERT_EQ(C().Kubectl({"delete", "task", "again", "-n", ns_, "--wait=true"}).exit_code, 0);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const json job = Get("job", "again-1");
+        return job.is_object() && job["metadata"].contains("deletionTimestamp");
+      },
+      seconds(30)));
+  C().Apply(BatchTask("again"), ns_);
+  json task;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        task = Get("task", "again");
+        return ReadyReason(task) == "WaitingForOldJob";
+      },
+      seconds(30)))
+      << task.dump(2);
+  EXPECT_EQ(Phase(task), "Pending");
+  ASSERT_EQ(C().Kubectl({"patch", "job", "again-1", "-n", ns_, "--type=merge", "-p",
+                         R"({"metadata":{"finalizers":null}})"})
+                .exit_code,
+            0);
+  task = WaitForPhase("again", "Succeeded", seconds(90));
+  ASSERT_EQ(Phase(task), "Succeeded") << task.dump(2);
+  EXPECT_EQ(task["status"]["attempts"], 1);
+  const std::vector<json> jobs = Jobs("again");
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0]["metadata"]["ownerReferences"][0]["uid"], task["metadata"]["uid"]);
+}
+
 TEST_F(TaskTest, OperatorKilledMidRunMakesNoDuplicateJob) {
   C().Apply(BatchTask("long", RunFor("6s")), ns_);
   json task = WaitForPhase("long", "Running");
@@ -287,6 +356,44 @@ TEST_F(TaskTest, APodDeletedByHandIsRetriedInsteadOfLeavingTheTaskRunning) {
   EXPECT_EQ(task["status"]["attempts"], 2);
   const auto reasons = EventReasons("lost");
   EXPECT_NE(std::find(reasons.begin(), reasons.end(), "AttemptFailed"), reasons.end());
+}
+
+// The pod watch lags the Job watch: a failpoint holds each pod event 3 s before the operator's
+// cache applies it, so a Job is finished long before the cache shows its pod finished. The task
+// must still end on its pod's real final state: the results the pod wrote, and a real failure's
+// exit code (not an eviction, which this task's retry policy would retry).
+TEST_F(TaskTest, ALaggingPodWatchNeverEndsATaskOnAPartialView) {
+  ExpectCleanStop(*op_);
+  op_ = StartOperator("task-operator-lagging.log", {},
+                      {"MILLRACE_FAILPOINTS=informer.pods.event=sleep(3000)"});
+  struct Restore {
+    ~Restore() {
+      ExpectCleanStop(*op_);
+      op_ = StartOperator("task-operator-3.log");
+    }
+  } restore;
+
+  C().Apply(
+      BatchTask("lagged", TerminationMessage(R"({"rows": "7"})"), "  results: [{name: rows}]\n"),
+      ns_);
+  C().Apply(BatchTask("lagged-fail",
+                      "  labels: {pod-container-running-failed.stage.kwok.x-k8s.io: \"true\"}\n"
+                      "  annotations: {pod-container-running-failed.stage.kwok.x-k8s.io/exit-code: "
+                      "\"3\", pod-container-running-failed.stage.kwok.x-k8s.io/reason: Error}\n",
+                      "  retries: {limit: 1, onFailure: [Evicted], backoff: {duration: 1s}}\n"),
+            ns_);
+  json task = WaitForPhase("lagged", "Succeeded", seconds(120));
+  ASSERT_EQ(Phase(task), "Succeeded") << task.dump(2);
+  EXPECT_EQ(task["status"]["results"], (json{{"rows", "7"}})) << task.dump(2);
+
+  task = WaitForPhase("lagged-fail", "Failed", seconds(120));
+  ASSERT_EQ(Phase(task), "Failed") << task.dump(2);
+  EXPECT_EQ(task["status"]["attempts"], 1) << task.dump(2);
+  EXPECT_EQ(task["status"]["failure"]["reason"], "Error") << task.dump(2);
+  EXPECT_EQ(task["status"]["failure"]["exitCode"], 3) << task.dump(2);
+  EXPECT_EQ(Jobs("lagged-fail").size(), 1u);
+  // The failpoint really held the pod cache back: the operator logged it armed.
+  EXPECT_THAT(op_->Log(), HasSubstr("failpoints armed"));
 }
 
 TEST_F(TaskTest, TimeoutFailsTheTaskAndStopsItsJob) {

@@ -1,9 +1,12 @@
 // The admission webhooks end to end: the real API server calls the real millrace-controller's
 // webhook server on 127.0.0.1 over TLS, configured by config/webhook/manifests.yaml (the service
 // reference swapped for a URL). kubectl shows users the field and the reason.
+#include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -74,8 +77,7 @@ class WebhookTest : public OperatorTest {
     ca_ = webhooks::GenerateCa("webhook-test-ca").value();
     serving_ = webhooks::IssueServingCertificate(ca_, {"127.0.0.1"}).value();
     WriteCertDir(cert_dir_, serving_);
-    op_ = StartOperator("webhook-operator.log",
-                        {"--webhook-bind-address=127.0.0.1:0", "--webhook-cert-dir=" + cert_dir_});
+    op_ = StartWebhookOperator("webhook-operator.log", "127.0.0.1:0");
     json serving;
     ASSERT_TRUE(WaitFor(
         [&] {
@@ -90,6 +92,15 @@ class WebhookTest : public OperatorTest {
     ASSERT_TRUE(WaitFor([] { return DeniedByWebhook(kInvalidPipeline, "default"); }, seconds(30)))
         << ApplyDryRun(kInvalidPipeline, "default").err << "\noperator log:\n"
         << op_->Log();
+  }
+
+  // The operator serving the webhooks on `address` from cert_dir_. A small AddressSanitizer
+  // quarantine (scripts/test's build) keeps its resident memory close to what it really holds.
+  static std::unique_ptr<Subprocess> StartWebhookOperator(const std::string& log,
+                                                          const std::string& address) {
+    return StartOperator(log,
+                         {"--webhook-bind-address=" + address, "--webhook-cert-dir=" + cert_dir_},
+                         {"ASAN_OPTIONS=quarantine_size_mb=16"});
   }
 
   // Only the webhook catches a dependency cycle (the schema cannot).
@@ -201,6 +212,85 @@ TEST_F(WebhookTest, DeletingTheProductionVersionWarns) {
   const auto r = C().Kubectl({"delete", "modelversion", "spam-1", "-n", ns_});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("stops serving model spam"));
+}
+
+// The deletion check of a ModelVersion only warns, so it fails open: with the operator down, a
+// namespace holding ModelVersions is deleted all the same.
+TEST_F(WebhookTest, ANamespaceWithModelVersionsIsDeletedWhileTheOperatorIsDown) {
+  const std::string doomed = C().CreateNamespace("doomed");
+  for (const char* v : {"1", "2"}) {
+    const std::string mv = std::string("apiVersion: millrace.io/v1alpha1\nkind: ModelVersion\n") +
+                           "metadata: {name: ads-" + v + "}\nspec: {model: ads, version: \"" + v +
+                           "\", artifact: {uri: \"s3://m/" + v + "\", format: onnx}}\n";
+    ASSERT_EQ(C().Kubectl({"apply", "-n", doomed, "-f", "-"}, mv).exit_code, 0);
+  }
+  ExpectCleanStop(*op_);
+  ASSERT_EQ(C().Kubectl({"delete", "namespace", doomed, "--wait=false"}).exit_code, 0);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return C().Kubectl({"get", "namespace", doomed}).exit_code != 0;
+      },
+      seconds(90)))
+      << C().Kubectl({"get", "namespace", doomed, "-o", "yaml"}).out;
+  op_ = StartWebhookOperator("webhook-operator-2.log", "127.0.0.1:" + std::to_string(port_));
+  EXPECT_TRUE(WaitFor([&] { return DeniedByWebhook(kInvalidPipeline, ns_); }, seconds(30)))
+      << op_->Log();
+}
+
+// Resident memory of `pid` in KiB (VmRSS), 0 when unknown.
+long RssKib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
+// Two dozen clients send 8 MiB bodies, half of them at 100 KiB/s, for a while. Reviews from the
+// API server keep being answered within its timeout, bodies beyond the in-flight budget are
+// refused at once (503), and the operator's memory stays far below what the bodies add up to.
+TEST_F(WebhookTest, SlowAndHugeBodiesDoNotStopValidReviewsNorExhaustMemory) {
+  const std::string body = C().state_dir() + "/huge-body.json";
+  std::ofstream(body) << std::string((8u << 20) - 4096, 'x');
+  const std::string url =
+      "https://127.0.0.1:" + std::to_string(port_) + "/validate-millrace-io-v1alpha1-task";
+  const long rss_before = RssKib(op_->pid());
+  std::vector<std::unique_ptr<Subprocess>> flood;
+  for (int i = 0; i < 24; ++i) {
+    const std::string rate = i % 2 == 0 ? "" : "--limit-rate 100k ";
+    flood.push_back(std::make_unique<Subprocess>(
+        std::vector<std::string>{
+            "bash", "-c",
+            "for n in 1 2 3 4 5 6 7 8; do curl -sk -m 15 -o /dev/null -w '%{http_code}\\n' " +
+                rate + "-H 'Content-Type: application/json' --data-binary @" + body + " " + url +
+                "; done"},
+        C().state_dir() + "/flood-" + std::to_string(i) + ".log"));
+  }
+  long rss_peak = rss_before;
+  int reviews = 0, answered = 0;
+  auto slowest = std::chrono::milliseconds::zero();
+  const auto until = std::chrono::steady_clock::now() + seconds(15);
+  while (std::chrono::steady_clock::now() < until) {
+    const auto start = std::chrono::steady_clock::now();
+    ++reviews;
+    if (DeniedByWebhook(kInvalidPipeline, ns_)) ++answered;
+    slowest = std::max(slowest, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - start));
+    rss_peak = std::max(rss_peak, RssKib(op_->pid()));
+  }
+  for (auto& f : flood) f->Signal(SIGTERM);
+  std::cout << "[ metric ] under the flood: " << answered << "/" << reviews
+            << " reviews answered by the webhook, slowest " << slowest.count() << " ms; RSS "
+            << rss_before / 1024 << " -> " << rss_peak / 1024 << " MiB\n";
+  EXPECT_EQ(answered, reviews) << "a review was not answered within the API server's timeout";
+  EXPECT_GT(reviews, 5);
+  EXPECT_LT(slowest, seconds(5));
+  EXPECT_GT(WebhookRequests("/validate-millrace-io-v1alpha1-task", "503"), 0)
+      << "the in-flight budget never refused a body";
+  // 24 bodies of 8 MiB are 192 MiB; the budget holds 32 MiB of them at once.
+  EXPECT_LT(rss_peak - rss_before, 128 * 1024)
+      << "RSS grew by " << (rss_peak - rss_before) / 1024 << " MiB";
+  EXPECT_TRUE(op_->Running());
 }
 
 TEST_F(WebhookTest, ARotatedCertificateKeepsAdmissionWorkingWithoutARestart) {

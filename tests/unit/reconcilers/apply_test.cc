@@ -26,6 +26,20 @@ TEST(Subsumes, ArraysMustMatchElementByElement) {
   EXPECT_FALSE(Subsumes(live, {{"subjects", json::array()}}));
 }
 
+TEST(WithAppliedHash, AFieldNoLongerDesiredMakesTheCachedChildStale) {
+  const json with_env = {{"metadata", {{"name", "d"}}},
+                         {"spec", {{"env", {{"FOO", "1"}}}, {"replicas", 1}}}};
+  const json without_env = {{"metadata", {{"name", "d"}}}, {"spec", {{"replicas", 1}}}};
+  // The child as the cache shows it after applying with_env: the server added its own fields.
+  json cached = WithAppliedHash(with_env);
+  cached["metadata"]["uid"] = "u1";
+  cached["status"] = {{"readyReplicas", 1}};
+  EXPECT_TRUE(Subsumes(cached, WithAppliedHash(with_env))) << "no change: no write";
+  EXPECT_TRUE(Subsumes(cached, without_env)) << "why the hash is needed";
+  EXPECT_FALSE(Subsumes(cached, WithAppliedHash(without_env))) << "the removal is applied";
+  EXPECT_EQ(WithAppliedHash(with_env), WithAppliedHash(with_env));
+}
+
 TEST(ResourceFor, KnowsTheChildrenReconcilersMake) {
   ASSERT_NE(ResourceFor("rbac.authorization.k8s.io/v1", "RoleBinding"), nullptr);
   EXPECT_EQ(ResourceFor("rbac.authorization.k8s.io/v1", "RoleBinding")->resource, "rolebindings");

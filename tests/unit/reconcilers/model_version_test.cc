@@ -77,32 +77,93 @@ TEST(ModelVersionServing, ChildrenCarryTheModelAndItsArtifact) {
   EXPECT_EQ(children[1]["spec"]["ports"][0]["port"], 9000);
 }
 
-TEST(ModelVersionPromotion, WaitsForItsRolloutThenTakesTheStableServiceAndArchivesThePrevious) {
-  const api::ModelVersion v2 = Version("2", "Production", Json{{"stage", "Staging"}});
+// The plan's status as the version's status, for the next reconcile.
+api::ModelVersion After(api::ModelVersion v, const ModelVersionPlan& plan) {
+  v.status = plan.status;
+  return v;
+}
+
+TEST(ModelVersionPromotion, ClaimsThenWaitsForItsRolloutThenTakesTheStableService) {
+  api::ModelVersion v2 = Version("2", "Production", Json{{"stage", "Staging"}});
   ObservedModelVersion observed;
   observed.stable_service = StableService("1");
+  observed.siblings = {Version("1", "Production", Json{{"stage", "Production"}})};
+
+  const ModelVersionPlan claim = PlanModelVersion(v2, observed, kT0);
+  EXPECT_FALSE(claim.stable_service) << "the claim is written before anything moves";
+  EXPECT_EQ(Cond(claim, kConditionPromoted)->reason, "RollingOut");
+  EXPECT_EQ(claim.requeue_after, seconds{0});
+  EXPECT_EQ(claim.apply.size(), 2u) << "the candidate starts serving";
+  v2 = After(v2, claim);
 
   const ModelVersionPlan waiting = PlanModelVersion(v2, observed, kT0);
   EXPECT_FALSE(waiting.stable_service) << "no traffic before the replicas are ready";
   EXPECT_EQ(waiting.status.stage, Stage::kStaging);
-  EXPECT_EQ(Cond(waiting, kConditionPromoted)->reason, "RollingOut");
-  EXPECT_EQ(waiting.requeue_after, seconds{300});
-  EXPECT_EQ(waiting.apply.size(), 2u);
+  EXPECT_EQ(waiting.requeue_after, seconds{301});
 
   observed.deployment = ReadyDeployment();
-  const ModelVersionPlan promoted = PlanModelVersion(v2, observed, kT0 + seconds{20});
-  ASSERT_TRUE(promoted.stable_service);
-  EXPECT_EQ((*promoted.stable_service)["metadata"]["resourceVersion"], "77")
+  const ModelVersionPlan switched = PlanModelVersion(v2, observed, kT0 + seconds{20});
+  ASSERT_TRUE(switched.stable_service);
+  EXPECT_EQ((*switched.stable_service)["metadata"]["resourceVersion"], "77")
       << "the switch is an optimistic update";
-  EXPECT_EQ((*promoted.stable_service)["spec"]["selector"]["millrace.io/model-version"], "2");
-  EXPECT_EQ((*promoted.stable_service)["spec"]["clusterIP"], "10.96.0.9");
-  EXPECT_EQ(promoted.archive, "churn-1");
+  EXPECT_EQ((*switched.stable_service)["spec"]["selector"]["millrace.io/model-version"], "2");
+  EXPECT_EQ((*switched.stable_service)["spec"]["clusterIP"], "10.96.0.9");
+  EXPECT_EQ(switched.archive, "churn-1");
+  EXPECT_EQ(switched.status.stage, Stage::kStaging) << "version 1 still says Production";
+  EXPECT_EQ(Cond(switched, kConditionPromoted)->reason, "ArchivingPrevious");
+  EXPECT_EQ(switched.status.previous_production_version, "1");
+  v2 = After(v2, switched);
+
+  // The Service names version 2 now; version 1 archives itself; then version 2 says Production.
+  observed.stable_service = StableService("2");
+  observed.siblings = {Version("1", "Archived", Json{{"stage", "Archived"}})};
+  const ModelVersionPlan promoted = PlanModelVersion(v2, observed, kT0 + seconds{21});
+  EXPECT_FALSE(promoted.stable_service) << "the Service is switched once";
   EXPECT_EQ(promoted.status.stage, Stage::kProduction);
-  EXPECT_EQ(promoted.status.previous_production_version, "1");
+  EXPECT_EQ(Cond(promoted, kConditionPromoted)->reason, "Promoted");
   EXPECT_EQ(promoted.status.stable_url, "http://churn.ml.svc:9000");
   EXPECT_EQ(promoted.status.phase, ModelVersionPhase::kServing);
   ASSERT_FALSE(promoted.status.stage_transitions.empty());
   EXPECT_EQ(promoted.status.stage_transitions.back().stage, Stage::kProduction);
+}
+
+TEST(ModelVersionPromotion, TheVersionTheServiceNoLongerNamesLeavesProduction) {
+  ObservedModelVersion observed;
+  observed.stable_service = StableService("2");
+  const ModelVersionPlan plan =
+      PlanModelVersion(Version("1", "Production", Json{{"stage", "Production"}}), observed, kT0);
+  EXPECT_EQ(plan.status.stage, Stage::kArchived);
+  EXPECT_EQ(plan.archive, "churn-1") << "its own spec, so it does not promote itself back";
+  EXPECT_FALSE(plan.remove_stable_service) << "the Service is version 2's";
+  EXPECT_EQ(Cond(plan, kConditionPromoted)->reason, "Superseded");
+}
+
+TEST(ModelVersionPromotion, AVersionAskingWhileAnotherIsBeingPromotedIsRefusedForThisSpec) {
+  api::ModelVersion v2 = Version("2", "Production", Json{{"stage", "Staging"}});
+  ObservedModelVersion observed;
+  observed.stable_service = StableService("1");
+  observed.siblings = {Version("1", "Production", Json{{"stage", "Production"}})};
+  const ModelVersionPlan claim = PlanModelVersion(v2, observed, kT0);
+  v2 = After(v2, claim);
+
+  api::ModelVersion v3 = Version("3", "Production", Json{{"stage", "Staging"}});
+  observed.siblings.push_back(v2);
+  observed.deployment = ReadyDeployment();
+  const ModelVersionPlan refused = PlanModelVersion(v3, observed, kT0);
+  EXPECT_FALSE(refused.stable_service);
+  EXPECT_EQ(refused.status.stage, Stage::kStaging);
+  EXPECT_EQ(Cond(refused, kConditionPromoted)->reason, "Superseded");
+  EXPECT_THAT(Cond(refused, kConditionPromoted)->message, HasSubstr("version 2 is being promoted"));
+  ASSERT_FALSE(refused.events.empty());
+  EXPECT_EQ(refused.events.back().type, "Warning");
+
+  // Not retried for this generation, even once version 2 is done.
+  observed.siblings = {Version("2", "Production", Json{{"stage", "Production"}})};
+  observed.stable_service = StableService("2");
+  const ModelVersionPlan later = PlanModelVersion(After(v3, refused), observed, kT0 + seconds{5});
+  EXPECT_FALSE(later.stable_service);
+  EXPECT_EQ(later.status.stage, Stage::kStaging);
+  EXPECT_EQ(Cond(later, kConditionPromoted)->reason, "Superseded");
 }
 
 TEST(ModelVersionPromotion, AFailedGateHoldsTheOldStageAndSaysWhich) {
@@ -123,9 +184,10 @@ TEST(ModelVersionPromotion, ARolloutPastItsDeadlineLeavesTrafficWhereItWas) {
   api::ModelVersion v2 = Version("2", "Production", Json{{"stage", "Staging"}});
   ObservedModelVersion observed;
   observed.stable_service = StableService("1");
-  const ModelVersionPlan first = PlanModelVersion(v2, observed, kT0);
-  api::ModelVersion later = v2;
-  later.status = first.status;
+  const ModelVersionPlan first = PlanModelVersion(v2, observed, kT0);  // the claim
+  const api::ModelVersion later = After(v2, first);
+  const ModelVersionPlan before = PlanModelVersion(later, observed, kT0 + seconds{300});
+  EXPECT_EQ(Cond(before, kConditionPromoted)->reason, "RollingOut") << "never early";
   const ModelVersionPlan late = PlanModelVersion(later, observed, kT0 + seconds{301});
   EXPECT_FALSE(late.stable_service);
   EXPECT_EQ(Cond(late, kConditionPromoted)->reason, "RolloutTimeout");

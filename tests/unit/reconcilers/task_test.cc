@@ -1,5 +1,6 @@
 #include "reconcilers/task.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include <gmock/gmock.h>
@@ -90,6 +91,32 @@ TEST(TaskNames, ChildNamesAreDeterministicDnsLabels) {
   EXPECT_EQ(a, ChildName(long_name, "12"));
   EXPECT_NE(a, ChildName(long_name + "b", "12"));
   EXPECT_TRUE(a.ends_with("-12"));
+}
+
+// A DNS label: 1-63 of a-z, 0-9 and '-', starting and ending with a letter or digit.
+bool IsDnsLabel(const std::string& s) {
+  if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+TEST(TaskNames, EveryOwnerAndStepTheSchemaAllowsGivesAValidChildName) {
+  const std::string step63 = "s" + std::string(61, '-') + "x";  // the longest step name allowed
+  const std::string step_long = std::string(63, 'b');
+  for (const std::string& owner : {std::string("p"), std::string(40, 'a'), std::string(63, 'a'),
+                                   std::string(200, 'c') + "-d"}) {
+    for (const std::string& step : {std::string("train"), step63, step_long}) {
+      const std::string name = ChildName(owner, step);
+      EXPECT_TRUE(IsDnsLabel(name)) << owner << " + " << step << " -> " << name;
+      EXPECT_EQ(name, ChildName(owner, step));
+      // The Task of that name gets Jobs named after it, and they must be valid too.
+      EXPECT_TRUE(IsDnsLabel(ChildName(name, "12"))) << ChildName(name, "12");
+    }
+    EXPECT_NE(ChildName(owner, step_long), ChildName(owner, step_long.substr(1) + "c"));
+  }
+  // Names that already fit are kept as they were, so an upgrade finds the children it made.
+  EXPECT_EQ(ChildName(std::string(40, 'a'), "train"), std::string(40, 'a') + "-train");
 }
 
 TEST(TaskRetryDelay, GrowsByFactorUpToTheCap) {
@@ -279,11 +306,16 @@ spec: {role: Spout, image: busybox, timeout: 1m}
   ObservedTask observed;
   observed.jobs = {JobWith("ingest-1", 1)};
   const Json status{{"attempts", 1}, {"startTime", "2026-11-23T10:00:00Z"}, {"phase", "Running"}};
+  // startTime is cut to whole seconds (the real start may be up to 10:00:00.999): the timeout
+  // fires a second later than startTime + 1m says, never before the real minute has passed.
   const TaskPlan early = PlanTask(TaskFrom(yaml, status), observed, kT0 + seconds{20});
-  EXPECT_EQ(early.requeue_after, seconds{40});
+  EXPECT_EQ(early.requeue_after, seconds{41});
   EXPECT_THAT(early.remove, IsEmpty());
+  const TaskPlan at_minute = PlanTask(TaskFrom(yaml, status), observed, kT0 + seconds{60});
+  EXPECT_NE(at_minute.status.phase, TaskPhase::kFailed);
+  EXPECT_EQ(at_minute.requeue_after, seconds{1});
 
-  const TaskPlan late = PlanTask(TaskFrom(yaml, status), observed, kT0 + seconds{60});
+  const TaskPlan late = PlanTask(TaskFrom(yaml, status), observed, kT0 + seconds{61});
   EXPECT_EQ(late.status.phase, TaskPhase::kFailed);
   EXPECT_EQ(late.status.failure->reason, "DeadlineExceeded");
   ASSERT_EQ(late.remove.size(), 1u);

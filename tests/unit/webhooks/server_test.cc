@@ -140,7 +140,8 @@ TEST_F(ServerTest, OversizedAndMalformedRequestsGetFourHundredsAndTheServerStays
   WebhookServer server(std::move(options));
   ASSERT_TRUE(server.Start().has_value());
   const std::string path = "/validate-millrace-io-v1alpha1-task";
-  EXPECT_EQ(Post(server.port(), path, std::string(200 * 1024, 'x'), ca_.certificate).status, 413);
+  const Reply big = Post(server.port(), path, std::string(200 * 1024, 'x'), ca_.certificate);
+  EXPECT_EQ(big.status, 413) << big.error;
   EXPECT_EQ(Post(server.port(), path, "{\"apiVersion\":", ca_.certificate).status, 400);
   EXPECT_EQ(Post(server.port(), "/validate-v1-pod", kReview, ca_.certificate).status, 404);
   EXPECT_EQ(Post(server.port(), path, kReview, ca_.certificate).status, 200);

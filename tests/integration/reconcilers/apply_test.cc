@@ -1,0 +1,100 @@
+// How reconcilers write, against a real API server, in-process: a field the desired object no
+// longer sets is removed from the child (the applied-hash annotation makes the apply happen), and
+// a status patch planned from an older resourceVersion is refused with a Conflict instead of
+// overwriting what another writer wrote meanwhile.
+#include "reconcilers/apply.h"
+
+#include <memory>
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "controller/mutation_cache.h"
+#include "controller/store.h"
+#include "crds/meta.h"
+#include "kubeclient/config.h"
+#include "tests/support/cluster.h"
+
+namespace millrace::reconcilers {
+namespace {
+
+using millrace::testing::Cluster;
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+Cluster& C() { return Cluster::Get(); }
+
+std::unique_ptr<kube::Client> Client() {
+  auto config = kube::LoadKubeconfig({.paths = {C().kubeconfig()}, .context = {}});
+  EXPECT_TRUE(config) << config.error().ToString();
+  auto client = kube::NewClient(*config);
+  EXPECT_TRUE(client) << client.error().ToString();
+  return std::move(*client);
+}
+
+TEST(ApplyIfChanged, AFieldNoLongerDesiredIsRemovedFromTheChild) {
+  const std::string ns = C().CreateNamespace();
+  auto client = Client();
+  const json with_b = {{"apiVersion", "v1"},
+                       {"kind", "ConfigMap"},
+                       {"metadata", {{"name", "child"}, {"namespace", ns}}},
+                       {"data", {{"a", "1"}, {"b", "2"}}}};
+  auto applied = ApplyIfChanged(*client, kube::resources::kConfigMaps, with_b, nullptr);
+  ASSERT_TRUE(applied) << applied.error().ToString();
+  EXPECT_TRUE(*applied);
+  auto cached = client->Get(kube::resources::kConfigMaps, ns, "child");
+  ASSERT_TRUE(cached);
+  const controller::Object as_cached = std::make_shared<const json>(*cached);
+
+  // The same desired object again: nothing to write.
+  applied = ApplyIfChanged(*client, kube::resources::kConfigMaps, with_b, as_cached);
+  ASSERT_TRUE(applied);
+  EXPECT_FALSE(*applied);
+
+  json without_b = with_b;
+  without_b["data"].erase("b");
+  applied = ApplyIfChanged(*client, kube::resources::kConfigMaps, without_b, as_cached);
+  ASSERT_TRUE(applied) << applied.error().ToString();
+  EXPECT_TRUE(*applied) << "the cached child still has b, yet the apply must happen";
+  auto live = client->Get(kube::resources::kConfigMaps, ns, "child");
+  ASSERT_TRUE(live);
+  EXPECT_EQ((*live)["data"], (json{{"a", "1"}})) << live->dump(2);
+}
+
+TEST(PatchStatusIfChanged, AStatusPlannedFromAnOlderResourceVersionIsAConflict) {
+  C().InstallCrds();
+  const std::string ns = C().CreateNamespace();
+  auto client = Client();
+  const json task = {{"apiVersion", "millrace.io/v1alpha1"},
+                     {"kind", "Task"},
+                     {"metadata", {{"name", "written-twice"}, {"namespace", ns}}},
+                     {"spec", {{"role", "Spout"}, {"image", "busybox"}}}};
+  auto created = client->Create(resources::kTasks, task);
+  ASSERT_TRUE(created) << created.error().ToString();
+  api::ObjectMeta read;
+  read.name = "written-twice";
+  read.namespace_ = ns;
+  read.resource_version = (*created)["metadata"]["resourceVersion"];
+
+  // Another writer moves the object on after we read it.
+  ASSERT_TRUE(client->PatchStatus(resources::kTasks, ns, "written-twice",
+                                  {{"status", {{"phase", "Running"}}}}));
+  controller::Store store;
+  controller::MutationCache written(store);
+  const auto stale = PatchStatusIfChanged(*client, resources::kTasks, read,
+                                          {{"status", {{"phase", "Pending"}}}}, written);
+  ASSERT_TRUE(stale.has_value()) << "the older plan overwrote the newer status";
+  EXPECT_THAT(*stale, HasSubstr("Conflict"));
+  auto live = client->Get(resources::kTasks, ns, "written-twice");
+  ASSERT_TRUE(live);
+  EXPECT_EQ((*live)["status"]["phase"], "Running");
+
+  read.resource_version = (*live)["metadata"]["resourceVersion"];
+  EXPECT_FALSE(PatchStatusIfChanged(*client, resources::kTasks, read,
+                                    {{"status", {{"phase", "Pending"}}}}, written)
+                   .has_value());
+}
+
+}  // namespace
+}  // namespace millrace::reconcilers
