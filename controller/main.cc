@@ -180,12 +180,8 @@ int main(int argc, char** argv) {
   // The identity in every request's User-Agent names the replica in the API server's audit log.
   config->user_agent =
       "millrace-controller/" + std::string(millrace::Version()) + " (" + identity + ")";
-  // The CA injector writes as any replica does, leader or not: a client without the fence.
-  auto unfenced_client = kube::NewClient(*config);
-  if (!unfenced_client) {
-    logger.With("error", unfenced_client.error().ToString()).Error("cannot build the API client");
-    return 1;
-  }
+  // The CA injector writes as any replica does, leader or not: its client has no fence.
+  const kube::Config unfenced_config = *config;
 
   // One count of requests for the manager's, the lease's and the events' clients.
   auto request_metrics = std::make_shared<kube::RequestMetrics>();
@@ -249,10 +245,17 @@ int main(int argc, char** argv) {
   millrace::reconcilers::AddPipelineController(manager, flags->workers);
   millrace::reconcilers::AddModelVersionController(manager, flags->workers);
   logger.With("version", millrace::Version()).With("server", config->server).Info("starting");
+  std::unique_ptr<kube::Client> unfenced_client;
   std::unique_ptr<webhooks::WebhookServer> webhook_server;
   std::jthread ca_injector;
   if (flags->webhook_bind_address != "0") {
-    webhook_server = StartWebhooks(*flags, **unfenced_client, manager, ca_injector);
+    auto made = kube::NewClient(unfenced_config);
+    if (!made) {
+      logger.With("error", made.error().ToString()).Error("cannot build the webhooks' client");
+      return 1;
+    }
+    unfenced_client = std::move(*made);
+    webhook_server = StartWebhooks(*flags, *unfenced_client, manager, ca_injector);
     if (!webhook_server) return 1;
   }
   const int code = manager.Run(stop.get_token());
