@@ -33,7 +33,9 @@ EventSender::EventSender(EventSenderOptions options, Send send)
   }
 }
 
-EventSender::~EventSender() {
+EventSender::~EventSender() { Drain(); }
+
+void EventSender::Drain() {
   Shutdown();
   threads_.clear();  // joins
 }

@@ -51,6 +51,8 @@ class EventSender {
   // Stops taking writes; the senders send what is queued for up to drain_timeout, drop the rest
   // and exit. Returns at once.
   void Shutdown();
+  // Shutdown(), then waits for the senders to exit. From one thread (the owner's).
+  void Drain();
 
  private:
   struct Metrics {

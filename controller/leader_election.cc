@@ -17,8 +17,9 @@ namespace {
 
 const kube::ResourceRef& Leases() { return kube::resources::kLeases; }
 
+// leaseDurationSeconds: rounded up, so a standby never waits less than this process assumes.
 int64_t Seconds(Duration d) {
-  return std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(d).count());
+  return std::max<int64_t>(1, std::chrono::ceil<std::chrono::seconds>(d).count());
 }
 
 // The time left until `deadline`, at least a millisecond (a request needs some time to fail).
@@ -108,10 +109,13 @@ nlohmann::json LeaderElector::Record(const std::string& holder, bool new_term,
 }
 
 LeaderElector::Attempt LeaderElector::TryAcquireOrRenew(TimePoint deadline) {
-  // A renewal counts from when it started: the record the API server keeps is at least as new.
+  // Our own renewal counts from when it started (the fence must close no later than the record
+  // the API server keeps says), another holder's record from when we saw it, after the read
+  // returned (the standby waits at least lease_duration from the change, however slow the read).
   const TimePoint now = clock_.Now();
   auto lease = client_.Get(Leases(), options_.lease_namespace, options_.lease_name,
                            {.resource_version = {}, .timeout = Left(clock_, deadline)});
+  const TimePoint seen = clock_.Now();
   if (!lease) {
     if (!lease.error().IsNotFound()) {
       options_.logger.With("error", lease.error().ToString()).Warn("reading the lease failed");
@@ -139,11 +143,11 @@ LeaderElector::Attempt LeaderElector::TryAcquireOrRenew(TimePoint deadline) {
   const nlohmann::json spec = lease->value("spec", nlohmann::json::object());
   if (spec != observed_spec_) {
     observed_spec_ = spec;
-    observed_at_ = now;
+    observed_at_ = seen;
   }
   const std::string holder = spec.value("holderIdentity", std::string{});
   const Duration duration = std::chrono::seconds{spec.value("leaseDurationSeconds", int64_t{0})};
-  if (!holder.empty() && holder != options_.identity && observed_at_ + duration > now) {
+  if (!holder.empty() && holder != options_.identity && observed_at_ + duration > seen) {
     return Attempt::kHeldByOther;
   }
 

@@ -192,12 +192,23 @@ int Manager::Run(std::stop_token stop) {
   }
 
   log.Info("stopping");
-  leader_gauge_.Set(0);
   first_pass_thread_ = {};  // stops and joins it
+  // The lease keeps being renewed while in-flight reconciles finish and the events they recorded
+  // are sent, so neither the fence nor its kill timer cuts a graceful stop short; it is handed
+  // back only after.
+  std::jthread renewing;
+  if (elector_) {
+    renewing = std::jthread([this](std::stop_token drained) {
+      if (!elector_->Renew(drained)) options_.logger.Error("leadership lost while stopping");
+    });
+  }
   for (auto& controller : controllers_) controller->Stop();
+  recorder_.Flush();
+  event_sender_.Drain();  // sends what is queued, for up to its drain timeout
+  renewing = {};             // stops and joins it
+  leader_gauge_.Set(0);
   if (elector_) elector_->Release();
   for (auto& informer : informers_) informer->Stop();
-  recorder_.Flush();
   if (http_) http_->Stop();
   return 0;
 }

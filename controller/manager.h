@@ -41,8 +41,9 @@ struct ManagerOptions {
 //   2. start every informer (standbys keep warm caches, so a takeover starts at once) and wait
 //      for their first lists;
 //   3. acquire the lease (if electing), then start the controllers;
-//   4. on stop: stop the controllers (in-flight reconciles finish), release the lease so a
-//      standby takes over at once, stop the informers, flush events.
+//   4. on stop: stop the controllers (in-flight reconciles finish) and send the queued events,
+//      while the lease is still renewed; then release the lease so a standby takes over at once,
+//      and stop the informers.
 // Losing the lease returns 1 from Run() at once, without draining: the process must exit
 // (lost_leadership() says so) and start over as a standby, as controller-runtime does. The
 // lease's fence (LeaderElectionOptions::fence, asked by the client before every write) has

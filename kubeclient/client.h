@@ -52,7 +52,8 @@ inline const ResourceRef kCustomResourceDefinitions{
 
 struct GetOptions {
   std::string resource_version{};  // "" = most recent (quorum read); "0" = any cached version
-  // The whole call, connecting and retries included, ends within this (0: the Config's timeouts).
+  // Connecting, sending, the answer and any retries end within this (0: the Config's timeouts per
+  // attempt). Not bounded by it: the client's rate-limiter wait, credential refresh and DNS.
   std::chrono::milliseconds timeout{0};
 };
 
@@ -70,7 +71,8 @@ struct WriteOptions {
   std::string field_manager{};
   bool dry_run = false;
   std::string subresource{};  // "" or "status"
-  // The whole call, connecting and retries included, ends within this (0: the Config's timeouts).
+  // Connecting, sending, the answer and any retries end within this (0: the Config's timeouts per
+  // attempt). Not bounded by it: the client's rate-limiter wait, credential refresh and DNS.
   std::chrono::milliseconds timeout{0};
 };
 

@@ -27,8 +27,9 @@ struct HttpRequest {
   std::string content_type;
   std::string verb;         // metrics label: get, list, create, ...
   bool idempotent = false;  // may be retried after it might have reached the server
-  // The whole request, connecting and retries included, ends within this (0: only the Config's
-  // connect_timeout and timeout per attempt bound it).
+  // Connecting, sending, the answer and retries end within this (0: only the Config's
+  // connect_timeout and timeout per attempt bound it); the rate limiter, credentials and DNS are
+  // not counted.
   std::chrono::milliseconds timeout{0};
 };
 

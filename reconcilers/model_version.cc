@@ -17,8 +17,8 @@ using std::chrono::seconds;
 constexpr size_t kMaxTransitions = 10;
 constexpr int32_t kDefaultPort = 8080;
 constexpr seconds kDefaultRolloutDeadline{600};
-// How long a promotion's claim stands at least before traffic moves (DeadlineAfter: 1-2 s more).
-constexpr seconds kClaimHold{1};
+// How long a promotion's claim stands at least before traffic moves (2 to 3 s: DeadlineAfter).
+constexpr seconds kClaimHold{2};
 
 int32_t PortOf(const api::ModelVersion& mv) {
   return mv.spec.serving ? mv.spec.serving->port.value_or(kDefaultPort) : kDefaultPort;
@@ -185,8 +185,8 @@ class Planner {
   // the model's one promotion slot and has not finished), if any.
   std::optional<std::string> OtherClaim() const {
     for (const auto& other : observed_.siblings) {
-      if (other.spec.stage != Stage::kProduction || !other.status ||
-          other.status->stage == Stage::kProduction) {
+      if (other.metadata.deletion_timestamp || other.spec.stage != Stage::kProduction ||
+          !other.status || other.status->stage == Stage::kProduction) {
         continue;
       }
       if (Claims(other, other.status->conditions)) return other.spec.version;
@@ -194,10 +194,14 @@ class Planner {
     return std::nullopt;
   }
 
-  // Another of this model's versions whose status still says Production, if any.
+  // Another of this model's versions whose status still says Production, if any. One being
+  // deleted is not waited for: it never writes its status again, and its serving goes with it.
   const api::ModelVersion* OtherInProduction() const {
     for (const auto& other : observed_.siblings) {
-      if (other.status && other.status->stage == Stage::kProduction) return &other;
+      if (!other.metadata.deletion_timestamp && other.status &&
+          other.status->stage == Stage::kProduction) {
+        return &other;
+      }
     }
     return nullptr;
   }
@@ -249,8 +253,8 @@ class Planner {
       api::SetCondition(status().conditions,
                         Condition(kConditionPromoted, kFalse, "Superseded",
                                   "version " + *other +
-                                      " is being promoted; set spec.stage to Production again "
-                                      "once it has finished to promote this version"));
+                                      " is being promoted; to promote this version after it, set "
+                                      "spec.stage to Staging and then to Production again"));
       return;
     }
     if (!Claims(mv_, old_.conditions)) {

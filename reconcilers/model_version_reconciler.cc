@@ -11,6 +11,7 @@
 #include "crds/meta.h"
 #include "reconcilers/apply.h"
 #include "reconcilers/model_version.h"
+#include "reconcilers/names.h"
 #include "reconcilers/object.h"
 
 namespace millrace::reconcilers {
@@ -20,23 +21,37 @@ using controller::Object;
 using controller::Outcome;
 using nlohmann::json;
 
+// Adds `item` to `siblings` when it is another version of `mv`'s model.
+void AddSibling(const json& item, const api::ModelVersion& mv,
+                std::vector<api::ModelVersion>& siblings) {
+  auto v = api::ModelVersion::FromJson(item);
+  if (v && v->spec.model == mv.spec.model && v->metadata.name != mv.metadata.name) {
+    siblings.push_back(std::move(*v));
+  }
+}
+
 // The model's other versions in the namespace, listed live from the API server.
 kube::Result<std::vector<api::ModelVersion>> LiveSiblings(kube::Client& client,
                                                           const api::ModelVersion& mv) {
   auto list = client.ListAll(resources::kModelVersions, mv.metadata.namespace_);
   if (!list) return std::unexpected(std::move(list.error()));
   std::vector<api::ModelVersion> siblings;
-  for (const json& item : (*list)["items"]) {
-    auto v = api::ModelVersion::FromJson(item);
-    if (v && v->spec.model == mv.spec.model && v->metadata.name != mv.metadata.name) {
-      siblings.push_back(std::move(*v));
-    }
-  }
+  for (const json& item : (*list)["items"]) AddSibling(item, mv, siblings);
   return siblings;
 }
 
-// The model a ModelVersion object belongs to, "" when it names none.
-std::string ModelOf(const json& v) { return Str(Sub(v, "spec"), "model"); }
+// The keys of the cached versions in `ns` whose model's label value (Shorten(model, 63), as on
+// the stable Service) is `model_label`.
+std::vector<std::string> VersionsOf(const controller::Store& store, const std::string& ns,
+                                    const std::string& model_label) {
+  std::vector<std::string> keys;
+  for (const Object& v : store.ByIndex(controller::Index::kNamespace, ns)) {
+    if (Shorten(Str(Sub(*v, "spec"), "model"), 63) == model_label) {
+      keys.push_back(controller::ObjectKey(*v));
+    }
+  }
+  return keys;
+}
 
 // Passes updates that change a version's status.stage (leaving Production, say).
 bool StageChanged(const controller::ObjectEvent& event) {
@@ -68,11 +83,7 @@ std::vector<api::ModelVersion> ModelVersionReconciler::CachedSiblings(
   for (const Object& cached :
        store.ByIndex(controller::Index::kNamespace, mv.metadata.namespace_)) {
     const std::string key = controller::ObjectKey(*cached);
-    const Object newest = written_.Newest(key, cached);
-    auto v = api::ModelVersion::FromJson(*newest);
-    if (v && v->spec.model == mv.spec.model && v->metadata.name != mv.metadata.name) {
-      siblings.push_back(std::move(*v));
-    }
+    AddSibling(*written_.Newest(key, cached), mv, siblings);
   }
   return siblings;
 }
@@ -167,12 +178,19 @@ Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
                         mv.spec.version);
     MILLRACE_FAILPOINT("modelversion.after-service-switch");
   }
+  // The status patch below is conditional on the resourceVersion read; archiving this very
+  // version moves it on, so the status goes on the archived object's.
+  api::ObjectMeta meta = mv.metadata;
   if (plan.archive) {
     auto archived = client_.Patch(resources::kModelVersions, ns, *plan.archive,
                                   {{"spec", {{"stage", "Archived"}}}});
     if (!archived && !archived.error().IsNotFound()) {
       return Outcome::TransientError("archiving " + *plan.archive + ": " +
                                      archived.error().ToString());
+    }
+    if (archived && *plan.archive == mv.metadata.name) {
+      meta.resource_version = (*archived)["metadata"].value("resourceVersion", "");
+      written_.Written(mv.metadata.resource_version, std::move(*archived));
     }
   }
   if (plan.remove_stable_service && observed.stable_service) {
@@ -191,7 +209,7 @@ Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
   }
   for (const auto& e : plan.events) RecordEvent(events_, api::ModelVersion::kKind, mv.metadata, e);
 
-  if (auto error = PatchStatusIfChanged(client_, resources::kModelVersions, mv.metadata,
+  if (auto error = PatchStatusIfChanged(client_, resources::kModelVersions, meta,
                                         ModelVersionStatusPatch(mv, plan.status), written_)) {
     return Outcome::TransientError(*error);
   }
@@ -233,29 +251,18 @@ void AddModelVersionController(controller::Manager& manager, int workers) {
   versions.AddHandler(controller::EnqueueMapped(
       queue,
       [&versions](const json& changed) {
-        std::vector<std::string> keys;
-        const std::string ns = Str(Sub(changed, "metadata"), "namespace");
-        for (const Object& v : versions.store().ByIndex(controller::Index::kNamespace, ns)) {
-          if (ModelOf(*v) == ModelOf(changed)) keys.push_back(controller::ObjectKey(*v));
-        }
-        return keys;
+        return VersionsOf(versions.store(), Str(Sub(changed, "metadata"), "namespace"),
+                          Shorten(Str(Sub(changed, "spec"), "model"), 63));
       },
       StageChanged));
   // The stable Service changed hands: every version of that model looks again.
   children[1]->AddHandler(controller::EnqueueMapped(queue, [&versions](const json& svc) {
-    std::vector<std::string> keys;
-    const auto& meta = svc["metadata"];
-    const std::string model =
-        meta.value("labels", json::object()).value(std::string(kModelLabel), std::string{});
-    if (model.empty() || !meta.value("annotations", json::object())
-                              .contains(std::string(kProductionVersionAnnotation))) {
-      return keys;
+    const json& meta = Sub(svc, "metadata");
+    const std::string model = Str(Sub(meta, "labels"), kModelLabel);
+    if (model.empty() || !Sub(Sub(meta, "annotations"), kProductionVersionAnnotation).is_string()) {
+      return std::vector<std::string>{};
     }
-    for (const Object& v :
-         versions.store().ByIndex(controller::Index::kNamespace, meta.value("namespace", ""))) {
-      if ((*v)["spec"].value("model", "") == model) keys.push_back(controller::ObjectKey(*v));
-    }
-    return keys;
+    return VersionsOf(versions.store(), Str(meta, "namespace"), model);
   }));
 }
 

@@ -32,10 +32,10 @@ std::string ChildName(std::string_view owner, std::string_view suffix) {
   const std::string whole = std::string(owner) + "-" + std::string(suffix);
   if (whole.size() <= kMax) return whole;
   // Too long: "<owner prefix>-<hash of the whole>-<suffix>", the hash keeping two owners (or two
-  // suffixes) with one prefix apart. The suffix stays whole while at least a few characters of the
-  // owner fit beside it; a longer one (a step name near 63 characters) is cut too.
-  constexpr size_t kMinOwner = 8;
-  const size_t suffix_room = kMax - kHash - std::min(owner.size(), kMinOwner);
+  // suffixes) with one prefix apart. The suffix stays whole while one character of the owner fits
+  // beside it (names earlier releases made are made again the same); a longer one (a step name
+  // near 63 characters) is cut too.
+  const size_t suffix_room = kMax - kHash - std::min<size_t>(owner.size(), 1);
   std::string tail(suffix.substr(0, std::min(suffix.size(), suffix_room)));
   while (!tail.empty() && (tail.back() == '-' || tail.back() == '.')) tail.pop_back();
   std::string prefix(owner.substr(0, kMax - kHash - tail.size()));

@@ -107,11 +107,13 @@ int AttemptOf(const Json& object) {
   return ec == std::errc() && ptr == s.data() + s.size() && n > 0 ? n : 0;
 }
 
-// The newest pod of attempt `attempt`.
-std::optional<PodFacts> AttemptPod(const std::vector<Json>& pods, int attempt) {
+// The newest pod of attempt `attempt` that its Job (`job_uid`) controls: a pod of an earlier Task
+// of the same name, not yet garbage-collected, carries the same labels and is not this attempt's.
+std::optional<PodFacts> AttemptPod(const std::vector<Json>& pods, int attempt,
+                                   std::string_view job_uid) {
   const Json* newest = nullptr;
   for (const Json& pod : pods) {
-    if (AttemptOf(pod) != attempt) continue;
+    if (AttemptOf(pod) != attempt || !api::IsControlledBy(pod, job_uid)) continue;
     const auto key = [](const Json& p) {
       return std::pair(Str(Sub(p, "metadata"), "creationTimestamp"),
                        Str(Sub(p, "metadata"), "name"));
@@ -645,7 +647,8 @@ class Planner {
     const JobFacts job = FactsOfJob(*it->second);
     if (!status().children) status().children = api::TaskChildren{};
     status().children->job = job.name;
-    const std::optional<PodFacts> pod = AttemptPod(observed_.pods, latest);
+    const std::optional<PodFacts> pod =
+        AttemptPod(observed_.pods, latest, Str(Sub(*it->second, "metadata"), "uid"));
     switch (job.state) {
       case JobState::kComplete:
         Succeeded(latest, pod);
@@ -922,7 +925,8 @@ std::optional<int> AttemptPodToRead(const api::Task& task, const ObservedTask& o
   if (task.status && task.status->attempts.value_or(0) > attempt) return std::nullopt;
   const JobFacts job = FactsOfJob(*latest);
   if (job.state == JobState::kActive || job.reason == "DeadlineExceeded") return std::nullopt;
-  const std::optional<PodFacts> pod = AttemptPod(observed.pods, attempt);
+  const std::optional<PodFacts> pod =
+      AttemptPod(observed.pods, attempt, Str(Sub(*latest, "metadata"), "uid"));
   if (pod && (pod->phase == "Succeeded" || pod->phase == "Failed")) return std::nullopt;
   return attempt;
 }

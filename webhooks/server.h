@@ -32,13 +32,16 @@ struct WebhookServerOptions {
   int threads = 2;
   // An AdmissionReview holds the object twice (3 MiB at most for what etcd stores).
   std::size_t max_request_bytes = 8u << 20;
-  // The request bodies all connections may hold at once (each reserves its Content-Length once
-  // its header is read, until its answer is written): a request that would go over is answered
-  // 503 at once, unread, so many large bodies cannot exhaust memory while small reviews (a few
-  // KiB) still fit. At least max_request_bytes.
-  std::size_t max_bytes_in_flight = 32u << 20;
-  // Connections open at once; more are closed as they are accepted. The API server keeps a few.
-  std::size_t max_connections = 512;
+  // Requests up to this size (a review of any ordinary object) are always read. A larger one
+  // reserves its Content-Length (max_request_bytes when it sends none) once its header is read,
+  // until its answer is written, from max_bytes_in_flight; one that would go over is answered 503
+  // with Retry-After at once, unread. So large or slow bodies cannot exhaust memory, nor keep
+  // small reviews out.
+  std::size_t small_request_bytes = 256u << 10;
+  std::size_t max_bytes_in_flight = 32u << 20;  // at least max_request_bytes
+  // Connections open at once; more are closed as they are accepted. The API server keeps a few;
+  // small requests hold at most max_connections x small_request_bytes (64 MiB).
+  std::size_t max_connections = 256;
   // A request's header and body must arrive within this once its first byte has (an idle
   // kept-alive connection may wait 30 s for its next request).
   std::chrono::seconds request_timeout{10};

@@ -52,6 +52,27 @@ class OperatorTest : public ::testing::Test {
     op_.reset();
   }
 
+  // For one test: the suite's operator is stopped (cleanly) and replaced by one started with
+  // `extra` flags and `env` (failpoints, say); when the guard goes, that one is stopped and a plain
+  // operator started again.
+  class OperatorSwap {
+   public:
+    OperatorSwap(const std::string& log_name, const std::vector<std::string>& extra,
+                 const std::vector<std::string>& env) {
+      ExpectCleanStop(*op_);
+      op_ = StartOperator(log_name, extra, env);
+    }
+    ~OperatorSwap() {
+      ExpectCleanStop(*op_);
+      op_ = StartOperator("restarted-" + std::to_string(++restarts_) + ".log");
+    }
+    OperatorSwap(const OperatorSwap&) = delete;
+    OperatorSwap& operator=(const OperatorSwap&) = delete;
+
+   private:
+    static inline int restarts_ = 0;
+  };
+
   // SIGTERMs `process` and fails the current test (or suite) unless it was still running, exits
   // 0 within 30 s, and its log holds no sanitizer report.
   static void ExpectCleanStop(Subprocess& process) {

@@ -363,15 +363,8 @@ TEST_F(TaskTest, APodDeletedByHandIsRetriedInsteadOfLeavingTheTaskRunning) {
 // must still end on its pod's real final state: the results the pod wrote, and a real failure's
 // exit code (not an eviction, which this task's retry policy would retry).
 TEST_F(TaskTest, ALaggingPodWatchNeverEndsATaskOnAPartialView) {
-  ExpectCleanStop(*op_);
-  op_ = StartOperator("task-operator-lagging.log", {},
-                      {"MILLRACE_FAILPOINTS=informer.pods.event=sleep(3000)"});
-  struct Restore {
-    ~Restore() {
-      ExpectCleanStop(*op_);
-      op_ = StartOperator("task-operator-3.log");
-    }
-  } restore;
+  const OperatorSwap lagging("task-operator-lagging.log", {},
+                             {"MILLRACE_FAILPOINTS=informer.pods.event=sleep(3000)"});
 
   C().Apply(
       BatchTask("lagged", TerminationMessage(R"({"rows": "7"})"), "  results: [{name: rows}]\n"),

@@ -277,15 +277,8 @@ TEST_F(ZoneTest, AZoneWhoseSpecDoesNotDecodeIsStillDeleted) {
 // zone with guarantees: its finalizer is added once, and not patched again and again on the stale
 // resourceVersion the cache still shows (each a Conflict, retried at once).
 TEST_F(ZoneTest, TheFinalizerIsAddedOnceWhileTheZoneCacheLags) {
-  ExpectCleanStop(*op_);
-  op_ = StartOperator("zone-operator-lagging.log", {},
-                      {"MILLRACE_FAILPOINTS=informer.zones.millrace.io.event=sleep(3000)"});
-  struct Restore {
-    ~Restore() {
-      ExpectCleanStop(*op_);
-      op_ = StartOperator("zone-operator-3.log");
-    }
-  } restore;
+  const OperatorSwap lagging("zone-operator-lagging.log", {},
+                             {"MILLRACE_FAILPOINTS=informer.zones.millrace.io.event=sleep(3000)"});
   C().Apply(R"(
 apiVersion: millrace.io/v1alpha1
 kind: Zone

@@ -50,6 +50,7 @@ Json JobWith(const std::string& name, int attempt, const std::string& condition 
            {"metadata",
             {{"name", name},
              {"namespace", "churn"},
+             {"uid", "job-uid-" + std::to_string(attempt)},
              {"creationTimestamp", "2026-11-23T09:59:00Z"},
              {"labels", {{"millrace.io/attempt", std::to_string(attempt)}}}}},
            {"status", Json::object()}};
@@ -62,12 +63,22 @@ Json JobWith(const std::string& name, int attempt, const std::string& condition 
   return job;
 }
 
-Json PodWith(int attempt, const std::string& phase, const Json& state) {
+// A pod of attempt `attempt`, controlled by that attempt's Job (JobWith's uid) unless `job_uid`
+// names another.
+Json PodWith(int attempt, const std::string& phase, const Json& state,
+             const std::string& job_uid = "") {
+  const std::string owner = job_uid.empty() ? "job-uid-" + std::to_string(attempt) : job_uid;
   return Json{{"metadata",
                {{"name", "ingest-" + std::to_string(attempt) + "-abc"},
                 {"namespace", "churn"},
                 {"creationTimestamp", "2026-11-23T09:59:01Z"},
-                {"labels", {{"millrace.io/attempt", std::to_string(attempt)}}}}},
+                {"labels", {{"millrace.io/attempt", std::to_string(attempt)}}},
+                {"ownerReferences",
+                 Json::array({{{"apiVersion", "batch/v1"},
+                               {"kind", "Job"},
+                               {"name", "ingest-" + std::to_string(attempt)},
+                               {"uid", owner},
+                               {"controller", true}}})}}},
               {"status",
                {{"phase", phase},
                 {"containerStatuses", Json::array({{{"name", "main"}, {"state", state}}})}}}};
@@ -115,8 +126,12 @@ TEST(TaskNames, EveryOwnerAndStepTheSchemaAllowsGivesAValidChildName) {
     }
     EXPECT_NE(ChildName(owner, step_long), ChildName(owner, step_long.substr(1) + "c"));
   }
-  // Names that already fit are kept as they were, so an upgrade finds the children it made.
+  // Names earlier releases made are made again the same, so an upgrade finds the children it made:
+  // the whole name when it fits, else the owner's prefix, a hash of the whole and the suffix.
   EXPECT_EQ(ChildName(std::string(40, 'a'), "train"), std::string(40, 'a') + "-train");
+  const std::string owner(40, 'p'), suffix(50, 's');
+  EXPECT_EQ(ChildName(owner, suffix),
+            std::string(3, 'p') + "-" + Hex32(owner + "-" + suffix) + "-" + suffix);
 }
 
 TEST(TaskRetryDelay, GrowsByFactorUpToTheCap) {
@@ -287,6 +302,25 @@ TEST(TaskPlan, SuccessPublishesResults) {
   EXPECT_EQ(plan.status.results.at("rows"), "42");
   EXPECT_EQ(Ready(plan).status, api::ConditionStatus::kTrue);
   EXPECT_NE(api::FindCondition(plan.status.conditions, kTaskConditionComplete), nullptr);
+}
+
+// A finished Job whose pod the cache does not show finished makes the reconciler read the pod
+// live; a pod an earlier Task of the same name left behind (same labels, another Job) is neither
+// taken for this attempt's nor keeps that read from happening.
+TEST(TaskPlan, AFinishedJobWithoutItsFinishedPodIsReadLiveAndLeftoverPodsAreNotItsOwn) {
+  ObservedTask observed;
+  observed.jobs = {JobWith("ingest-1", 1, "Complete", "")};
+  const api::Task task = TaskFrom(kBatch, Json{{"attempts", 1}});
+  EXPECT_EQ(AttemptPodToRead(task, observed), 1) << "no pod in the cache";
+  observed.pods = {PodWith(1, "Running", Json{{"running", Json::object()}})};
+  EXPECT_EQ(AttemptPodToRead(task, observed), 1) << "the cache still shows it running";
+  observed.pods = {PodWith(1, "Succeeded", Terminated(0, "Completed", R"({"rows": "7"})"),
+                           "uid-of-an-earlier-tasks-job")};
+  EXPECT_EQ(AttemptPodToRead(task, observed), 1) << "a leftover pod is not this attempt's";
+  observed.pods.push_back(PodWith(1, "Succeeded", Terminated(0, "Completed", R"({"rows": "42"})")));
+  EXPECT_EQ(AttemptPodToRead(task, observed), std::nullopt);
+  const TaskPlan plan = PlanTask(task, observed, kT0);
+  EXPECT_EQ(plan.status.results.at("rows"), "42");
 }
 
 TEST(TaskPlan, OversizedResultsFailTheTask) {
