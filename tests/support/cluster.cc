@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <stdexcept>
@@ -127,11 +128,21 @@ std::string Cluster::TokenKubeconfig() const {
 }
 
 std::vector<nlohmann::json> Cluster::AuditLog() const {
-  std::ifstream in(state_dir_ + "/logs/audit.log");
+  // Rotated files (audit-<time>.log, at 100 MB) oldest first, then audit.log.
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(state_dir_ + "/logs")) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("audit-") && name.ends_with(".log")) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  files.push_back(state_dir_ + "/logs/audit.log");
   std::vector<nlohmann::json> events;
-  for (std::string line; std::getline(in, line);) {
-    auto event = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (event.is_object()) events.push_back(std::move(event));  // a line being written is skipped
+  for (const auto& file : files) {
+    std::ifstream in(file);
+    for (std::string line; std::getline(in, line);) {
+      auto event = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (event.is_object()) events.push_back(std::move(event));  // a line being written: skipped
+    }
   }
   return events;
 }

@@ -45,7 +45,7 @@ class Cluster {
   std::string TokenKubeconfig() const;
 
   // The API server's audit log so far (scripts/testbed/audit-policy.yaml: every write, at Metadata
-  // level), one JSON event per line, oldest first.
+  // level), one JSON event per line, oldest first, across the files it rotated into.
   std::vector<nlohmann::json> AuditLog() const;
 
   // Applies Millrace's CRDs (crds/manifests) and waits until they are Established. Idempotent.

@@ -80,6 +80,10 @@ class OperatorTest : public ::testing::Test {
       ADD_FAILURE() << "the operator exited before the end: " << Tail(process.Log());
       return;
     }
+    // SIGTERM is handled from before the operator logs "starting"; one sent earlier (right after a
+    // restart, under ASan's slow start) would kill it with the default action.
+    WaitFor([&] { return !process.Running() || LogLine(process, "starting").is_object(); },
+            std::chrono::seconds{30});
     process.Signal(SIGTERM);
     const std::optional<int> code = process.Wait(std::chrono::seconds{30});
     EXPECT_EQ(code, std::optional<int>(0))
