@@ -31,6 +31,7 @@ void Default(Zone& zone) {
     SetIfUnset(m.role, MemberRole::kView);
   }
   SetIfUnset(s.network_isolation, true);
+  SetIfUnset(s.egress_isolation, false);
   SetIfUnset(s.deletion_policy, DeletionPolicy::kRetain);
 }
 

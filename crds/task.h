@@ -55,11 +55,20 @@ struct EnumNames<TaintEffect> {
                                                           "NoExecute"};
 };
 
-enum class TaskPhase { kPending, kRunning, kReady, kDegraded, kSucceeded, kFailed, kCancelled };
+enum class TaskPhase {
+  kPending,
+  kRunning,
+  kReady,
+  kRollingOut,
+  kDegraded,
+  kSucceeded,
+  kFailed,
+  kCancelled
+};
 template <>
 struct EnumNames<TaskPhase> {
-  static constexpr std::array<std::string_view, 7> kNames{
-      "Pending", "Running", "Ready", "Degraded", "Succeeded", "Failed", "Cancelled"};
+  static constexpr std::array<std::string_view, 8> kNames{
+      "Pending", "Running", "Ready", "RollingOut", "Degraded", "Succeeded", "Failed", "Cancelled"};
 };
 
 struct BatchRef {

@@ -56,6 +56,7 @@ void Visit(V& v, ZoneSpec& s) {
   v("defaults", s.defaults);
   v("guarantees", s.guarantees);
   v("networkIsolation", s.network_isolation);
+  v("egressIsolation", s.egress_isolation);
   v("deletionPolicy", s.deletion_policy);
 }
 

@@ -91,6 +91,7 @@ struct ZoneSpec {
   std::optional<ZoneDefaults> defaults;
   std::optional<ComputeResources> guarantees;
   std::optional<bool> network_isolation;          // default true
+  std::optional<bool> egress_isolation;           // default false
   std::optional<DeletionPolicy> deletion_policy;  // default Retain
 };
 

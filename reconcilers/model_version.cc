@@ -209,11 +209,8 @@ class Planner {
   bool ServingReady() const {
     if (!mv_.spec.serving) return true;
     if (!observed_.deployment) return false;
-    const Json& d = *observed_.deployment;
-    const int64_t wanted = Int(Sub(d, "spec"), "replicas", 1);
-    const Json& ds = Sub(d, "status");
-    return Int(ds, "observedGeneration") >= Int(Sub(d, "metadata"), "generation") &&
-           Int(ds, "readyReplicas") >= wanted && Int(ds, "updatedReplicas") >= wanted;
+    // Every wanted replica runs the current spec: readyReplicas alone counts old pods too.
+    return RolloutOf(*observed_.deployment).Complete();
   }
 
   void Transition(Stage to, const std::string& reason) {
@@ -384,8 +381,12 @@ class Planner {
                                                 "archived versions are not served"));
     } else if (served && !ready) {
       s.phase = ModelVersionPhase::kDeploying;
-      api::SetCondition(s.conditions, Condition(kConditionModelReady, kFalse, "ReplicasNotReady",
-                                                "waiting for the serving replicas"));
+      api::SetCondition(
+          s.conditions,
+          Condition(kConditionModelReady, kFalse, "ReplicasNotReady",
+                    "waiting for the serving replicas" +
+                        (observed_.deployment ? ": " + RolloutOf(*observed_.deployment).Describe()
+                                              : std::string())));
     } else if (served) {
       s.phase = ModelVersionPhase::kServing;
       api::SetCondition(s.conditions,

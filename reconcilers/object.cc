@@ -41,6 +41,37 @@ const json* TrueCondition(const json& object, std::string_view type) {
   return nullptr;
 }
 
+DeploymentRollout RolloutOf(const json& deployment) {
+  const json& status = Sub(deployment, "status");
+  DeploymentRollout r;
+  r.wanted = Int(Sub(deployment, "spec"), "replicas", 1);
+  r.ready = Int(status, "readyReplicas");
+  r.updated = Int(status, "updatedReplicas");
+  r.available = Int(status, "availableReplicas");
+  r.total = Int(status, "replicas");
+  r.observed =
+      Int(status, "observedGeneration") >= Int(Sub(deployment, "metadata"), "generation", 1);
+  return r;
+}
+
+std::string DeploymentRollout::Describe() const {
+  const auto n = [](int64_t v) { return std::to_string(v); };
+  const auto old = [&] {
+    const int64_t left = total - updated;
+    return n(left) + " old replica" + (left == 1 ? "" : "s");
+  };
+  if (!observed) return "waiting for the Deployment controller to see the new spec";
+  if (updated < wanted) {
+    return n(updated) + " of " + n(wanted) + " replicas updated to the new spec" +
+           (total > updated ? ", " + old() + " still running" : "");
+  }
+  if (total > updated) return old() + " still running";
+  if (available < updated) {
+    return n(available) + " of " + n(updated) + " updated replicas available";
+  }
+  return n(ready) + "/" + n(wanted) + " replicas ready";
+}
+
 std::optional<json> ControlledBy(const controller::Store& store, const std::string& key,
                                  const std::string& owner_uid) {
   const controller::Object o = store.Get(key);

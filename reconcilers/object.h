@@ -37,6 +37,31 @@ std::optional<api::Time> TimeOf(const nlohmann::json& j, std::string_view key);
 // The condition of `type` with status "True" in object.status.conditions, or nullptr.
 const nlohmann::json* TrueCondition(const nlohmann::json& object, std::string_view type);
 
+// Where a Deployment's rollout stands, read as `kubectl rollout status` reads it: every wanted
+// replica runs the current pod template and is available, and no replica of an older template is
+// left. readyReplicas alone counts old pods too, so it cannot say the new spec serves.
+struct DeploymentRollout {
+  int64_t wanted = 1;     // spec.replicas
+  int64_t ready = 0;      // status.readyReplicas (old and new template)
+  int64_t updated = 0;    // status.updatedReplicas (the current template, ready or not)
+  int64_t available = 0;  // status.availableReplicas
+  int64_t total = 0;      // status.replicas (every non-terminated pod)
+  bool observed = false;  // status.observedGeneration >= metadata.generation
+  // The Deployment controller has seen the current spec, every wanted replica is updated and
+  // available, and no old replica is left.
+  bool Complete() const {
+    return observed && updated >= wanted && total <= updated && available >= wanted &&
+           ready >= wanted;
+  }
+  // A new template is being rolled out: the spec is not yet observed, fewer than `wanted` replicas
+  // run it, or replicas of an older template remain.
+  bool ReplacingPods() const { return !observed || total > updated || updated < wanted; }
+  // What the rollout waits for ("1 of 2 replicas updated to the new spec, 2 old replicas still
+  // running"), for condition messages.
+  std::string Describe() const;
+};
+DeploymentRollout RolloutOf(const nlohmann::json& deployment);
+
 // The cached object at `key` if it has a controller ownerReference to `owner_uid`.
 std::optional<nlohmann::json> ControlledBy(const controller::Store& store, const std::string& key,
                                            const std::string& owner_uid);

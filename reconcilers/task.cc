@@ -818,12 +818,9 @@ class Planner {
     }
     const Json& d = *observed_.deployment;
     const Json& ds = Sub(d, "status");
-    const int64_t wanted = Int(Sub(d, "spec"), "replicas", 1);
-    const int64_t ready = Int(ds, "readyReplicas");
-    const int64_t updated = Int(ds, "updatedReplicas");
-    status().replicas = static_cast<int32_t>(Int(ds, "replicas"));
-    status().ready_replicas = static_cast<int32_t>(ready);
-    const bool current = Int(ds, "observedGeneration") >= Int(Sub(d, "metadata"), "generation");
+    const DeploymentRollout rollout = RolloutOf(d);
+    status().replicas = static_cast<int32_t>(rollout.total);
+    status().ready_replicas = static_cast<int32_t>(rollout.ready);
 
     std::optional<std::pair<std::string, std::string>> problem;
     if (const Json* failure = TrueCondition(d, "ReplicaFailure")) {
@@ -852,16 +849,24 @@ class Planner {
       }
     }
     const std::string counts =
-        std::to_string(ready) + "/" + std::to_string(wanted) + " replicas ready";
-    if (current && ready >= wanted && wanted > 0 && !problem) {
+        std::to_string(rollout.ready) + "/" + std::to_string(rollout.wanted) + " replicas ready";
+    // Ready only once the Deployment serves the current spec: readyReplicas also counts the pods
+    // of the template being replaced.
+    if (rollout.Complete() && rollout.wanted > 0 && !problem) {
       status().phase = TaskPhase::kReady;
-      SetReady(true, updated < wanted ? "RollingOut" : "Ready",
-               counts + (updated < wanted ? ", rolling out the new spec" : "") + " at " +
-                   *status().endpoint);
+      SetReady(true, "Ready", counts + " at " + *status().endpoint);
       return;
     }
-    const bool was_ready = old().phase == TaskPhase::kReady || old().phase == TaskPhase::kDegraded;
-    status().phase = was_ready ? TaskPhase::kDegraded : TaskPhase::kPending;
+    const bool was_serving = old().phase == TaskPhase::kReady ||
+                             old().phase == TaskPhase::kRollingOut ||
+                             old().phase == TaskPhase::kDegraded;
+    // A new spec replacing the pods of a task that served: the old pods serve meanwhile.
+    if (was_serving && !problem && rollout.ReplacingPods()) {
+      status().phase = TaskPhase::kRollingOut;
+      SetReady(false, "RollingOut", "rolling out the new spec: " + rollout.Describe());
+      return;
+    }
+    status().phase = was_serving ? TaskPhase::kDegraded : TaskPhase::kPending;
     if (problem) {
       SetReady(false, problem->first, counts + ": " + problem->second);
     } else {
@@ -891,6 +896,8 @@ class Planner {
       plan_.events.push_back({"Normal", "Running", ready->message});
     } else if (phase_changed && s.phase == TaskPhase::kReady && ready) {
       plan_.events.push_back({"Normal", "Ready", ready->message});
+    } else if (phase_changed && s.phase == TaskPhase::kRollingOut && ready) {
+      plan_.events.push_back({"Normal", "RollingOut", ready->message});
     } else if (phase_changed && s.phase == TaskPhase::kDegraded && ready) {
       plan_.events.push_back({"Warning", "Degraded", ready->message});
     }

@@ -84,9 +84,9 @@ std::optional<Json> PriorityClassObject(const api::Zone& zone) {
   pc["value"] = kZonePriorityValue;
   pc["globalDefault"] = false;
   pc["preemptionPolicy"] = "PreemptLowerPriority";
-  pc["description"] = "Pods of the Millrace Deployment zone " + zone.metadata.name +
+  pc["description"] = "Task pods of the Millrace Deployment zone " + zone.metadata.name +
                       " (namespace " + zone.TargetNamespace() +
-                      "): above development work, so production work is never starved.";
+                      "), scheduled before pods without a priority class.";
   return pc;
 }
 
@@ -196,6 +196,23 @@ std::optional<Json> NetworkPolicyObject(const api::Zone& zone) {
   return np;
 }
 
+// Egress only to the namespace's own pods and to DNS on any address (a cluster's resolver may be
+// CoreDNS in kube-system or a node-local cache, under labels no policy can know).
+std::optional<Json> EgressPolicyObject(const api::Zone& zone) {
+  if (!zone.spec.egress_isolation.value_or(false)) return std::nullopt;
+  Json np = Object(kNetworkingApiVersion, "NetworkPolicy", zone.TargetNamespace(),
+                   std::string(kZoneEgressPolicyName), zone);
+  np["spec"] = Json{
+      {"podSelector", Json::object()},
+      {"policyTypes", Json::array({"Egress"})},
+      {"egress",
+       Json::array({Json{{"to", Json::array({Json{{"podSelector", Json::object()}}})}},
+                    Json{{"ports", Json::array({Json{{"port", 53}, {"protocol", "UDP"}},
+                                                Json{{"port", 53}, {"protocol", "TCP"}}})}}})},
+  };
+  return np;
+}
+
 Json RbacSubject(std::optional<api::SubjectKind> kind, const std::string& name) {
   return Json{{"kind", api::ToString(kind.value_or(api::SubjectKind::kUser))},
               {"apiGroup", kRbacGroup},
@@ -241,6 +258,7 @@ std::vector<ChildRef> PossibleChildren(const api::Zone& zone) {
       {"v1", "ResourceQuota", ns, std::string(kZoneQuotaName)},
       {std::string(kNetworkingApiVersion), "NetworkPolicy", ns,
        std::string(kZoneNetworkPolicyName)},
+      {std::string(kNetworkingApiVersion), "NetworkPolicy", ns, std::string(kZoneEgressPolicyName)},
       {std::string(kRbacApiVersion), "RoleBinding", ns, std::string(kZoneOwnerBindingName)},
   };
   for (const auto role : kRoles) {
@@ -465,7 +483,8 @@ std::string ZoneRoleBindingName(api::MemberRole role) {
 
 std::vector<Json> ZoneChildren::All() const {
   std::vector<Json> out{namespace_};
-  for (const auto* o : {&priority_class, &limit_range, &resource_quota, &network_policy}) {
+  for (const auto* o :
+       {&priority_class, &limit_range, &resource_quota, &network_policy, &egress_policy}) {
     if (*o) out.push_back(**o);
   }
   out.insert(out.end(), role_bindings.begin(), role_bindings.end());
@@ -479,6 +498,7 @@ ZoneChildren DesiredZoneChildren(const api::Zone& zone) {
   c.limit_range = LimitRangeObject(zone);
   c.resource_quota = ResourceQuotaObject(zone);
   c.network_policy = NetworkPolicyObject(zone);
+  c.egress_policy = EgressPolicyObject(zone);
   c.role_bindings = RoleBindingObjects(zone);
   return c;
 }

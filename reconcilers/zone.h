@@ -59,6 +59,7 @@ inline constexpr std::string_view kZoneLabel = "millrace.io/zone";
 inline constexpr std::string_view kZoneQuotaName = "zone-quota";
 inline constexpr std::string_view kZoneLimitRangeName = "zone-defaults";
 inline constexpr std::string_view kZoneNetworkPolicyName = "zone-isolation";
+inline constexpr std::string_view kZoneEgressPolicyName = "zone-egress";
 inline constexpr std::string_view kZoneOwnerBindingName = "zone-owner";
 inline constexpr int32_t kZonePriorityValue = 100000;
 
@@ -78,6 +79,7 @@ struct ZoneChildren {
   std::optional<nlohmann::json> limit_range;     // spec.defaults, or spec.limits on cpu/memory
   std::optional<nlohmann::json> resource_quota;  // spec.limits
   std::optional<nlohmann::json> network_policy;  // spec.networkIsolation (default true)
+  std::optional<nlohmann::json> egress_policy;   // spec.egressIsolation (default false)
   // zone-owner, then zone-admin, zone-edit, zone-view; only those with subjects.
   std::vector<nlohmann::json> role_bindings;
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <csignal>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -257,6 +258,87 @@ spec:
                !Get("hpa", "scorer").is_object();
       },
       seconds(60)));
+}
+
+// An image change on a serving Task: kwok holds the new pod unready for 10 s while the old pod
+// keeps serving. The Task says RollingOut meanwhile, is Ready again only once a pod of the new
+// image is ready, and never says Degraded or warns.
+TEST_F(TaskTest, AnImageChangeIsRollingOutNotReadyUntilANewPodIsReady) {
+  const auto manifest = [](const std::string& image, const std::string& ready_delay) {
+    std::string meta = "metadata:\n  name: ranker\n";
+    if (!ready_delay.empty()) {
+      meta += "  annotations:\n    pod-ready.stage.kwok.x-k8s.io/delay: \"" + ready_delay +
+              "\"\n    pod-ready.stage.kwok.x-k8s.io/jitter-delay: \"" + ready_delay + "\"\n";
+    }
+    return "apiVersion: millrace.io/v1alpha1\nkind: Task\n" + meta + R"(spec:
+  role: Bolt
+  input: {stream: {topic: clicks, endpoint: "kafka.data.svc:9092"}}
+  image: )" +
+           image + R"(
+  service: {port: 8080}
+)";
+  };
+  C().Apply(manifest("ranker:1", ""), ns_);
+  ASSERT_EQ(Phase(WaitForPhase("ranker", "Ready", seconds(90))), "Ready");
+
+  // Every phase the Task shows from now on, in the API server's order.
+  const auto watch = std::make_unique<Subprocess>(
+      std::vector<std::string>{C().testbed_bin() + "/kubectl", "--kubeconfig=" + C().kubeconfig(),
+                               "get", "task", "ranker", "-n", ns_, "--watch", "-o",
+                               R"(jsonpath={.status.phase}{"\n"})"},
+      C().state_dir() + "/ranker-watch-" + ns_ + ".log");
+  ASSERT_TRUE(
+      WaitFor([&] { return watch->Log().find("Ready") != std::string::npos; }, seconds(10)));
+  C().Apply(manifest("ranker:2", "10s"), ns_);
+
+  // The new pod becomes ready 10 s after it starts; the Task is Ready after that, not before.
+  json new_pod;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const json pods = C().KubectlJson({"get", "pods", "-n", ns_});
+        for (const auto& pod : pods["items"]) {
+          if (pod["spec"]["containers"][0]["image"] != "ranker:2") continue;
+          for (const auto& c : pod["status"].value("conditions", json::array())) {
+            if (c["type"] == "Ready" && c["status"] == "True") {
+              new_pod = pod;
+              return true;
+            }
+          }
+        }
+        return false;
+      },
+      seconds(90)))
+      << C().Kubectl({"get", "pods,deployments,tasks", "-n", ns_, "-o", "yaml"}).out;
+  const json task = WaitForPhase("ranker", "Ready", seconds(60));
+  ASSERT_EQ(Phase(task), "Ready") << task.dump(2);
+  std::string task_ready, pod_ready;
+  for (const auto& c : task["status"]["conditions"]) {
+    if (c["type"] == "Ready") task_ready = c["lastTransitionTime"];
+  }
+  for (const auto& c : new_pod["status"]["conditions"]) {
+    if (c["type"] == "Ready") pod_ready = c["lastTransitionTime"];
+  }
+  EXPECT_GE(task_ready, pod_ready)
+      << "the Task said Ready at " << task_ready << ", its new pod became ready at " << pod_ready;
+
+  // Shown: Ready, then RollingOut until Ready again; no Degraded, and no Warning event.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const std::string log = watch->Log();
+        return log.find("RollingOut") != std::string::npos &&
+               log.rfind("Ready\n") > log.find("RollingOut");
+      },
+      seconds(10)))
+      << watch->Log();
+  std::vector<std::string> phases;
+  std::istringstream lines(watch->Log());
+  for (std::string line; std::getline(lines, line);) {
+    if (phases.empty() || phases.back() != line) phases.push_back(line);
+  }
+  EXPECT_EQ(phases, (std::vector<std::string>{"Ready", "RollingOut", "Ready"})) << watch->Log();
+  const auto reasons = EventReasons("ranker");
+  EXPECT_EQ(std::count(reasons.begin(), reasons.end(), "Degraded"), 0);
+  EXPECT_NE(std::find(reasons.begin(), reasons.end(), "RollingOut"), reasons.end());
 }
 
 // A memory limit taken out of a streaming Task's spec is taken out of its Deployment (the cached

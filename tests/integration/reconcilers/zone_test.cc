@@ -1,5 +1,6 @@
 // Zones end to end: the real millrace-controller binary against a real control plane.
 #include <chrono>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -311,6 +312,248 @@ spec:
   EXPECT_LE(finalizer_patches, 2) << conflicts << " of them conflicts";
   C().Kubectl({"label", "node", "kwok-node-0", "millrace-test/poke-"});
   C().Kubectl({"delete", "zone", "guaranteed", "--wait=false"});
+}
+
+// A project's Zone (a Development zone has no members): an owner, an edit and a view member.
+std::string TeamZone(const std::string& name, const std::string& owner, const std::string& editor,
+                     const std::string& viewer) {
+  return R"(
+apiVersion: millrace.io/v1alpha1
+kind: Zone
+metadata: {name: )" +
+         name + R"(}
+spec:
+  type: Deployment
+  owner: {kind: User, name: )" +
+         owner + R"(}
+  members:
+  - {kind: User, name: )" +
+         editor + R"(, role: edit}
+  - {kind: User, name: )" +
+         viewer + R"(, role: view}
+  limits: {cpu: "4", memory: 8Gi, pods: 20}
+  egressIsolation: true
+  deletionPolicy: Delete
+)";
+}
+
+std::string MemberTask(const std::string& name) {
+  return R"(
+apiVersion: millrace.io/v1alpha1
+kind: Task
+metadata: {name: )" +
+         name + R"(}
+spec: {role: Spout, image: busybox, output: {batch: {uri: "s3://team/out"}}}
+)";
+}
+
+std::string MemberPipeline(const std::string& name) {
+  return R"(
+apiVersion: millrace.io/v1alpha1
+kind: Pipeline
+metadata: {name: )" +
+         name + R"(}
+spec:
+  steps:
+  - {name: ingest, task: {role: Spout, image: busybox}}
+  - {name: train, dependsOn: [ingest], task: {role: Bolt, image: busybox}}
+)";
+}
+
+std::string MemberModelVersion(const std::string& version, const std::string& stage) {
+  return R"(
+apiVersion: millrace.io/v1alpha1
+kind: ModelVersion
+metadata: {name: team-model-)" +
+         version + R"(}
+spec:
+  model: team-model
+  version: ")" +
+         version + R"("
+  stage: )" +
+         stage +
+         R"(
+  artifact: {uri: "s3://team/models/)" +
+         version + R"(", format: onnx}
+)";
+}
+
+// Zone members use Millrace through Kubernetes' own roles: config/rbac/user_roles.yaml aggregates
+// the millrace.io resources into view, edit and admin, and config/policy/promotion.yaml asks for
+// the verb promote (admin only) to move a version into or out of Production.
+TEST_F(ZoneTest, MembersUseMillraceInTheirZoneAsTheirRoleAllows) {
+  for (const char* file : {"/config/rbac/user_roles.yaml", "/config/policy/promotion.yaml"}) {
+    const auto r = C().Kubectl(
+        {"apply", "--server-side", "--field-manager=millrace-test", "-f", SourceDir() + file});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  C().Apply(TeamZone("team-a", "ana", "ed", "vic"));
+  C().Apply(DevZone("team-b", "bea"));
+  for (const char* zone : {"team-a", "team-b"}) {
+    ASSERT_TRUE(WaitForCondition(zone, "Ready", "True").is_object()) << zone;
+    ASSERT_TRUE(WaitFor([&] { return ServiceAccountReady(zone); }, seconds(30))) << zone;
+  }
+  const auto as = [](const std::string& user, std::vector<std::string> argv,
+                     const std::string& input = "") {
+    argv.insert(argv.begin(), "--as=" + user);
+    return C().Kubectl(argv, input);
+  };
+  // The aggregation controller adds the roles' rules to admin, edit and view: wait for it.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return as("ana", {"auth", "can-i", "promote", "modelversions.millrace.io", "-n", "team-a"})
+                   .out.starts_with("yes") &&
+               as("ed", {"auth", "can-i", "create", "pipelines.millrace.io", "-n", "team-a"})
+                   .out.starts_with("yes") &&
+               as("vic", {"auth", "can-i", "list", "tasks.millrace.io", "-n", "team-a"})
+                   .out.starts_with("yes");
+      },
+      seconds(30)));
+  // And the API server enforces the promotion policy just created (its informer has it).
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return as("ed", {"create", "--dry-run=server", "-n", "team-a", "-f", "-"},
+                  MemberModelVersion("0", "Production"))
+                   .err.find("needs the verb promote") != std::string::npos;
+      },
+      seconds(30)));
+
+  // The owner and the edit member create a Task, a Pipeline and a ModelVersion, and they run.
+  for (const std::string user : {"ana", "ed"}) {
+    SCOPED_TRACE(user);
+    for (const auto& manifest : {MemberTask(user + "-task"), MemberPipeline(user + "-pipeline"),
+                                 MemberModelVersion(user == "ana" ? "1" : "2", "Staging")}) {
+      const auto r = as(user, {"create", "-n", "team-a", "-f", "-"}, manifest);
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+    }
+  }
+  ns_ = "team-a";
+  for (const std::string user : {"ana", "ed"}) {
+    SCOPED_TRACE(user);
+    EXPECT_EQ(Phase(WaitForPhase("task", user + "-task", "Succeeded", seconds(90))), "Succeeded");
+    EXPECT_EQ(Phase(WaitForPhase("pipeline", user + "-pipeline", "Succeeded", seconds(120))),
+              "Succeeded");
+  }
+  for (const char* mv : {"team-model-1", "team-model-2"}) {
+    EXPECT_TRUE(WaitFor([&] { return StatusField(Get("modelversion", mv), "stage") == "Staging"; },
+                        seconds(60)))
+        << mv;
+  }
+
+  // Promotion is the owner's: the edit member is refused and told why; the owner promotes.
+  const std::string promote = R"({"spec":{"stage":"Production"}})";
+  const auto refused = as("ed", {"patch", "modelversion", "team-model-2", "-n", "team-a",
+                                 "--type=merge", "-p", promote});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("needs the verb promote"), std::string::npos) << refused.err;
+  const auto promoted = as("ana", {"patch", "modelversion", "team-model-2", "-n", "team-a",
+                                   "--type=merge", "-p", promote});
+  EXPECT_EQ(promoted.exit_code, 0) << promoted.err;
+  EXPECT_TRUE(WaitFor(
+      [&] { return StatusField(Get("modelversion", "team-model-2"), "stage") == "Production"; },
+      seconds(60)));
+  // The edit member cancels (a Pipeline is changed, not promoted).
+  const auto cancelled = as("ed", {"patch", "pipeline", "ana-pipeline", "-n", "team-a",
+                                   "--type=merge", "-p", R"({"spec":{"cancel":true}})"});
+  EXPECT_EQ(cancelled.exit_code, 0) << cancelled.err;
+
+  // The view member reads and is refused a create.
+  const auto listed = as("vic", {"get", "tasks", "-n", "team-a", "-o", "name"});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_NE(listed.out.find("task.millrace.io/ed-task"), std::string::npos) << listed.out;
+  const auto viewer_create =
+      as("vic", {"create", "-n", "team-a", "-f", "-"}, MemberTask("vic-task"));
+  EXPECT_NE(viewer_create.exit_code, 0);
+  EXPECT_NE(viewer_create.err.find("forbidden"), std::string::npos) << viewer_create.err;
+
+  // Nobody reaches another zone, and nobody changes their own Zone (its limits, say).
+  for (const std::string user : {"ana", "ed", "vic"}) {
+    SCOPED_TRACE(user);
+    for (const auto& manifest : {MemberTask(user + "-intruder"), MemberPipeline(user + "-intruder"),
+                                 MemberModelVersion("9", "None")}) {
+      const auto r = as(user, {"create", "-n", "team-b", "-f", "-"}, manifest);
+      EXPECT_NE(r.exit_code, 0);
+      EXPECT_NE(r.err.find("forbidden"), std::string::npos) << r.err;
+    }
+    EXPECT_NE(as(user, {"get", "tasks", "-n", "team-b"}).exit_code, 0);
+    const auto raise = as(user, {"patch", "zone", "team-a", "--type=merge", "-p",
+                                 R"({"spec":{"limits":{"cpu":"64"}}})"});
+    EXPECT_NE(raise.exit_code, 0);
+    EXPECT_NE(raise.err.find("forbidden"), std::string::npos) << raise.err;
+  }
+  EXPECT_EQ(Zone("team-a")["spec"]["limits"]["cpu"], "4");
+}
+
+std::string Trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// The operator under its own ServiceAccount, with config/'s ClusterRole and admission policies: a
+// Deployment zone and the work in it run; work outside every zone fails, saying why.
+TEST_F(ZoneTest, TheOperatorAsItsServiceAccountRunsZonesAndNothingOutsideThem) {
+  ASSERT_EQ(C().Kubectl({"create", "namespace", "millrace-system"}).exit_code, 0);
+  for (const char* dir : {"/config/rbac", "/config/policy"}) {
+    const auto r = C().Kubectl(
+        {"apply", "--server-side", "--field-manager=millrace-test", "-k", SourceDir() + dir});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  // The confinement policy just created is in force (the API server's informer has it).
+  ASSERT_TRUE(WaitFor(
+      [] {
+        return C().Kubectl({"create", "job", "probe", "--image=busybox", "-n", "default",
+                            "--dry-run=server",
+                            "--as=system:serviceaccount:millrace-system:millrace-controller"})
+                   .err.find("ValidatingAdmissionPolicy") != std::string::npos;
+      },
+      seconds(30)));
+  const auto token =
+      C().Kubectl({"create", "token", "millrace-controller", "-n", "millrace-system"});
+  ASSERT_EQ(token.exit_code, 0) << token.err;
+  std::string kubeconfig = C().state_dir() + "/millrace-controller.kubeconfig";
+  {
+    const json config = C().KubectlJson({"config", "view", "--raw", "--minify"});
+    std::ofstream(kubeconfig)
+        << "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: "
+        << config["clusters"][0]["cluster"]["server"].get<std::string>()
+        << "\n    certificate-authority: " << C().state_dir() << "/pki/ca.crt\n"
+        << "users:\n- name: u\n  user:\n    token: " << Trimmed(token.out) << "\n"
+        << "contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n";
+  }
+  const OperatorSwap as_service_account("zone-operator-serviceaccount.log",
+                                        {"--kubeconfig=" + kubeconfig}, {});
+
+  C().Apply(TeamZone("confined", "otto", "eva", "val"));
+  const json zone = WaitForCondition("confined", "Ready", "True", seconds(90));
+  ASSERT_EQ(StatusField(zone, "phase"), "Active") << zone.dump(2);
+  ASSERT_TRUE(WaitFor([] { return ServiceAccountReady("confined"); }, seconds(30)));
+  for (const char* child : {"resourcequota/zone-quota", "rolebinding/zone-owner",
+                            "rolebinding/zone-edit", "networkpolicy/zone-isolation",
+                            "networkpolicy/zone-egress", "priorityclass/millrace-zone-confined"}) {
+    EXPECT_EQ(C().Kubectl({"get", child, "-n", "confined"}).exit_code, 0) << child;
+  }
+  ns_ = "confined";
+  C().Apply(MemberTask("inside"), "confined");
+  EXPECT_EQ(Phase(WaitForPhase("task", "inside", "Succeeded", seconds(90))), "Succeeded");
+
+  ns_ = C().CreateNamespace();
+  C().Apply(MemberTask("outside"), ns_);
+  const json outside = WaitForPhase("task", "outside", "Failed", seconds(60));
+  ASSERT_EQ(Phase(outside), "Failed") << outside.dump(2);
+  EXPECT_EQ(outside["status"]["failure"].value("reason", ""), "JobRejected") << outside.dump(2);
+  EXPECT_NE(outside["status"]["failure"]
+                .value("message", "")
+                .find("writes jobs only in namespaces a Zone manages"),
+            std::string::npos)
+      << outside.dump(2);
+  EXPECT_EQ(C().Kubectl({"get", "jobs", "-n", ns_, "-o", "name"}).out, "");
+
+  ASSERT_EQ(C().Kubectl({"delete", "zone", "confined", "--wait=true", "--timeout=90s"}).exit_code,
+            0);
+  // RBAC refused it nothing along the way (a refusal reads `User "system:serviceaccount:..."
+  // cannot <verb> resource ...`).
+  const std::string log = op_->Log();
+  EXPECT_EQ(log.find(":millrace-controller\\\" cannot "), std::string::npos) << Tail(log);
 }
 
 TEST_F(ZoneTest, KubectlGetZonesShowsUsefulColumns) {

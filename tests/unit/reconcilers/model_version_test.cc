@@ -45,10 +45,14 @@ spec:
 }
 
 Json ReadyDeployment() {
-  return Json{
-      {"metadata", {{"generation", 1}}},
-      {"spec", {{"replicas", 1}}},
-      {"status", {{"observedGeneration", 1}, {"readyReplicas", 1}, {"updatedReplicas", 1}}}};
+  return Json{{"metadata", {{"generation", 1}}},
+              {"spec", {{"replicas", 1}}},
+              {"status",
+               {{"observedGeneration", 1},
+                {"replicas", 1},
+                {"readyReplicas", 1},
+                {"updatedReplicas", 1},
+                {"availableReplicas", 1}}}};
 }
 
 Json StableService(const std::string& version) {
@@ -218,6 +222,30 @@ TEST(ModelVersionStages, NoneIsRegisteredAndNotServed) {
   EXPECT_EQ(plan.status.phase, ModelVersionPhase::kRegistered);
   EXPECT_EQ(plan.status.stage, Stage::kNone);
   EXPECT_THAT(plan.apply, IsEmpty());
+}
+
+// A serving change (a new image) on a Staging version: while a pod of the old spec is left beside
+// the new one, readyReplicas says 1 of 1, but the version is Deploying, not Serving, and says why.
+TEST(ModelVersionServing, ServingOnlyOnceTheRolloutOfTheNewSpecIsComplete) {
+  const api::ModelVersion v = Version("5", "Staging", Json{{"stage", "Staging"}});
+  ObservedModelVersion observed;
+  observed.deployment = ReadyDeployment();
+  observed.deployment->at("metadata")["generation"] = 2;
+  observed.deployment->at("status") = Json{{"observedGeneration", 2},
+                                           {"replicas", 2},
+                                           {"readyReplicas", 1},
+                                           {"updatedReplicas", 1},
+                                           {"availableReplicas", 1}};
+  const ModelVersionPlan rolling = PlanModelVersion(v, observed, kT0);
+  EXPECT_EQ(rolling.status.phase, ModelVersionPhase::kDeploying);
+  ASSERT_NE(Cond(rolling, kConditionModelReady), nullptr);
+  EXPECT_EQ(Cond(rolling, kConditionModelReady)->status, api::ConditionStatus::kFalse);
+  EXPECT_EQ(Cond(rolling, kConditionModelReady)->message,
+            "waiting for the serving replicas: 1 old replica still running");
+
+  observed.deployment->at("status")["replicas"] = 1;
+  const ModelVersionPlan serving = PlanModelVersion(v, observed, kT0);
+  EXPECT_EQ(serving.status.phase, ModelVersionPhase::kServing);
 }
 
 }  // namespace

@@ -464,11 +464,14 @@ TEST(TaskStreaming, ChildrenAreDeploymentServiceAndAutoscaler) {
 }
 
 TEST(TaskStreaming, ReadyWhenWantedReplicasAreReadyThenDegraded) {
-  Json deployment{
-      {"metadata", {{"name", "scorer"}, {"generation", 2}}},
-      {"spec", {{"replicas", 2}}},
-      {"status",
-       {{"observedGeneration", 2}, {"replicas", 2}, {"readyReplicas", 2}, {"updatedReplicas", 2}}}};
+  Json deployment{{"metadata", {{"name", "scorer"}, {"generation", 2}}},
+                  {"spec", {{"replicas", 2}}},
+                  {"status",
+                   {{"observedGeneration", 2},
+                    {"replicas", 2},
+                    {"readyReplicas", 2},
+                    {"updatedReplicas", 2},
+                    {"availableReplicas", 2}}}};
   ObservedTask observed;
   observed.deployment = deployment;
   const TaskPlan ready = PlanTask(TaskFrom(kStreaming), observed, kT0);
@@ -478,6 +481,7 @@ TEST(TaskStreaming, ReadyWhenWantedReplicasAreReadyThenDegraded) {
   EXPECT_EQ(ready.apply.size(), 3u);
 
   observed.deployment->at("status")["readyReplicas"] = 1;
+  observed.deployment->at("status")["availableReplicas"] = 1;
   const TaskPlan degraded = PlanTask(TaskFrom(kStreaming, Json{{"phase", "Ready"}}), observed, kT0);
   EXPECT_EQ(degraded.status.phase, TaskPhase::kDegraded);
   EXPECT_EQ(Ready(degraded).reason, "ReplicasNotReady");
@@ -489,6 +493,61 @@ TEST(TaskStreaming, ReadyWhenWantedReplicasAreReadyThenDegraded) {
   const TaskPlan quota = PlanTask(TaskFrom(kStreaming), observed, kT0);
   EXPECT_EQ(quota.status.phase, TaskPhase::kPending);
   EXPECT_EQ(Ready(quota).reason, "QuotaExceeded");
+}
+
+// An image change: the Deployment's new spec is not observed yet, then a new pod starts beside the
+// old ones (readyReplicas still counts the old pods), then the new pods serve. The task says
+// RollingOut throughout, never Ready before the new pods serve and never Degraded.
+TEST(TaskStreaming, RollingOutUntilTheNewSpecServesThenReady) {
+  const auto plan = [](Json status, int64_t generation) {
+    ObservedTask observed;
+    observed.deployment = Json{{"metadata", {{"name", "scorer"}, {"generation", generation}}},
+                               {"spec", {{"replicas", 2}}},
+                               {"status", std::move(status)}};
+    return PlanTask(TaskFrom(kStreaming, Json{{"phase", "Ready"}}), observed, kT0);
+  };
+  const TaskPlan unseen = plan(Json{{"observedGeneration", 2},
+                                    {"replicas", 2},
+                                    {"readyReplicas", 2},
+                                    {"updatedReplicas", 2},
+                                    {"availableReplicas", 2}},
+                               3);
+  EXPECT_EQ(unseen.status.phase, TaskPhase::kRollingOut);
+  EXPECT_EQ(Ready(unseen).status, api::ConditionStatus::kFalse);
+  EXPECT_EQ(Ready(unseen).reason, "RollingOut");
+
+  const TaskPlan surging = plan(Json{{"observedGeneration", 3},
+                                     {"replicas", 3},
+                                     {"readyReplicas", 2},
+                                     {"updatedReplicas", 2},
+                                     {"availableReplicas", 2}},
+                                3);
+  EXPECT_EQ(surging.status.phase, TaskPhase::kRollingOut);
+  EXPECT_EQ(Ready(surging).message, "rolling out the new spec: 1 old replica still running");
+  // Ready -> RollingOut is a Normal event, not a Degraded warning.
+  ASSERT_EQ(unseen.events.size(), 1u);
+  EXPECT_EQ(unseen.events[0].type, "Normal");
+  EXPECT_EQ(unseen.events[0].reason, "RollingOut");
+
+  const TaskPlan one_new = plan(Json{{"observedGeneration", 3},
+                                     {"replicas", 3},
+                                     {"readyReplicas", 2},
+                                     {"updatedReplicas", 1},
+                                     {"availableReplicas", 2}},
+                                3);
+  EXPECT_EQ(one_new.status.phase, TaskPhase::kRollingOut);
+  EXPECT_EQ(Ready(one_new).message,
+            "rolling out the new spec: 1 of 2 replicas updated to the new spec, 2 old replicas "
+            "still running");
+
+  const TaskPlan done = plan(Json{{"observedGeneration", 3},
+                                  {"replicas", 2},
+                                  {"readyReplicas", 2},
+                                  {"updatedReplicas", 2},
+                                  {"availableReplicas", 2}},
+                             3);
+  EXPECT_EQ(done.status.phase, TaskPhase::kReady);
+  EXPECT_EQ(Ready(done).status, api::ConditionStatus::kTrue);
 }
 
 TEST(TaskPod, TrimKeepsWhatThePlanReads) {

@@ -149,9 +149,10 @@ TEST(ZoneChildren, DevelopmentSampleAlice) {
       KindsAndNames(c.All()),
       ElementsAre("Namespace/dev-alice", "LimitRange/zone-defaults", "ResourceQuota/zone-quota",
                   "NetworkPolicy/zone-isolation", "RoleBinding/zone-owner"));
-  EXPECT_THAT(KindsAndNames(StaleZoneChildren(zone)),
-              ElementsAre("PriorityClass/millrace-zone-dev-alice", "RoleBinding/zone-admin",
-                          "RoleBinding/zone-edit", "RoleBinding/zone-view"));
+  EXPECT_THAT(
+      KindsAndNames(StaleZoneChildren(zone)),
+      ElementsAre("PriorityClass/millrace-zone-dev-alice", "NetworkPolicy/zone-egress",
+                  "RoleBinding/zone-admin", "RoleBinding/zone-edit", "RoleBinding/zone-view"));
 }
 
 TEST(ZoneChildren, DeploymentSampleChurn) {
@@ -219,7 +220,8 @@ TEST(ZoneChildren, DeploymentSampleChurn) {
                           "LimitRange/zone-defaults", "ResourceQuota/zone-quota",
                           "NetworkPolicy/zone-isolation", "RoleBinding/zone-owner",
                           "RoleBinding/zone-edit", "RoleBinding/zone-view"));
-  EXPECT_THAT(KindsAndNames(StaleZoneChildren(zone)), ElementsAre("RoleBinding/zone-admin"));
+  EXPECT_THAT(KindsAndNames(StaleZoneChildren(zone)),
+              ElementsAre("NetworkPolicy/zone-egress", "RoleBinding/zone-admin"));
 }
 
 TEST(ZoneChildren, DefaultsApplyWithoutDefaultingHavingRun) {
@@ -244,9 +246,10 @@ spec:
   EXPECT_EQ(c.role_bindings[1]["subjects"].size(), 2u);
   EXPECT_EQ(c.role_bindings[1]["subjects"][0],
             (Json{{"kind", "User"}, {"apiGroup", "rbac.authorization.k8s.io"}, {"name", "carol"}}));
-  EXPECT_THAT(KindsAndNames(StaleZoneChildren(zone)),
-              ElementsAre("LimitRange/zone-defaults", "ResourceQuota/zone-quota",
-                          "RoleBinding/zone-owner", "RoleBinding/zone-edit"));
+  EXPECT_THAT(
+      KindsAndNames(StaleZoneChildren(zone)),
+      ElementsAre("LimitRange/zone-defaults", "ResourceQuota/zone-quota",
+                  "NetworkPolicy/zone-egress", "RoleBinding/zone-owner", "RoleBinding/zone-edit"));
   for (const auto& r : StaleZoneChildren(zone)) {
     EXPECT_EQ(r.namespace_, r.kind == "PriorityClass" ? "" : "proj") << r.kind;
   }
@@ -264,12 +267,35 @@ TEST(ZoneChildren, StaleAfterIsolationOffAndMembersGone) {
               ElementsAre("Namespace/churn", "PriorityClass/millrace-zone-churn",
                           "RoleBinding/zone-owner"));
   const auto stale = StaleZoneChildren(zone);
-  EXPECT_THAT(KindsAndNames(stale),
-              ElementsAre("LimitRange/zone-defaults", "ResourceQuota/zone-quota",
-                          "NetworkPolicy/zone-isolation", "RoleBinding/zone-admin",
-                          "RoleBinding/zone-edit", "RoleBinding/zone-view"));
+  EXPECT_THAT(
+      KindsAndNames(stale),
+      ElementsAre("LimitRange/zone-defaults", "ResourceQuota/zone-quota",
+                  "NetworkPolicy/zone-isolation", "NetworkPolicy/zone-egress",
+                  "RoleBinding/zone-admin", "RoleBinding/zone-edit", "RoleBinding/zone-view"));
   EXPECT_EQ(stale[2],
             (ChildRef{"networking.k8s.io/v1", "NetworkPolicy", "churn", "zone-isolation"}));
+}
+
+// egressIsolation adds zone-egress: egress only to the namespace's pods and to DNS anywhere.
+TEST(ZoneChildren, EgressIsolationAllowsTheZoneAndDnsOnly) {
+  api::Zone zone = Sample("zone-deployment-churn.yaml");
+  zone.spec.egress_isolation = true;
+  const ZoneChildren c = DesiredZoneChildren(zone);
+  ASSERT_TRUE(c.egress_policy);
+  EXPECT_EQ((*c.egress_policy)["metadata"]["name"], "zone-egress");
+  const Json& spec = (*c.egress_policy)["spec"];
+  EXPECT_EQ(spec["podSelector"], Json::object());
+  EXPECT_EQ(spec["policyTypes"], Json::array({"Egress"}));
+  EXPECT_EQ(spec["egress"][0],
+            (Json{{"to", Json::array({Json{{"podSelector", Json::object()}}})}}));
+  EXPECT_EQ(spec["egress"][1],
+            (Json{{"ports", Json::array({Json{{"port", 53}, {"protocol", "UDP"}},
+                                         Json{{"port", 53}, {"protocol", "TCP"}}})}}));
+  EXPECT_EQ(spec["egress"].size(), 2u);
+  // The ingress policy is unchanged beside it, and neither is stale.
+  ASSERT_TRUE(c.network_policy);
+  EXPECT_EQ((*c.network_policy)["spec"]["policyTypes"], Json::array({"Ingress"}));
+  for (const auto& ref : StaleZoneChildren(zone)) EXPECT_NE(ref.kind, "NetworkPolicy");
 }
 
 Json LimitRangeSpecItem(const std::string& spec_yaml) {
