@@ -204,8 +204,12 @@ TEST_F(LeaderElection, AFrozenLeaderMakesNoWriteAfterTheStandbyTookOver) {
   ASSERT_GE(leader, 0) << ops[0].process->Log() << ops[1].process->Log();
   Operator& old = ops[static_cast<size_t>(leader)];
   Operator& standby = ops[static_cast<size_t>(1 - leader)];
+  // The standby logs its identity once its caches are synced, which may come after the leader
+  // leads (ASan replicas on a busy machine sync slowly).
+  ASSERT_TRUE(WaitFor([&] { return !old.Identity().empty() && !standby.Identity().empty(); },
+                      seconds(60)))
+      << standby.process->Log();
   const std::string old_id = old.Identity(), new_id = standby.Identity();
-  ASSERT_FALSE(old_id.empty() || new_id.empty());
 
   for (int i = 0; i < 10; ++i) C().Apply(Task("before-" + std::to_string(i), 4), ns);
   ASSERT_TRUE(WaitFor(
