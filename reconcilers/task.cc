@@ -512,6 +512,8 @@ class Planner {
     if (Terminal(status().phase)) {
       Cleanup();
     } else if (task_.spec.Cancelled()) {
+      // A Job made before the cancel is an attempt, even if its status write was lost.
+      if (const int latest = LatestAttempt(); latest > 0) status().attempts = latest;
       Finish(TaskPhase::kCancelled, "Cancelled", "cancelled by spec.cancel");
     } else if (task_.spec.Streaming()) {
       Streaming();
@@ -614,18 +616,24 @@ class Planner {
 
   // ---- batch ----
 
+  // The attempts made: what status says, or more if the cache shows a later Job (a status write
+  // lost to a crash).
+  int LatestAttempt() const {
+    int latest = plan_.status.attempts.value_or(0);
+    for (const Json& job : observed_.jobs) latest = std::max(latest, AttemptOf(job));
+    return latest;
+  }
+
   void Batch() {
-    // The attempts made: what status says, or more if the cache shows a later Job (a status
-    // write lost to a crash).
     std::map<int, const Json*> jobs;
     for (const Json& job : observed_.jobs) {
       if (const int n = AttemptOf(job); n > 0) jobs[n] = &job;
     }
-    int latest = status().attempts.value_or(0);
-    if (!jobs.empty()) latest = std::max(latest, jobs.rbegin()->first);
+    const int latest = LatestAttempt();
     if (!status().start_time && !jobs.empty()) {
       status().start_time = FactsOfJob(*jobs.begin()->second).created;
     }
+    if (latest > 0) status().attempts = latest;  // a timeout ends the attempts made, counted
     if (TimedOut()) return;
 
     if (latest == 0) {

@@ -369,6 +369,22 @@ spec: {role: Spout, image: busybox, cancel: true}
   EXPECT_EQ(Ready(plan).reason, "Cancelled");
 }
 
+// A cancel that arrives after the Job was created but before status recorded the attempt (a
+// crash, a conflict): the Job still counts as attempt 1 (found by the chaos suite's check that
+// every Task has a Job per attempt).
+TEST(TaskPlan, ACancelCountsAJobWhoseAttemptStatusNeverRecorded) {
+  const std::string yaml = R"(
+metadata: {name: ingest, namespace: churn}
+spec: {role: Spout, image: busybox, cancel: true}
+)";
+  ObservedTask observed;
+  observed.jobs = {JobWith("ingest-1", 1)};
+  const TaskPlan plan = PlanTask(TaskFrom(yaml), observed, kT0);
+  EXPECT_EQ(plan.status.phase, TaskPhase::kCancelled);
+  EXPECT_EQ(plan.status.attempts, 1);
+  ASSERT_EQ(plan.remove.size(), 1u);
+}
+
 TEST(TaskPlan, FinishedTasksDeleteTheirJobsAfterTheTtl) {
   const std::string yaml = R"(
 metadata: {name: ingest, namespace: churn}
