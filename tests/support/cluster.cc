@@ -117,11 +117,15 @@ std::string Cluster::TestToken() const {
 }
 
 std::string Cluster::TokenKubeconfig() const {
-  const std::string path = state_dir_ + "/test-token-user.kubeconfig";
+  return KubeconfigFor(TestToken(), "test-token-user.kubeconfig");
+}
+
+std::string Cluster::KubeconfigFor(const std::string& token, const std::string& file) const {
+  const std::string path = state_dir_ + "/" + file;
   std::ofstream(path) << "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n"
                       << "    server: " << apiserver_ << "\n"
                       << "    certificate-authority: " << state_dir_ << "/pki/ca.crt\n"
-                      << "users:\n- name: u\n  user:\n    token: " << TestToken() << "\n"
+                      << "users:\n- name: u\n  user:\n    token: " << token << "\n"
                       << "contexts:\n- name: c\n  context: {cluster: c, user: u}\n"
                       << "current-context: c\n";
   return path;

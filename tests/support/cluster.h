@@ -43,6 +43,8 @@ class Cluster {
   // kubeconfig file (written once into the state directory) that authenticates with it.
   std::string TestToken() const;
   std::string TokenKubeconfig() const;
+  // A kubeconfig file `file` in the state directory that authenticates with bearer `token`.
+  std::string KubeconfigFor(const std::string& token, const std::string& file) const;
 
   // The API server's audit log so far (scripts/testbed/audit-policy.yaml: every write, at Metadata
   // level), one JSON event per line, oldest first, across the files it rotated into.

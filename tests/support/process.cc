@@ -148,7 +148,7 @@ std::string Subprocess::Log() const {
 }
 
 void Subprocess::Signal(int signal) const {
-  if (pid_ > 0) kill(pid_, signal);
+  if (pid_ > 0 && !exit_code_) kill(pid_, signal);  // never a reaped (maybe reused) pid
 }
 
 std::optional<int> Subprocess::Wait(std::chrono::milliseconds timeout) {

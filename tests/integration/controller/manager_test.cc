@@ -90,12 +90,15 @@ struct Operator {
                                "http://127.0.0.1:" + std::to_string(port) + path});
     return r.exit_code == 0 ? std::stoi(r.out) : 0;
   }
+  // The value of one series of /metrics (name and labels as exposed), -1 when absent.
+  double Metric(const std::string& series) const {
+    const std::string metrics = Get("/metrics");
+    const auto at = metrics.find(series + " ");
+    return at == std::string::npos ? -1 : std::stod(metrics.substr(at + series.size() + 1));
+  }
   // 1 leader, 0 standby, -1 not answering.
   int Leading() const {
-    const std::string metrics = Get("/metrics");
-    const std::string series = "leader_election_master_status{name=\"millrace-test\"} ";
-    const auto at = metrics.find(series);
-    return at == std::string::npos ? -1 : std::stoi(metrics.substr(at + series.size()));
+    return static_cast<int>(Metric("leader_election_master_status{name=\"millrace-test\"}"));
   }
 };
 
@@ -228,9 +231,12 @@ TEST_F(LeaderElection, AFrozenLeaderMakesNoWriteAfterTheStandbyTookOver) {
   ASSERT_TRUE(WaitFor([&] { return standby.Leading() == 1; }, seconds(30)))
       << standby.process->Log();
   ASSERT_TRUE(WaitFor([&] { return Holder(ns) == new_id; }, seconds(10)));
-  std::this_thread::sleep_for(seconds(2));  // the freeze: a fixed span is the fault itself
+  // Frozen past its fence, its own kernel timer kills it before it can resume (the standby took
+  // over only after the lease duration, later than the timer). Then it is resumed, should it
+  // still be there, and may try to write.
+  const bool killed_while_frozen = WaitFor([&] { return !old.process->Running(); }, seconds(20));
   old.process->Signal(SIGCONT);
-  // Frozen past its fence, it was killed by its own kernel timer before it could resume.
+  EXPECT_TRUE(killed_while_frozen);
   EXPECT_EQ(old.process->Wait(seconds(20)), std::optional<int>(128 + SIGKILL)) << old.process->Log();
 
   // The standby finishes everything.
@@ -362,7 +368,13 @@ TEST_F(Manager, SigtermToAStandbyExitsCleanly) {
   ASSERT_GE(leader, 0);
   TaskStream stream(ns);
   Operator& standby = ops[static_cast<size_t>(1 - leader)];
-  std::this_thread::sleep_for(seconds(1));  // let the stream's events reach the standby's caches
+  // The stream's events are reaching the standby's caches.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return standby.Metric("millrace_informer_objects{resource=\"tasks.millrace.io\"}") > 0;
+      },
+      seconds(30)))
+      << standby.Get("/metrics");
   standby.process->Signal(SIGTERM);
   EXPECT_EQ(standby.process->Wait(seconds(20)), std::optional<int>(0)) << standby.process->Log();
   ExpectNoSanitizerReport(*standby.process);

@@ -138,6 +138,29 @@ TEST_F(Install, TheChartRunsTwoHardenedReplicasWithAPodDisruptionBudget) {
       secret["data"]["ca.crt"]);
 }
 
+// Both installs give the operator's pods ephemeral-storage requests and limits and a
+// NetworkPolicy admitting ingress only to the webhook and metrics ports.
+TEST_F(Install, TheOperatorsPodsHaveEphemeralStorageBoundsAndAnIngressPolicy) {
+  const auto kustomize = Objects(C().Kubectl({"kustomize", SourceDir() + "/config/default"}).out);
+  for (const auto& objects : {Objects(Render()), kustomize}) {
+    const json deployment = Find(objects, "Deployment");
+    ASSERT_TRUE(deployment.is_object());
+    const json& resources = deployment["spec"]["template"]["spec"]["containers"][0]["resources"];
+    EXPECT_TRUE(resources["requests"].contains("ephemeral-storage")) << resources.dump();
+    EXPECT_TRUE(resources["limits"].contains("ephemeral-storage")) << resources.dump();
+    const json policy = Find(objects, "NetworkPolicy");
+    ASSERT_TRUE(policy.is_object());
+    EXPECT_EQ(policy["spec"]["podSelector"]["matchLabels"],
+              deployment["spec"]["selector"]["matchLabels"]);
+    EXPECT_EQ(policy["spec"]["policyTypes"], json::array({"Ingress"}));
+    json ports = json::array();
+    for (const auto& rule : policy["spec"]["ingress"]) {
+      for (const auto& p : rule["ports"]) ports.push_back(p["port"]);
+    }
+    EXPECT_EQ(ports, json::array({"webhook", "metrics"}));
+  }
+}
+
 TEST_F(Install, ChartAndKustomizeGrantTheSameRulesAndRegisterTheSameWebhooks) {
   // config/ serves the webhooks with a self-signed certificate: compare the chart in that mode.
   const auto chart = Objects(Render({"webhook.certificates=self-signed", "replicaCount=1"}));

@@ -1,6 +1,5 @@
 // Zones end to end: the real millrace-controller binary against a real control plane.
 #include <chrono>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -56,23 +55,20 @@ class ZoneTest : public OperatorTest {
   }
 };
 
+// A Zone named `name` of `type` owned by the User `owner`; `rest` is the remaining spec lines.
+std::string ZoneOf(const std::string& name, const std::string& type, const std::string& owner,
+                   const std::string& rest) {
+  return "apiVersion: millrace.io/v1alpha1\nkind: Zone\nmetadata: {name: " + name +
+         "}\nspec:\n  type: " + type + "\n  owner: {kind: User, name: " + owner + "}\n" + rest;
+}
+
 std::string DevZone(const std::string& name, const std::string& user,
                     const std::string& policy = "Delete") {
-  return R"(
-apiVersion: millrace.io/v1alpha1
-kind: Zone
-metadata: {name: )" +
-         name + R"(}
-spec:
-  type: Development
-  owner: {kind: User, name: )" +
-         user + R"(}
-  limits: {cpu: "2", memory: 4Gi, pods: 10}
+  return ZoneOf(name, "Development", user, R"(  limits: {cpu: "2", memory: 4Gi, pods: 10}
   defaults:
     requests: {cpu: 300m, memory: 256Mi}
     limits: {cpu: 500m, memory: 512Mi}
-  deletionPolicy: )" +
-         policy + "\n";
+  deletionPolicy: )" + policy + "\n");
 }
 
 // A pod with an optional cpu request and limit (a request above the zone's default limit needs
@@ -317,24 +313,13 @@ spec:
 // A project's Zone (a Development zone has no members): an owner, an edit and a view member.
 std::string TeamZone(const std::string& name, const std::string& owner, const std::string& editor,
                      const std::string& viewer) {
-  return R"(
-apiVersion: millrace.io/v1alpha1
-kind: Zone
-metadata: {name: )" +
-         name + R"(}
-spec:
-  type: Deployment
-  owner: {kind: User, name: )" +
-         owner + R"(}
-  members:
-  - {kind: User, name: )" +
-         editor + R"(, role: edit}
-  - {kind: User, name: )" +
-         viewer + R"(, role: view}
-  limits: {cpu: "4", memory: 8Gi, pods: 20}
+  return ZoneOf(name, "Deployment", owner,
+                "  members:\n  - {kind: User, name: " + editor + ", role: edit}\n" +
+                    "  - {kind: User, name: " + viewer + ", role: view}\n" +
+                    R"(  limits: {cpu: "4", memory: 8Gi, pods: 20}
   egressIsolation: true
   deletionPolicy: Delete
-)";
+)");
 }
 
 std::string MemberTask(const std::string& name) {
@@ -510,16 +495,8 @@ TEST_F(ZoneTest, TheOperatorAsItsServiceAccountRunsZonesAndNothingOutsideThem) {
   const auto token =
       C().Kubectl({"create", "token", "millrace-controller", "-n", "millrace-system"});
   ASSERT_EQ(token.exit_code, 0) << token.err;
-  std::string kubeconfig = C().state_dir() + "/millrace-controller.kubeconfig";
-  {
-    const json config = C().KubectlJson({"config", "view", "--raw", "--minify"});
-    std::ofstream(kubeconfig)
-        << "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: "
-        << config["clusters"][0]["cluster"]["server"].get<std::string>()
-        << "\n    certificate-authority: " << C().state_dir() << "/pki/ca.crt\n"
-        << "users:\n- name: u\n  user:\n    token: " << Trimmed(token.out) << "\n"
-        << "contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n";
-  }
+  const std::string kubeconfig =
+      C().KubeconfigFor(Trimmed(token.out), "millrace-controller.kubeconfig");
   const OperatorSwap as_service_account("zone-operator-serviceaccount.log",
                                         {"--kubeconfig=" + kubeconfig}, {});
 
