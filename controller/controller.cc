@@ -25,8 +25,25 @@ WorkQueueOptions QueueOptions(const ControllerOptions& options, Registry& regist
 
 }  // namespace
 
+bool IsQuotaRefusal(const kube::Error& error) {
+  return error.IsForbidden() && error.message.find("exceeded quota") != std::string::npos;
+}
+
+bool IsTerminal(const kube::Error& error) {
+  switch (error.kind) {
+    case kube::ErrorKind::kInvalid:
+    case kube::ErrorKind::kBadRequest:
+    case kube::ErrorKind::kMethodNotAllowed:
+      return true;
+    case kube::ErrorKind::kForbidden:
+      return !IsQuotaRefusal(error);
+    default:
+      return false;
+  }
+}
+
 std::string NewReconcileId() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
   return fmt::format("{:016x}", rng());
 }
 
@@ -56,7 +73,7 @@ Controller::Metrics Controller::MakeMetrics(Registry& registry, const std::strin
   };
 }
 
-Controller::Controller(ControllerOptions options, Reconciler& reconciler)
+Controller::Controller(const ControllerOptions& options, Reconciler& reconciler)
     : name_(options.name),
       workers_(options.workers),
       clock_(options.clock != nullptr ? *options.clock : SystemClock::Instance()),
@@ -72,13 +89,13 @@ void Controller::Start() {
   const std::lock_guard lock(threads_mu_);
   if (!threads_.empty() || stopping_) return;
   logger_.With("workers", workers_).Info("starting workers");
-  threads_.emplace_back([this](std::stop_token stop) { Work(std::move(stop)); });
+  threads_.emplace_back([this](const std::stop_token& stop) { Work(stop); });
 }
 
 void Controller::SpawnWorkerIfAllBusy() {
   const std::lock_guard lock(threads_mu_);
   if (stopping_ || threads_.size() >= static_cast<size_t>(workers_)) return;
-  threads_.emplace_back([this](std::stop_token stop) { Work(std::move(stop)); });
+  threads_.emplace_back([this](const std::stop_token& stop) { Work(stop); });
 }
 
 void Controller::Stop() {
@@ -101,7 +118,7 @@ size_t Controller::worker_threads() {
   return threads_.size();
 }
 
-void Controller::Work(std::stop_token stop) {
+void Controller::Work(const std::stop_token& stop) {
   while (true) {
     idle_workers_.fetch_add(1);
     auto key = queue_.Get();

@@ -45,7 +45,7 @@ struct ControllerOptions {
 // running reconciles to stop, shuts the queue down with drain and joins the workers.
 class Controller {
  public:
-  Controller(ControllerOptions options, Reconciler& reconciler);
+  Controller(const ControllerOptions& options, Reconciler& reconciler);
   ~Controller();
   Controller(const Controller&) = delete;
   Controller& operator=(const Controller&) = delete;
@@ -71,7 +71,7 @@ class Controller {
   };
   static Metrics MakeMetrics(Registry& registry, const std::string& name);
 
-  void Work(std::stop_token stop);
+  void Work(const std::stop_token& stop);
   void SpawnWorkerIfAllBusy();
   void ReconcileOne(const std::string& key, std::stop_token stop);
 

@@ -68,11 +68,11 @@ Manager::Manager(kube::Client& client, ManagerOptions options)
     options_.leader_election->logger = options_.logger;
     elector_ = std::make_unique<LeaderElector>(client_, *options_.leader_election);
   }
-  events_flush_thread_ =
-      std::jthread([this](std::stop_token stop) { FlushEvents(std::move(stop)); });
+  events_flush_thread_ = std::jthread([this](const std::stop_token& stop) { FlushEvents(stop); });
 }
 
 Manager::~Manager() {
+  StopRunnables();            // on the ways out of Run() that did not stop them
   events_flush_thread_ = {};  // stops and joins it
   first_pass_thread_ = {};
   // Informers push keys into the controllers' queues and MutationCaches: they stop first, on
@@ -111,6 +111,18 @@ Controller& Manager::AddController(ControllerOptions options,
   return AddController(std::move(options), *reconcilers_.back());
 }
 
+void Manager::AddRunnable(std::unique_ptr<Runnable> runnable) {
+  runnables_.push_back(std::move(runnable));
+}
+
+void Manager::StopRunnables() {
+  for (; runnables_started_ > 0; --runnables_started_) {
+    Runnable& runnable = *runnables_[runnables_started_ - 1];
+    runnable.Stop();
+    options_.logger.With("runnable", runnable.runnable_name()).Info("stopped");
+  }
+}
+
 bool Manager::Ready() const { return synced_.load(); }
 
 bool Manager::IsLeader() const { return elector_ ? elector_->IsLeader() : true; }
@@ -119,7 +131,7 @@ void Manager::ExportRequestMetrics() {
   // Runs under the registry's collect lock. The client's counts only grow, and only this hook
   // moves the counters, so each counter moves up to its count (exact in a double below 2^53).
   const auto catch_up = [](Counter& counter, uint64_t count) {
-    const double now = static_cast<double>(count);
+    const auto now = static_cast<double>(count);
     if (now > counter.Value()) counter.Inc(now - counter.Value());
   };
   for (const auto& [key, count] : options_.request_metrics->Snapshot()) {
@@ -128,13 +140,13 @@ void Manager::ExportRequestMetrics() {
   catch_up(*connections_counter_, options_.request_metrics->connections());
 }
 
-void Manager::FlushEvents(std::stop_token stop) {
+void Manager::FlushEvents(const std::stop_token& stop) {
   Clock& clock =
       options_.events.clock != nullptr ? *options_.events.clock : SystemClock::Instance();
   while (clock.SleepUntil(clock.Now() + options_.events.patch_interval, stop)) recorder_.Flush();
 }
 
-int Manager::Run(std::stop_token stop) {
+int Manager::Run(const std::stop_token& stop) {
   const Logger& log = options_.logger;
   const TimePoint start = SystemClock::Instance().Now();
   if (options_.http) {
@@ -146,6 +158,16 @@ int Manager::Run(std::stop_token stop) {
     }
     http_port_ = http_->port();
     log.With("port", http_->port()).Info("serving /healthz, /readyz and /metrics");
+  }
+  for (auto& runnable : runnables_) {
+    if (auto started = runnable->Start(); !started) {
+      log.With("runnable", runnable->runnable_name())
+          .With("error", started.error())
+          .Error("starting failed");
+      runnable->Stop();
+      return 1;
+    }
+    ++runnables_started_;
   }
 
   for (auto& informer : informers_) informer->Start();
@@ -167,7 +189,7 @@ int Manager::Run(std::stop_token stop) {
   leader_gauge_.Set(1);
   log.With("controllers", controllers_.size()).Info("starting controllers");
   for (auto& controller : controllers_) controller->Start();
-  first_pass_thread_ = std::jthread([this, start](std::stop_token pass_stop) {
+  first_pass_thread_ = std::jthread([this, start](const std::stop_token& pass_stop) {
     for (auto& controller : controllers_) {
       if (!controller->queue().WaitIdle(pass_stop)) return;
     }
@@ -198,16 +220,17 @@ int Manager::Run(std::stop_token stop) {
   // back only after.
   std::jthread renewing;
   if (elector_) {
-    renewing = std::jthread([this](std::stop_token drained) {
+    renewing = std::jthread([this](const std::stop_token& drained) {
       if (!elector_->Renew(drained)) options_.logger.Error("leadership lost while stopping");
     });
   }
   for (auto& controller : controllers_) controller->Stop();
   recorder_.Flush();
   event_sender_.Drain();  // sends what is queued, for up to its drain timeout
-  renewing = {};             // stops and joins it
+  renewing = {};          // stops and joins it
   leader_gauge_.Set(0);
   if (elector_) elector_->Release();
+  StopRunnables();
   for (auto& informer : informers_) informer->Stop();
   if (http_) http_->Stop();
   return 0;

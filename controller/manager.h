@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstddef>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -17,6 +18,7 @@
 #include "controller/informer.h"
 #include "controller/leader_election.h"
 #include "controller/metrics.h"
+#include "controller/runnable.h"
 #include "kubeclient/client.h"
 #include "kubeclient/metrics.h"
 
@@ -37,13 +39,14 @@ struct ManagerOptions {
 };
 
 // Owns the parts of a running operator and their order:
-//   1. serve /healthz (always 200), /readyz (200 once every informer has synced) and /metrics;
+//   1. serve /healthz (always 200), /readyz (200 once every informer has synced) and /metrics,
+//      and start the runnables (the webhook server, the CA injector) in the order added;
 //   2. start every informer (standbys keep warm caches, so a takeover starts at once) and wait
 //      for their first lists;
 //   3. acquire the lease (if electing), then start the controllers;
 //   4. on stop: stop the controllers (in-flight reconciles finish) and send the queued events,
 //      while the lease is still renewed; then release the lease so a standby takes over at once,
-//      and stop the informers.
+//      stop the runnables (in reverse order) and the informers.
 // Losing the lease returns 1 from Run() at once, without draining: the process must exit
 // (lost_leadership() says so) and start over as a standby, as controller-runtime does. The
 // lease's fence (LeaderElectionOptions::fence, asked by the client before every write) has
@@ -60,6 +63,8 @@ class Manager {
   Controller& AddController(ControllerOptions options, Reconciler& reconciler);
   // The same, with the manager owning the reconciler.
   Controller& AddController(ControllerOptions options, std::unique_ptr<Reconciler> reconciler);
+  // Before Run(). The manager owns it.
+  void AddRunnable(std::unique_ptr<Runnable> runnable);
 
   kube::Client& client() { return client_; }
   Registry& metrics() { return registry_; }
@@ -68,7 +73,7 @@ class Manager {
   const Logger& logger() const { return options_.logger; }
 
   // Blocks until `stop` (returns 0), leadership is lost (1) or the caches fail to sync (1).
-  int Run(std::stop_token stop);
+  int Run(const std::stop_token& stop);
 
   bool Ready() const;
   bool IsLeader() const;
@@ -79,7 +84,9 @@ class Manager {
   uint16_t http_port() const { return http_port_.load(); }
 
  private:
-  void FlushEvents(std::stop_token stop);
+  void FlushEvents(const std::stop_token& stop);
+  // Stops the runnables started so far, last first. Idempotent.
+  void StopRunnables();
   void ExportRequestMetrics();
 
   kube::Client& client_;
@@ -93,6 +100,8 @@ class Manager {
   std::vector<std::unique_ptr<Informer>> informers_;
   std::vector<std::unique_ptr<Reconciler>> reconcilers_;  // declared before controllers_
   std::vector<std::unique_ptr<Controller>> controllers_;
+  std::vector<std::unique_ptr<Runnable>> runnables_;
+  std::size_t runnables_started_ = 0;  // the first this many of runnables_ (Run's thread)
   std::unique_ptr<LeaderElector> elector_;
   std::unique_ptr<HttpServer> http_;
   std::atomic<uint16_t> http_port_{0};

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -7,6 +8,7 @@
 
 #include "controller/clock.h"
 #include "controller/logging.h"
+#include "kubeclient/error.h"
 
 namespace millrace::controller {
 
@@ -26,12 +28,27 @@ struct Request {
   }
 };
 
+// The one policy turning an API error into an outcome, for every controller:
+//  - terminal: Invalid (422), BadRequest (400), MethodNotAllowed (405), and Forbidden (403) other
+//    than a ResourceQuota's refusal. The API server refuses the request as it stands and would
+//    refuse the same request again; the object's next change brings a new request.
+//  - transient, retried with the queue's per-key backoff: everything else. Conflict and
+//    AlreadyExists (the cache is behind: the retry plans from a fresher read), NotFound (a read
+//    raced a create or a delete), Gone, Timeout, TooManyRequests, server errors, transport
+//    failures, Unauthorized (a token being rotated), Fenced (this replica is losing its lease),
+//    and a quota refusal (usage moves as pods finish).
+bool IsTerminal(const kube::Error& error);
+// A Forbidden whose message says a ResourceQuota refused the request ("exceeded quota").
+bool IsQuotaRefusal(const kube::Error& error);
+
 // The result of one reconcile, exactly one of:
 //  - Done(): the object is as desired; wait for the next change.
 //  - RequeueAfter(d): reconcile again after d (e.g. to poll something outside the cluster).
 //  - TransientError(msg): failed, try again with backoff.
 //  - TerminalError(msg): failed in a way a retry cannot fix (e.g. an invalid spec); reported,
 //    not retried until the object changes.
+// ApiError(what, error) is TransientError or TerminalError as IsTerminal(error) says, and keeps
+// the error.
 class Outcome {
  public:
   enum class Kind { kDone, kRequeueAfter, kTransientError, kTerminalError };
@@ -44,10 +61,19 @@ class Outcome {
   static Outcome TerminalError(std::string message) {
     return Outcome(Kind::kTerminalError, {}, std::move(message));
   }
+  // `what` failed ("creating Job x") with `error`.
+  static Outcome ApiError(const std::string& what, kube::Error error) {
+    Outcome outcome(IsTerminal(error) ? Kind::kTerminalError : Kind::kTransientError, {},
+                    what + ": " + error.ToString());
+    outcome.api_error_ = std::move(error);
+    return outcome;
+  }
 
   Kind kind() const { return kind_; }
   Duration requeue_after() const { return requeue_after_; }
   const std::string& error() const { return error_; }
+  // The API server's answer, for ApiError outcomes.
+  const std::optional<kube::Error>& api_error() const { return api_error_; }
 
  private:
   Outcome(Kind kind, Duration after, std::string error)
@@ -55,6 +81,7 @@ class Outcome {
   Kind kind_;
   Duration requeue_after_;
   std::string error_;
+  std::optional<kube::Error> api_error_;
 };
 
 struct ReconcileContext {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -48,6 +49,38 @@ inline const ResourceRef kDeployments{"apps", "v1", "deployments", true, "Deploy
 inline const ResourceRef kJobs{"batch", "v1", "jobs", true, "Job"};
 inline const ResourceRef kCustomResourceDefinitions{
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", false, "CustomResourceDefinition"};
+inline const ResourceRef kNodes{"", "v1", "nodes", false, "Node"};
+inline const ResourceRef kResourceQuotas{"", "v1", "resourcequotas", true, "ResourceQuota"};
+inline const ResourceRef kLimitRanges{"", "v1", "limitranges", true, "LimitRange"};
+inline const ResourceRef kNetworkPolicies{"networking.k8s.io", "v1", "networkpolicies", true,
+                                          "NetworkPolicy"};
+inline const ResourceRef kRoleBindings{"rbac.authorization.k8s.io", "v1", "rolebindings", true,
+                                       "RoleBinding"};
+inline const ResourceRef kPriorityClasses{"scheduling.k8s.io", "v1", "priorityclasses", false,
+                                          "PriorityClass"};
+inline const ResourceRef kHorizontalPodAutoscalers{"autoscaling", "v2", "horizontalpodautoscalers",
+                                                   true, "HorizontalPodAutoscaler"};
+
+// Every one above.
+inline const std::array kWellKnown = {
+    &kConfigMaps,
+    &kSecrets,
+    &kNamespaces,
+    &kPods,
+    &kServices,
+    &kEvents,
+    &kLeases,
+    &kDeployments,
+    &kJobs,
+    &kCustomResourceDefinitions,
+    &kNodes,
+    &kResourceQuotas,
+    &kLimitRanges,
+    &kNetworkPolicies,
+    &kRoleBindings,
+    &kPriorityClasses,
+    &kHorizontalPodAutoscalers,
+};
 }  // namespace resources
 
 struct GetOptions {

@@ -3,19 +3,20 @@
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <stdexcept>
 
 namespace millrace::reconcilers {
 
 bool Subsumes(const nlohmann::json& live, const nlohmann::json& desired) {
   if (desired.is_object()) {
     if (!live.is_object()) return false;
-    for (const auto& [key, value] : desired.items()) {
-      const auto it = live.find(key);
+    for (auto field = desired.begin(); field != desired.end(); ++field) {
+      const auto it = live.find(field.key());
       if (it == live.end()) {
-        if (!value.is_null()) return false;
+        if (!field->is_null()) return false;
         continue;
       }
-      if (!Subsumes(*it, value)) return false;
+      if (!Subsumes(*it, *field)) return false;
     }
     return true;
   }
@@ -51,48 +52,48 @@ kube::Result<bool> ApplyIfChanged(kube::Client& client, const kube::ResourceRef&
   return true;
 }
 
-std::expected<void, ApplyFailure> ApplyChildren(
-    kube::Client& client, const std::vector<nlohmann::json>& children,
-    const std::function<controller::Object(std::string_view kind, const std::string& key)>&
-        cached) {
+std::expected<int, ApplyFailure> ApplyChildren(kube::Client& client,
+                                               const std::vector<nlohmann::json>& children,
+                                               const controller::Caches& caches) {
+  int written = 0;
   for (const nlohmann::json& child : children) {
     const std::string kind = child.value("kind", "");
-    const kube::ResourceRef* ref = ResourceFor(child.value("apiVersion", ""), kind);
-    if (ref == nullptr) continue;
-    const auto& meta = child["metadata"];
-    const std::string ns = meta.value("namespace", "");
-    const std::string name = meta.value("name", "");
+    const kube::ResourceRef& ref = ResourceOf(child.value("apiVersion", ""), kind);
+    const std::string name = child["metadata"].value("name", "");
     auto applied =
-        ApplyIfChanged(client, *ref, child, cached(kind, ns.empty() ? name : ns + "/" + name));
-    if (!applied)
-      return std::unexpected(ApplyFailure{kind + " " + name, std::move(applied.error())});
+        ApplyIfChanged(client, ref, child, caches.Of(ref).Get(controller::ObjectKey(child)));
+    if (!applied) {
+      std::string what = kind;
+      what.append(" ").append(name);
+      return std::unexpected(ApplyFailure{std::move(what), std::move(applied.error())});
+    }
+    written += *applied ? 1 : 0;
+  }
+  return written;
+}
+
+std::expected<void, ApplyFailure> DeleteChildren(kube::Client& client,
+                                                 const std::vector<ChildRef>& children) {
+  for (const ChildRef& child : children) {
+    auto deleted =
+        client.Delete(ResourceOf(child.api_version, child.kind), child.namespace_, child.name,
+                      {.propagation_policy = "Background",
+                       .grace_period_seconds = std::nullopt,
+                       .precondition_uid = {},
+                       .precondition_resource_version = {},
+                       .dry_run = false});
+    if (!deleted && !deleted.error().IsNotFound()) {
+      return std::unexpected(
+          ApplyFailure{child.kind + " " + child.name, std::move(deleted.error())});
+    }
   }
   return {};
 }
 
-std::optional<std::string> DeleteChildren(kube::Client& client,
-                                          const std::vector<ChildRef>& children) {
-  for (const ChildRef& child : children) {
-    const kube::ResourceRef* ref = ResourceFor(child.api_version, child.kind);
-    if (ref == nullptr) continue;
-    auto deleted = client.Delete(*ref, child.namespace_, child.name,
-                                 {.propagation_policy = "Background",
-                                  .grace_period_seconds = std::nullopt,
-                                  .precondition_uid = {},
-                                  .precondition_resource_version = {},
-                                  .dry_run = false});
-    if (!deleted && !deleted.error().IsNotFound()) {
-      return "deleting " + child.kind + " " + child.name + ": " + deleted.error().ToString();
-    }
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> PatchStatusIfChanged(kube::Client& client, const kube::ResourceRef& ref,
-                                                const api::ObjectMeta& object,
-                                                const nlohmann::json& patch,
-                                                controller::MutationCache& written) {
-  if (patch.is_null()) return std::nullopt;
+kube::Result<void> PatchStatusIfChanged(kube::Client& client, const kube::ResourceRef& ref,
+                                        const api::ObjectMeta& object, const nlohmann::json& patch,
+                                        controller::MutationCache& written) {
+  if (patch.is_null()) return {};
   // Conditional on the resourceVersion the status was planned from: a write by anyone else since
   // (another replica, a user's edit) makes it a Conflict, retried on a fresh read, instead of one
   // status silently overwriting the other.
@@ -102,15 +103,9 @@ std::optional<std::string> PatchStatusIfChanged(kube::Client& client, const kube
   if (patched) {
     written.Written(object.resource_version, std::move(*patched));
   } else if (!patched.error().IsNotFound()) {
-    return "patching the status: " + patched.error().ToString();
+    return std::unexpected(std::move(patched.error()));
   }
-  return std::nullopt;
-}
-
-controller::MutationCache WrittenCache(controller::Informer& informer) {
-  controller::MutationCache written(informer.store());
-  informer.AddHandler(written.Observer());
-  return written;
+  return {};
 }
 
 controller::Informer& AddInformer(controller::Manager& manager, const kube::ResourceRef& ref,
@@ -135,28 +130,22 @@ std::string NowRfc3339() {
 }
 
 const kube::ResourceRef* ResourceFor(std::string_view api_version, std::string_view kind) {
-  static const kube::ResourceRef* const kAll[] = {
-      &resources::kResourceQuotas,
-      &resources::kLimitRanges,
-      &resources::kNodes,
-      &resources::kNetworkPolicies,
-      &resources::kRoleBindings,
-      &resources::kPriorityClasses,
-      &resources::kZones,
-      &kube::resources::kNamespaces,
-      &kube::resources::kConfigMaps,
-      &kube::resources::kSecrets,
-      &kube::resources::kPods,
-      &kube::resources::kServices,
-      &kube::resources::kDeployments,
-      &kube::resources::kJobs,
-      &resources::kHorizontalPodAutoscalers,
-      &resources::kTasks,
-  };
-  for (const kube::ResourceRef* ref : kAll) {
+  for (const kube::ResourceRef* ref : kube::resources::kWellKnown) {
+    if (ref->kind == kind && ref->ApiVersion() == api_version) return ref;
+  }
+  for (const kube::ResourceRef* ref : api::kKindResources) {
     if (ref->kind == kind && ref->ApiVersion() == api_version) return ref;
   }
   return nullptr;
+}
+
+const kube::ResourceRef& ResourceOf(std::string_view api_version, std::string_view kind) {
+  const kube::ResourceRef* ref = ResourceFor(api_version, kind);
+  if (ref == nullptr) {
+    throw std::logic_error("Millrace writes no " + std::string(kind) + " of " +
+                           std::string(api_version) + ": add it to ResourceFor()");
+  }
+  return *ref;
 }
 
 }  // namespace millrace::reconcilers

@@ -11,9 +11,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "controller/builder.h"
 #include "controller/manager.h"
 #include "controller/mutation_cache.h"
 #include "controller/store.h"
+#include "crds/kinds.h"
 #include "crds/meta.h"
 #include "kubeclient/client.h"
 #include "reconcilers/names.h"
@@ -47,29 +49,27 @@ struct ApplyFailure {
   kube::Error error;
 };
 
-// ApplyIfChanged for each of `children` (in order), comparing with what `cached(kind, key)` holds.
-std::expected<void, ApplyFailure> ApplyChildren(
-    kube::Client& client, const std::vector<nlohmann::json>& children,
-    const std::function<controller::Object(std::string_view kind, const std::string& key)>& cached);
+// ApplyIfChanged for each of `children` (in order), comparing with what `caches` hold of it;
+// stops at the first failure. Returns how many were written. A child of a kind ResourceFor() does
+// not know, or whose resource the controller declared no cache of, is a programming error:
+// std::logic_error.
+std::expected<int, ApplyFailure> ApplyChildren(kube::Client& client,
+                                               const std::vector<nlohmann::json>& children,
+                                               const controller::Caches& caches);
 
 // Deletes `children` with background propagation (their pods go too); ones already gone are fine.
-// The error names the child.
-std::optional<std::string> DeleteChildren(kube::Client& client,
-                                          const std::vector<ChildRef>& children);
+// Unknown kinds throw std::logic_error, as in ApplyChildren.
+std::expected<void, ApplyFailure> DeleteChildren(kube::Client& client,
+                                                 const std::vector<ChildRef>& children);
 
 // Merge-patches the status subresource of `object` (of `ref`, as cached) unless `patch` is null
 // (nothing changed), on condition that the object is still at the resourceVersion it was read at
 // (a Conflict otherwise, which the queue retries on a fresh read), and records the answer in
 // `written` for reconciles that run before the cache shows it; an object deleted meanwhile is
 // fine.
-std::optional<std::string> PatchStatusIfChanged(kube::Client& client, const kube::ResourceRef& ref,
-                                                const api::ObjectMeta& object,
-                                                const nlohmann::json& patch,
-                                                controller::MutationCache& written);
-
-// A MutationCache over `informer`'s store, kept in step by a handler on the informer: what a
-// controller wrote to the objects it reconciles, until their watch events arrive.
-controller::MutationCache WrittenCache(controller::Informer& informer);
+kube::Result<void> PatchStatusIfChanged(kube::Client& client, const kube::ResourceRef& ref,
+                                        const api::ObjectMeta& object, const nlohmann::json& patch,
+                                        controller::MutationCache& written);
 
 // manager.AddInformer for `ref` selected by `label_selector` ("" for all).
 controller::Informer& AddInformer(controller::Manager& manager, const kube::ResourceRef& ref,
@@ -81,28 +81,20 @@ std::string ManagedBySelector();
 // "2026-11-23T10:04:05Z": metav1.Time, now.
 std::string NowRfc3339();
 
-// Built-in resources the reconcilers manage.
+// The resources the reconcilers read and write: the built-in ones kubeclient knows, and Millrace's
+// own kinds (crds/kinds.def).
 namespace resources {
-inline const kube::ResourceRef kResourceQuotas{"", "v1", "resourcequotas", true, "ResourceQuota"};
-inline const kube::ResourceRef kLimitRanges{"", "v1", "limitranges", true, "LimitRange"};
-inline const kube::ResourceRef kNodes{"", "v1", "nodes", false, "Node"};
-inline const kube::ResourceRef kNetworkPolicies{"networking.k8s.io", "v1", "networkpolicies", true,
-                                                "NetworkPolicy"};
-inline const kube::ResourceRef kRoleBindings{"rbac.authorization.k8s.io", "v1", "rolebindings",
-                                             true, "RoleBinding"};
-inline const kube::ResourceRef kPriorityClasses{"scheduling.k8s.io", "v1", "priorityclasses", false,
-                                                "PriorityClass"};
-inline const kube::ResourceRef kHorizontalPodAutoscalers{
-    "autoscaling", "v2", "horizontalpodautoscalers", true, "HorizontalPodAutoscaler"};
-inline const kube::ResourceRef kZones{"millrace.io", "v1alpha1", "zones", false, "Zone"};
-inline const kube::ResourceRef kTasks{"millrace.io", "v1alpha1", "tasks", true, "Task"};
-inline const kube::ResourceRef kPipelines{"millrace.io", "v1alpha1", "pipelines", true, "Pipeline"};
-inline const kube::ResourceRef kModelVersions{"millrace.io", "v1alpha1", "modelversions", true,
-                                              "ModelVersion"};
+using namespace kube::resources;  // NOLINT(google-build-using-namespace): one table, two homes
+using api::kModelVersions;
+using api::kPipelines;
+using api::kTasks;
+using api::kZones;
 }  // namespace resources
 
-// The ResourceRef of a child given its apiVersion and kind, among those above and kubeclient's
-// well-known ones; nullptr for others.
+// The ResourceRef of a child given its apiVersion and kind, among kubeclient's well-known ones and
+// Millrace's kinds; nullptr for others.
 const kube::ResourceRef* ResourceFor(std::string_view api_version, std::string_view kind);
+// The same, throwing std::logic_error for a kind Millrace does not write.
+const kube::ResourceRef& ResourceOf(std::string_view api_version, std::string_view kind);
 
 }  // namespace millrace::reconcilers

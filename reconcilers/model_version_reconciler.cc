@@ -42,10 +42,10 @@ kube::Result<std::vector<api::ModelVersion>> LiveSiblings(kube::Client& client,
 
 // The keys of the cached versions in `ns` whose model's label value (Shorten(model, 63), as on
 // the stable Service) is `model_label`.
-std::vector<std::string> VersionsOf(const controller::Store& store, const std::string& ns,
+std::vector<std::string> VersionsOf(const controller::Cache& versions, const std::string& ns,
                                     const std::string& model_label) {
   std::vector<std::string> keys;
-  for (const Object& v : store.ByIndex(controller::Index::kNamespace, ns)) {
+  for (const Object& v : versions.InNamespace(ns)) {
     if (Shorten(Str(Sub(*v, "spec"), "model"), 63) == model_label) {
       keys.push_back(controller::ObjectKey(*v));
     }
@@ -64,11 +64,6 @@ bool StageChanged(const controller::ObjectEvent& event) {
 
 }  // namespace
 
-ModelVersionReconciler::ModelVersionReconciler(kube::Client& client, Caches caches,
-                                               controller::MutationCache written,
-                                               controller::EventRecorder& events)
-    : client_(client), caches_(caches), written_(std::move(written)), events_(events) {}
-
 std::shared_ptr<std::mutex> ModelVersionReconciler::ModelLock(const std::string& key) {
   const std::lock_guard lock(locks_mu_);
   auto& m = model_locks_[key];
@@ -79,41 +74,38 @@ std::shared_ptr<std::mutex> ModelVersionReconciler::ModelLock(const std::string&
 std::vector<api::ModelVersion> ModelVersionReconciler::CachedSiblings(
     const api::ModelVersion& mv) const {
   std::vector<api::ModelVersion> siblings;
-  const controller::Store& store = caches_.model_versions.store();
-  for (const Object& cached :
-       store.ByIndex(controller::Index::kNamespace, mv.metadata.namespace_)) {
+  for (const Object& cached : primary_.InNamespace(mv.metadata.namespace_)) {
     const std::string key = controller::ObjectKey(*cached);
     AddSibling(*written_.Newest(key, cached), mv, siblings);
   }
   return siblings;
 }
 
-Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
-                                          const controller::ReconcileContext& context) {
-  auto peek =
-      DecodeCached<api::ModelVersion>(caches_.model_versions.store(), written_, request.key);
-  if (!peek) return peek.error();
-  if (!*peek) return Outcome::Done();  // deleted; owner references take its children
+Outcome ModelVersionReconciler::ReconcileObject(const api::ModelVersion& peek,
+                                                const controller::ReconcileContext& context) {
   // One reconcile of a model's versions at a time; read again under the lock.
-  const auto model_lock = ModelLock((*peek)->metadata.namespace_ + "/" + (*peek)->spec.model);
+  const auto model_lock = ModelLock(peek.metadata.namespace_ + "/" + peek.spec.model);
   const std::lock_guard serialised(*model_lock);
-  auto cached =
-      DecodeCached<api::ModelVersion>(caches_.model_versions.store(), written_, request.key);
+  auto cached = Read(peek.metadata.namespace_ + "/" + peek.metadata.name);
   if (!cached) return cached.error();
-  if (!*cached) return Outcome::Done();
-  const api::ModelVersion& mv = **cached;
-  if (mv.metadata.deletion_timestamp) return Outcome::Done();
+  const std::optional<api::ModelVersion>& current = *cached;
+  if (!current.has_value() || current->metadata.deletion_timestamp) return Outcome::Done();
+  return ReconcileLocked(*current, context);
+}
+
+std::expected<ObservedModelVersion, Outcome> ModelVersionReconciler::Observe(
+    const api::ModelVersion& mv) {
   const std::string& ns = mv.metadata.namespace_;
   const std::string& uid = mv.metadata.uid;
   const std::string key = ns + "/" + mv.metadata.name;
-
+  const controller::Cache& services = caches_.Of(kube::resources::kServices);
   ObservedModelVersion observed;
-  observed.deployment = ControlledBy(caches_.deployments.store(), key, uid);
-  observed.service = ControlledBy(caches_.services.store(), key, uid);
+  observed.deployment = ControlledBy(caches_.Of(kube::resources::kDeployments).store(), key, uid);
+  observed.service = ControlledBy(services.store(), key, uid);
   observed.horizontal_pod_autoscaler =
-      ControlledBy(caches_.horizontal_pod_autoscalers.store(), key, uid);
+      ControlledBy(caches_.Of(resources::kHorizontalPodAutoscalers).store(), key, uid);
   observed.siblings = CachedSiblings(mv);
-  if (const Object stable = caches_.services.store().Get(ns + "/" + mv.spec.model)) {
+  if (const Object stable = services.Get(ns + "/" + mv.spec.model)) {
     observed.stable_service = *stable;
   }
   const bool involved =
@@ -121,46 +113,40 @@ Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
       (mv.status && mv.status->stage == api::Stage::kProduction) ||
       (observed.stable_service && Str(Sub(Sub(*observed.stable_service, "metadata"), "annotations"),
                                       kProductionVersionAnnotation) == mv.spec.version);
-  if (involved) {
-    // Who holds traffic decides promotions: never from a cache that may lag behind a switch.
-    auto live = client_.Get(kube::resources::kServices, ns, mv.spec.model);
-    if (live) {
-      observed.stable_service = std::move(*live);
-    } else if (live.error().IsNotFound()) {
-      observed.stable_service.reset();
-    } else {
-      return Outcome::TransientError("reading Service " + mv.spec.model + ": " +
-                                     live.error().ToString());
-    }
+  if (!involved) return observed;
+  // Who holds traffic decides promotions: never from a cache that may lag behind a switch.
+  auto live = client_.Get(kube::resources::kServices, ns, mv.spec.model);
+  if (live) {
+    observed.stable_service = std::move(*live);
+  } else if (live.error().IsNotFound()) {
+    observed.stable_service.reset();
+  } else {
+    return std::unexpected(Outcome::ApiError("reading Service " + mv.spec.model, live.error()));
   }
+  return observed;
+}
 
+std::expected<ModelVersionPlan, Outcome> ModelVersionReconciler::Plan(
+    const api::ModelVersion& mv, ObservedModelVersion& observed) {
   ModelVersionPlan plan = PlanModelVersion(mv, observed, Now());
   const bool to_production = plan.status.stage == api::Stage::kProduction &&
                              !(mv.status && mv.status->stage == api::Stage::kProduction);
-  if (to_production) {
-    // About to say Production: check the other versions live, so no write of another process
-    // (a replica that led a moment ago) the cache has not shown yet is missed.
-    auto live = LiveSiblings(client_, mv);
-    if (!live)
-      return Outcome::TransientError("listing the versions of " + mv.spec.model + ": " +
-                                     live.error().ToString());
-    observed.siblings = std::move(*live);
-    plan = PlanModelVersion(mv, observed, Now());
+  if (!to_production) return plan;
+  // About to say Production: check the other versions live, so no write of another process (a
+  // replica that led a moment ago) the cache has not shown yet is missed.
+  auto live = LiveSiblings(client_, mv);
+  if (!live) {
+    return std::unexpected(
+        Outcome::ApiError("listing the versions of " + mv.spec.model, live.error()));
   }
-  auto applied =
-      ApplyChildren(client_, plan.apply, [this](std::string_view kind, const std::string& k) {
-        const controller::Informer& cache = kind == "Deployment" ? caches_.deployments
-                                            : kind == "Service"
-                                                ? caches_.services
-                                                : caches_.horizontal_pod_autoscalers;
-        return cache.store().Get(k);
-      });
-  if (!applied) {
-    return Outcome::TransientError("applying " + applied.error().what + ": " +
-                                   applied.error().error.ToString());
-  }
-  if (auto error = DeleteChildren(client_, plan.remove)) return Outcome::TransientError(*error);
+  observed.siblings = std::move(*live);
+  return PlanModelVersion(mv, observed, Now());
+}
 
+std::optional<Outcome> ModelVersionReconciler::SwitchTraffic(
+    const api::ModelVersion& mv, const ModelVersionPlan& plan, const ObservedModelVersion& observed,
+    api::ObjectMeta& status_of, const controller::ReconcileContext& context) {
+  const std::string& ns = mv.metadata.namespace_;
   // Traffic first: only once the stable Service is ours does the status say Production.
   if (plan.stable_service) {
     const json& svc = *plan.stable_service;
@@ -171,25 +157,20 @@ Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
                                            {.field_manager = std::string(kFieldManager)});
     if (!written) {
       // Conflict / AlreadyExists: another promotion moved first; retry against the new holder.
-      return Outcome::TransientError("switching Service " + mv.spec.model + ": " +
-                                     written.error().ToString());
+      return Outcome::ApiError("switching Service " + mv.spec.model, std::move(written.error()));
     }
     context.logger.Info("stable Service " + mv.spec.model + " now selects version " +
                         mv.spec.version);
     MILLRACE_FAILPOINT("modelversion.after-service-switch");
   }
-  // The status patch below is conditional on the resourceVersion read; archiving this very
-  // version moves it on, so the status goes on the archived object's.
-  api::ObjectMeta meta = mv.metadata;
   if (plan.archive) {
     auto archived = client_.Patch(resources::kModelVersions, ns, *plan.archive,
                                   {{"spec", {{"stage", "Archived"}}}});
     if (!archived && !archived.error().IsNotFound()) {
-      return Outcome::TransientError("archiving " + *plan.archive + ": " +
-                                     archived.error().ToString());
+      return Outcome::ApiError("archiving " + *plan.archive, std::move(archived.error()));
     }
     if (archived && *plan.archive == mv.metadata.name) {
-      meta.resource_version = (*archived)["metadata"].value("resourceVersion", "");
+      status_of.resource_version = (*archived)["metadata"].value("resourceVersion", "");
       written_.Written(mv.metadata.resource_version, std::move(*archived));
     }
   }
@@ -203,67 +184,68 @@ Outcome ModelVersionReconciler::Reconcile(const controller::Request& request,
                             (*observed.stable_service)["metadata"].value("resourceVersion", ""),
                         .dry_run = false});
     if (!deleted && !deleted.error().IsNotFound()) {
-      return Outcome::TransientError("removing Service " + mv.spec.model + ": " +
-                                     deleted.error().ToString());
+      return Outcome::ApiError("removing Service " + mv.spec.model, std::move(deleted.error()));
     }
   }
-  for (const auto& e : plan.events) RecordEvent(events_, api::ModelVersion::kKind, mv.metadata, e);
-
-  if (auto error = PatchStatusIfChanged(client_, resources::kModelVersions, meta,
-                                        ModelVersionStatusPatch(mv, plan.status), written_)) {
-    return Outcome::TransientError(*error);
-  }
-  if (plan.requeue_after) return Outcome::RequeueAfter(*plan.requeue_after);
-  return Outcome::Done();
+  return std::nullopt;
 }
+
+Outcome ModelVersionReconciler::ReconcileLocked(const api::ModelVersion& mv,
+                                                const controller::ReconcileContext& context) {
+  auto observed = Observe(mv);
+  if (!observed) return observed.error();
+  auto plan = Plan(mv, *observed);
+  if (!plan) return plan.error();
+  // The status patch is conditional on the resourceVersion read; archiving this very version
+  // moves it on, so the status goes on the archived object's.
+  api::ObjectMeta status_of = mv.metadata;
+  return Execute(
+      mv,
+      {.apply = std::move(plan->apply),
+       .remove = std::move(plan->remove),
+       .events = std::move(plan->events),
+       .status_patch = ModelVersionStatusPatch(mv, plan->status),
+       .requeue_after = plan->requeue_after,
+       .before_status = [&] { return SwitchTraffic(mv, *plan, *observed, status_of, context); }},
+      status_of);
+}
+
+namespace {
+
+// A version's stage changed: the model's other versions look again (one waiting for the previous
+// Production version to leave can now say Production).
+std::vector<std::string> VersionsOfSameModel(const json& changed,
+                                             const controller::Caches& caches) {
+  return VersionsOf(caches.primary(), Str(Sub(changed, "metadata"), "namespace"),
+                    Shorten(Str(Sub(changed, "spec"), "model"), 63));
+}
+
+// The stable Service changed hands: every version of that model looks again.
+std::vector<std::string> VersionsOfStableService(const json& svc,
+                                                 const controller::Caches& caches) {
+  const json& meta = Sub(svc, "metadata");
+  const std::string model = Str(Sub(meta, "labels"), kModelLabel);
+  if (model.empty() || !Sub(Sub(meta, "annotations"), kProductionVersionAnnotation).is_string()) {
+    return {};
+  }
+  return VersionsOf(caches.primary(), Str(meta, "namespace"), model);
+}
+
+}  // namespace
 
 void AddModelVersionController(controller::Manager& manager, int workers) {
   const std::string managed = ManagedBySelector();
-  auto informer = [&](const kube::ResourceRef& ref, std::string selector) -> controller::Informer& {
-    return AddInformer(manager, ref, std::move(selector));
-  };
-  controller::Informer& versions = informer(resources::kModelVersions, "");
-  std::vector<controller::Informer*> children = {
-      &informer(kube::resources::kDeployments, managed),
-      &informer(kube::resources::kServices, managed),
-      &informer(resources::kHorizontalPodAutoscalers, managed),
-  };
-  controller::Controller& mc = manager.AddController(
-      {.name = "modelversion",
-       .workers = workers,
-       .rate_limits = {},
-       .clock = nullptr,
-       .metrics = nullptr,
-       .logger = {}},
-      std::make_unique<ModelVersionReconciler>(
-          manager.client(),
-          ModelVersionReconciler::Caches{versions, *children[0], *children[1], *children[2]},
-          WrittenCache(versions), manager.events()));
-  controller::WorkQueue& queue = mc.queue();
-  versions.AddHandler(controller::EnqueueObject(queue, controller::GenerationOrMetadataChanged));
-  const controller::OwnerMatch owner{
-      .group = "millrace.io", .kind = "ModelVersion", .owner_namespaced = true};
-  for (controller::Informer* child : children) {
-    child->AddHandler(controller::EnqueueOwner(queue, owner));
-  }
-  // A version's stage changed: the model's other versions look again (one waiting for the
-  // previous Production version to leave can now say Production).
-  versions.AddHandler(controller::EnqueueMapped(
-      queue,
-      [&versions](const json& changed) {
-        return VersionsOf(versions.store(), Str(Sub(changed, "metadata"), "namespace"),
-                          Shorten(Str(Sub(changed, "spec"), "model"), 63));
-      },
-      StageChanged));
-  // The stable Service changed hands: every version of that model looks again.
-  children[1]->AddHandler(controller::EnqueueMapped(queue, [&versions](const json& svc) {
-    const json& meta = Sub(svc, "metadata");
-    const std::string model = Str(Sub(meta, "labels"), kModelLabel);
-    if (model.empty() || !Sub(Sub(meta, "annotations"), kProductionVersionAnnotation).is_string()) {
-      return std::vector<std::string>{};
-    }
-    return VersionsOf(versions.store(), Str(meta, "namespace"), model);
-  }));
+  controller::ControllerBuilder(manager, "modelversion")
+      .For(resources::kModelVersions)
+      .Watches(resources::kModelVersions, VersionsOfSameModel, {}, StageChanged)
+      .Owns(kube::resources::kDeployments, {.label_selector = managed})
+      .Owns(kube::resources::kServices, {.label_selector = managed})
+      .Watches(kube::resources::kServices, VersionsOfStableService, {.label_selector = managed})
+      .Owns(resources::kHorizontalPodAutoscalers, {.label_selector = managed})
+      .Workers(workers)
+      .Complete([](controller::ReconcilerDeps deps) {
+        return std::make_unique<ModelVersionReconciler>(std::move(deps));
+      });
 }
 
 }  // namespace millrace::reconcilers

@@ -7,8 +7,6 @@
 #include <vector>
 
 #include "controller/failpoint.h"
-#include "controller/handlers.h"
-#include "crds/errors.h"
 #include "crds/meta.h"
 #include "reconcilers/apply.h"
 #include "reconcilers/object.h"
@@ -23,64 +21,11 @@ using nlohmann::json;
 
 }  // namespace
 
-PipelineReconciler::PipelineReconciler(kube::Client& client, Caches caches,
-                                       controller::MutationCache written,
-                                       controller::EventRecorder& events)
-    : client_(client), caches_(caches), written_(std::move(written)), events_(events) {}
-
-void PipelineReconciler::Event(const api::Pipeline& pipeline, std::string_view type,
-                               std::string_view reason, std::string note) {
-  RecordEvent(events_, api::Pipeline::kKind, pipeline.metadata,
-              PlannedEvent{std::string(type), std::string(reason), std::move(note)});
-}
-
-Outcome PipelineReconciler::Reconcile(const controller::Request& request,
-                                      const controller::ReconcileContext& context) {
-  auto cached = DecodeCached<api::Pipeline>(caches_.pipelines.store(), written_, request.key);
-  if (!cached) return cached.error();
-  if (!*cached) return Outcome::Done();  // deleted; owner references take its children
-  const api::Pipeline& pipeline = **cached;
-  if (pipeline.metadata.deletion_timestamp) return Outcome::Done();
+std::optional<Outcome> PipelineReconciler::CreateTasks(
+    const api::Pipeline& pipeline, const std::vector<json>& tasks,
+    const controller::ReconcileContext& context) {
   const std::string& ns = pipeline.metadata.namespace_;
-  const std::string& uid = pipeline.metadata.uid;
-
-  ObservedPipeline observed;
-  std::set<std::string> seen;
-  for (const Object& t : caches_.tasks.store().ByIndex(controller::Index::kControllerOwner, uid)) {
-    observed.tasks.push_back(*t);
-    seen.insert((*t)["metadata"].value("name", ""));
-  }
-  // Records naming a Task the cache does not show (yet): ask the API server.
-  if (pipeline.status) {
-    for (const auto& step : pipeline.status->steps) {
-      if (!step.task || seen.contains(*step.task)) continue;
-      auto live = client_.Get(resources::kTasks, ns, *step.task);
-      if (live && api::IsControlledBy(*live, uid)) {
-        observed.tasks.push_back(std::move(*live));
-      } else if (!live && !live.error().IsNotFound()) {
-        return Outcome::TransientError("reading Task " + *step.task + ": " +
-                                       live.error().ToString());
-      }
-    }
-  }
-
-  PipelinePlan plan = PlanPipeline(pipeline, observed, Now());
-  if (plan.delete_pipeline) {
-    auto deleted = client_.Delete(resources::kPipelines, ns, pipeline.metadata.name,
-                                  {.propagation_policy = "Background",
-                                   .grace_period_seconds = std::nullopt,
-                                   .precondition_uid = uid,
-                                   .precondition_resource_version = {},
-                                   .dry_run = false});
-    if (!deleted && !deleted.error().IsNotFound() && !deleted.error().IsConflict()) {
-      return Outcome::TransientError("deleting the pipeline after its TTL: " +
-                                     deleted.error().ToString());
-    }
-    context.logger.Info("deleted after ttlAfterFinished");
-    return Outcome::Done();
-  }
-
-  for (const json& task : plan.create) {
+  for (const json& task : tasks) {
     const std::string name = task["metadata"]["name"];
     auto created =
         client_.Create(resources::kTasks, task, {.field_manager = std::string(kFieldManager)});
@@ -90,10 +35,11 @@ Outcome PipelineReconciler::Reconcile(const controller::Request& request,
       auto live = client_.Get(resources::kTasks, ns, name);
       if (!live) {
         if (live.error().IsNotFound()) return Outcome::RequeueAfter(std::chrono::seconds{1});
-        return Outcome::TransientError("reading Task " + name + ": " + live.error().ToString());
+        return Outcome::ApiError("reading Task " + name, std::move(live.error()));
       }
-      if (api::IsControlledBy(*live, uid)) continue;
-      if (LeftoverOfEarlierOwner(*live, api::Pipeline::kKind, pipeline.metadata.name, uid)) {
+      if (api::IsControlledBy(*live, pipeline.metadata.uid)) continue;
+      if (LeftoverOfEarlierOwner(*live, api::Pipeline::kKind, pipeline.metadata.name,
+                                 pipeline.metadata.uid)) {
         // A re-created Pipeline: the earlier one's Task is still being garbage-collected. Nothing
         // is recorded until the step's own Task exists.
         context.logger.Info("waiting for Task " + name + " of an earlier Pipeline to be deleted");
@@ -104,16 +50,60 @@ Outcome PipelineReconciler::Reconcile(const controller::Request& request,
       return Outcome::TransientError("Task " + name + " exists and is not this pipeline's");
     }
     if (!created) {
-      // Refused for good (e.g. a step's task the API server finds invalid): the status records
-      // nothing for the step yet, so report and let a spec change retry.
-      if (created.error().IsInvalid() || created.error().IsForbidden()) {
+      // The status records nothing for the step yet: report a refusal a retry cannot fix (a
+      // step's task the API server finds invalid, a namespace being deleted) so a user sees it.
+      if (controller::IsTerminal(created.error())) {
         Event(pipeline, "Warning", "CreateRefused",
               "creating Task " + name + ": " + created.error().message);
       }
-      return Outcome::TransientError("creating Task " + name + ": " + created.error().ToString());
+      return Outcome::ApiError("creating Task " + name, std::move(created.error()));
     }
     MILLRACE_FAILPOINT("pipeline.after-task-create");
   }
+  return std::nullopt;
+}
+
+std::expected<ObservedPipeline, Outcome> PipelineReconciler::Observe(
+    const api::Pipeline& pipeline) {
+  const std::string& uid = pipeline.metadata.uid;
+  ObservedPipeline observed;
+  std::set<std::string> seen;
+  for (const Object& t : caches_.Of(resources::kTasks).ControlledBy(uid)) {
+    observed.tasks.push_back(*t);
+    seen.insert((*t)["metadata"].value("name", ""));
+  }
+  // Records naming a Task the cache does not show (yet): ask the API server.
+  if (!pipeline.status) return observed;
+  for (const auto& step : pipeline.status->steps) {
+    if (!step.task || seen.contains(*step.task)) continue;
+    auto live = client_.Get(resources::kTasks, pipeline.metadata.namespace_, *step.task);
+    if (live && api::IsControlledBy(*live, uid)) {
+      observed.tasks.push_back(std::move(*live));
+    } else if (!live && !live.error().IsNotFound()) {
+      return std::unexpected(Outcome::ApiError("reading Task " + *step.task, live.error()));
+    }
+  }
+  return observed;
+}
+
+Outcome PipelineReconciler::DeleteAfterTtl(const api::Pipeline& pipeline,
+                                           const controller::ReconcileContext& context) {
+  auto deleted =
+      client_.Delete(resources::kPipelines, pipeline.metadata.namespace_, pipeline.metadata.name,
+                     {.propagation_policy = "Background",
+                      .grace_period_seconds = std::nullopt,
+                      .precondition_uid = pipeline.metadata.uid,
+                      .precondition_resource_version = {},
+                      .dry_run = false});
+  if (!deleted && !deleted.error().IsNotFound() && !deleted.error().IsConflict()) {
+    return Outcome::ApiError("deleting the pipeline after its TTL", std::move(deleted.error()));
+  }
+  context.logger.Info("deleted after ttlAfterFinished");
+  return Outcome::Done();
+}
+
+std::optional<Outcome> PipelineReconciler::RegisterAndCancel(const api::Pipeline& pipeline,
+                                                             const PipelinePlan& plan) {
   for (const json& mv : plan.register_models) {
     auto created = client_.Create(resources::kModelVersions, mv,
                                   {.field_manager = std::string(kFieldManager)});
@@ -125,44 +115,43 @@ Outcome PipelineReconciler::Reconcile(const controller::Request& request,
               "registering ModelVersion " + name + ": " + created.error().message);
         continue;
       }
-      return Outcome::TransientError("registering ModelVersion " + name + ": " +
-                                     created.error().ToString());
+      return Outcome::ApiError("registering ModelVersion " + name, std::move(created.error()));
     }
   }
   for (const std::string& name : plan.cancel) {
-    auto patched = client_.Patch(resources::kTasks, ns, name, {{"spec", {{"cancel", true}}}});
+    auto patched = client_.Patch(resources::kTasks, pipeline.metadata.namespace_, name,
+                                 {{"spec", {{"cancel", true}}}});
     if (!patched && !patched.error().IsNotFound()) {
-      return Outcome::TransientError("cancelling Task " + name + ": " + patched.error().ToString());
+      return Outcome::ApiError("cancelling Task " + name, std::move(patched.error()));
     }
   }
-  for (auto& e : plan.events) Event(pipeline, e.type, e.reason, std::move(e.note));
+  return std::nullopt;
+}
 
-  if (auto error = PatchStatusIfChanged(client_, resources::kPipelines, pipeline.metadata,
-                                        PipelineStatusPatch(pipeline, plan.status), written_)) {
-    return Outcome::TransientError(*error);
-  }
-  if (plan.requeue_after) return Outcome::RequeueAfter(*plan.requeue_after);
-  return Outcome::Done();
+Outcome PipelineReconciler::ReconcileObject(const api::Pipeline& pipeline,
+                                            const controller::ReconcileContext& context) {
+  auto observed = Observe(pipeline);
+  if (!observed) return observed.error();
+  PipelinePlan plan = PlanPipeline(pipeline, *observed, Now());
+  if (plan.delete_pipeline) return DeleteAfterTtl(pipeline, context);
+  if (auto stopped = CreateTasks(pipeline, plan.create, context)) return *stopped;
+  if (auto stopped = RegisterAndCancel(pipeline, plan)) return *stopped;
+  return Execute(pipeline, {.apply = {},
+                            .remove = {},
+                            .events = std::move(plan.events),
+                            .status_patch = PipelineStatusPatch(pipeline, plan.status),
+                            .requeue_after = plan.requeue_after,
+                            .before_status = {}});
 }
 
 void AddPipelineController(controller::Manager& manager, int workers) {
-  controller::Informer& pipelines = AddInformer(manager, resources::kPipelines, "");
-  controller::Informer& tasks = AddInformer(manager, resources::kTasks, "");  // shared with Tasks
-
-  controller::Controller& pc =
-      manager.AddController({.name = "pipeline",
-                             .workers = workers,
-                             .rate_limits = {},
-                             .clock = nullptr,
-                             .metrics = nullptr,
-                             .logger = {}},
-                            std::make_unique<PipelineReconciler>(
-                                manager.client(), PipelineReconciler::Caches{pipelines, tasks},
-                                WrittenCache(pipelines), manager.events()));
-  controller::WorkQueue& queue = pc.queue();
-  pipelines.AddHandler(controller::EnqueueObject(queue, controller::GenerationOrMetadataChanged));
-  tasks.AddHandler(controller::EnqueueOwner(
-      queue, {.group = "millrace.io", .kind = "Pipeline", .owner_namespaced = true}));
+  controller::ControllerBuilder(manager, "pipeline")
+      .For(resources::kPipelines)
+      .Owns(resources::kTasks)  // the Task controller's informer, shared
+      .Workers(workers)
+      .Complete([](controller::ReconcilerDeps deps) {
+        return std::make_unique<PipelineReconciler>(std::move(deps));
+      });
 }
 
 }  // namespace millrace::reconcilers

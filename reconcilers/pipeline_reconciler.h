@@ -1,12 +1,17 @@
 #pragma once
 
-#include "controller/events.h"
-#include "controller/informer.h"
+#include <expected>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "controller/builder.h"
 #include "controller/manager.h"
-#include "controller/mutation_cache.h"
-#include "controller/reconciler.h"
 #include "crds/pipeline.h"
-#include "kubeclient/client.h"
+#include "reconcilers/object_reconciler.h"
+#include "reconcilers/pipeline.h"
 
 namespace millrace::reconcilers {
 
@@ -17,27 +22,28 @@ namespace millrace::reconcilers {
 // cache does not show, the Task is read from the API server before the plan may conclude it was
 // deleted, so a lagging cache never fails a step (nor starts one twice: a second create of the
 // deterministic name is refused with AlreadyExists).
-class PipelineReconciler final : public controller::Reconciler {
+class PipelineReconciler final : public ObjectReconciler<api::Pipeline> {
  public:
-  struct Caches {
-    const controller::Informer& pipelines;
-    const controller::Informer& tasks;
-  };
-  // `written`: the statuses this controller wrote, over caches.pipelines (WrittenCache()).
-  PipelineReconciler(kube::Client& client, Caches caches, controller::MutationCache written,
-                     controller::EventRecorder& events);
-
-  controller::Outcome Reconcile(const controller::Request& request,
-                                const controller::ReconcileContext& context) override;
+  explicit PipelineReconciler(controller::ReconcilerDeps deps)
+      : ObjectReconciler(std::move(deps)) {}
 
  private:
-  void Event(const api::Pipeline& pipeline, std::string_view type, std::string_view reason,
-             std::string note);
-
-  kube::Client& client_;
-  Caches caches_;
-  controller::MutationCache written_;
-  controller::EventRecorder& events_;
+  controller::Outcome ReconcileObject(const api::Pipeline& pipeline,
+                                      const controller::ReconcileContext& context) override;
+  // The pipeline's Tasks from the cache, and from the API server those its status records that
+  // the cache does not show (yet).
+  std::expected<ObservedPipeline, controller::Outcome> Observe(const api::Pipeline& pipeline);
+  // ttlAfterFinished has passed.
+  controller::Outcome DeleteAfterTtl(const api::Pipeline& pipeline,
+                                     const controller::ReconcileContext& context);
+  // Registers the plan's ModelVersions and cancels its Tasks to cancel; an outcome when the
+  // reconcile must stop there.
+  std::optional<controller::Outcome> RegisterAndCancel(const api::Pipeline& pipeline,
+                                                       const PipelinePlan& plan);
+  // Creates the plan's Tasks; an outcome when the reconcile must stop there.
+  std::optional<controller::Outcome> CreateTasks(const api::Pipeline& pipeline,
+                                                 const std::vector<nlohmann::json>& tasks,
+                                                 const controller::ReconcileContext& context);
 };
 
 // Sets up the informers, handlers and the "pipeline" controller on `manager`.

@@ -30,15 +30,6 @@ std::vector<json> Copies(const std::vector<Object>& objects) {
   return out;
 }
 
-// Objects of `store` in namespace `ns` (via the namespace index).
-std::vector<json> InNamespace(const controller::Store& store, const std::string& ns) {
-  return Copies(store.ByIndex(controller::Index::kNamespace, ns));
-}
-
-bool QuotaRefusal(const kube::Error& error) {
-  return error.IsForbidden() && error.message.find("exceeded quota") != std::string::npos;
-}
-
 // The Task informer's index of Tasks whose Ready condition says QuotaExceeded, by namespace: a
 // ResourceQuota change (its status.used moves with every pod) wakes those Tasks only, not every
 // Task in the namespace.
@@ -48,84 +39,83 @@ std::vector<std::string> WaitingForQuota(const json& task) {
   const json& status = task.value("status", json::object());
   const json& conditions = status.value("conditions", json());
   if (!conditions.is_array()) return {};
-  const bool waits = std::any_of(conditions.begin(), conditions.end(), [](const json& c) {
+  const bool waits = std::ranges::any_of(conditions, [](const json& c) {
     return c.value("type", "") == "Ready" && c.value("reason", "") == "QuotaExceeded";
   });
   if (!waits) return {};
   return {task.value("metadata", json::object()).value("namespace", "")};
 }
 
+// A pod labelled with its Task's name -> that Task.
+std::vector<std::string> TaskOfPod(const json& pod, const controller::Caches& /*caches*/) {
+  const json& meta = Sub(pod, "metadata");
+  const std::string task = Str(Sub(meta, "labels"), kTaskLabel);
+  if (task.empty()) return {};
+  return {Str(meta, "namespace") + "/" + task};
+}
+
+// A ResourceQuota -> the Tasks of its namespace waiting for quota.
+std::vector<std::string> TasksWaitingForQuota(const json& quota, const controller::Caches& caches) {
+  std::vector<std::string> keys;
+  for (const Object& task :
+       caches.primary().ByIndex(kWaitingForQuota, Str(Sub(quota, "metadata"), "namespace"))) {
+    keys.push_back(controller::ObjectKey(*task));
+  }
+  return keys;
+}
+
+bool Finished(const std::optional<api::TaskPhase>& phase) {
+  return phase && (*phase == api::TaskPhase::kSucceeded || *phase == api::TaskPhase::kFailed ||
+                   *phase == api::TaskPhase::kCancelled);
+}
+
 }  // namespace
 
-TaskReconciler::TaskReconciler(kube::Client& client, Caches caches,
-                               controller::MutationCache written, controller::EventRecorder& events)
-    : client_(client), caches_(caches), written_(std::move(written)), events_(events) {}
-
-void TaskReconciler::Event(const api::Task& task, std::string_view type, std::string_view reason,
-                           std::string note) {
-  RecordEvent(events_, api::Task::kKind, task.metadata,
-              PlannedEvent{std::string(type), std::string(reason), std::move(note)});
-}
-
-const controller::Informer& TaskReconciler::CacheFor(std::string_view kind) const {
-  if (kind == "Deployment") return caches_.deployments;
-  if (kind == "Service") return caches_.services;
-  return caches_.horizontal_pod_autoscalers;
-}
-
-Outcome TaskReconciler::Reconcile(const controller::Request& request,
-                                  const controller::ReconcileContext& context) {
-  auto cached = DecodeCached<api::Task>(caches_.tasks.store(), written_, request.key);
-  if (!cached) return cached.error();
-  if (!*cached) return Outcome::Done();  // deleted; owner references take its children
-  const api::Task& task = **cached;
-  if (task.metadata.deletion_timestamp) return Outcome::Done();
+ObservedTask TaskReconciler::Observe(const api::Task& task) const {
   const std::string& ns = task.metadata.namespace_;
   const std::string& uid = task.metadata.uid;
-
   ObservedTask observed;
-  observed.jobs = Copies(caches_.jobs.store().ByIndex(controller::Index::kControllerOwner, uid));
-  for (const Object& pod : caches_.pods.store().ByIndex(
-           controller::Index::kLabel, std::string(kTaskLabel) + "=" + task.metadata.name)) {
+  observed.jobs = Copies(caches_.Of(kube::resources::kJobs).ControlledBy(uid));
+  for (const Object& pod :
+       caches_.Of(kube::resources::kPods).WithLabel(kTaskLabel, task.metadata.name)) {
     if ((*pod)["metadata"].value("namespace", "") == ns) observed.pods.push_back(*pod);
   }
   const std::string key = ns + "/" + task.metadata.name;
-  observed.deployment = ControlledBy(caches_.deployments.store(), key, uid);
-  observed.service = ControlledBy(caches_.services.store(), key, uid);
+  observed.deployment = ControlledBy(caches_.Of(kube::resources::kDeployments).store(), key, uid);
+  observed.service = ControlledBy(caches_.Of(kube::resources::kServices).store(), key, uid);
   observed.horizontal_pod_autoscaler =
-      ControlledBy(caches_.horizontal_pod_autoscalers.store(), key, uid);
-  observed.resource_quotas = InNamespace(caches_.resource_quotas.store(), ns);
-  observed.limit_ranges = InNamespace(caches_.limit_ranges.store(), ns);
-  if (const Object n = caches_.namespaces.store().Get(ns)) {
-    const std::string zone = (*n)["metadata"]
-                                 .value("labels", json::object())
-                                 .value(std::string(kZoneLabel), std::string{});
+      ControlledBy(caches_.Of(resources::kHorizontalPodAutoscalers).store(), key, uid);
+  observed.resource_quotas = Copies(caches_.Of(resources::kResourceQuotas).InNamespace(ns));
+  observed.limit_ranges = Copies(caches_.Of(resources::kLimitRanges).InNamespace(ns));
+  if (const Object n = caches_.Of(kube::resources::kNamespaces).Get(ns)) {
+    const std::string zone = Str(Sub(Sub(*n, "metadata"), "labels"), kZoneLabel);
     if (!zone.empty()) {
-      for (const Object& pc : caches_.priority_classes.store().ByIndex(
-               controller::Index::kLabel, std::string(kZoneLabel) + "=" + zone)) {
+      for (const Object& pc : caches_.Of(resources::kPriorityClasses).WithLabel(kZoneLabel, zone)) {
         observed.zone_priority_class = (*pc)["metadata"].value("name", "");
       }
     }
   }
+  return observed;
+}
 
+std::optional<Outcome> TaskReconciler::ReadWhatTheCacheLags(const api::Task& task,
+                                                            ObservedTask& observed) {
+  const std::string& ns = task.metadata.namespace_;
+  const std::string& uid = task.metadata.uid;
   // The attempt status counts must have a Job; if the cache does not show it yet, ask the API
   // server, so that a lagging cache is never mistaken for a deleted Job.
   const int attempts = task.status ? task.status->attempts.value_or(0) : 0;
-  const bool finished = task.status && task.status->phase &&
-                        (*task.status->phase == api::TaskPhase::kSucceeded ||
-                         *task.status->phase == api::TaskPhase::kFailed ||
-                         *task.status->phase == api::TaskPhase::kCancelled);
+  const bool finished = task.status && Finished(task.status->phase);
   if (!task.spec.Streaming() && attempts > 0 && !finished) {
     const std::string name = TaskJobName(task, attempts);
-    const bool in_cache =
-        std::any_of(observed.jobs.begin(), observed.jobs.end(),
-                    [&](const json& j) { return j["metadata"].value("name", "") == name; });
+    const bool in_cache = std::ranges::any_of(
+        observed.jobs, [&](const json& j) { return j["metadata"].value("name", "") == name; });
     if (!in_cache) {
       auto live = client_.Get(kube::resources::kJobs, ns, name);
       if (live && api::IsControlledBy(*live, uid)) {
         observed.jobs.push_back(std::move(*live));
       } else if (!live && !live.error().IsNotFound()) {
-        return Outcome::TransientError("reading Job " + name + ": " + live.error().ToString());
+        return Outcome::ApiError("reading Job " + name, std::move(live.error()));
       }
     }
   }
@@ -138,8 +128,8 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
                               std::string(kAttemptLabel) + "=" + std::to_string(*attempt);
     auto live = client_.List(kube::resources::kPods, ns, selected);
     if (!live) {
-      return Outcome::TransientError("reading the pods of attempt " + std::to_string(*attempt) +
-                                     ": " + live.error().ToString());
+      return Outcome::ApiError("reading the pods of attempt " + std::to_string(*attempt),
+                               std::move(live.error()));
     }
     const std::string attempt_label = std::to_string(*attempt);
     std::erase_if(observed.pods, [&](const json& pod) {
@@ -151,138 +141,116 @@ Outcome TaskReconciler::Reconcile(const controller::Request& request,
     }
   }
 
-  TaskPlan plan = PlanTask(task, observed, Now());
-  if (plan.create_job) {
-    const std::string name = (*plan.create_job)["metadata"]["name"];
-    auto created = client_.Create(kube::resources::kJobs, *plan.create_job,
-                                  {.field_manager = std::string(kFieldManager)});
-    if (!created) {
-      const kube::Error& error = created.error();
-      if (error.IsAlreadyExists()) {
-        // Made by an earlier reconcile whose status write was lost, or by someone else.
-        auto live = client_.Get(kube::resources::kJobs, ns, name);
-        if (!live)
-          return Outcome::TransientError("reading Job " + name + ": " + live.error().ToString());
-        if (api::IsControlledBy(*live, uid)) {
-          observed.jobs.push_back(std::move(*live));
-        } else if (LeftoverOfEarlierOwner(*live, api::Task::kKind, task.metadata.name, uid)) {
-          observed.job_blocked = "Job " + name +
-                                 " of an earlier Task of this name is being deleted; the attempt "
-                                 "starts once it is gone";
-        } else {
-          observed.job_rejected = "a Job named " + name + " already exists and is not this task's";
-        }
-      } else if (QuotaRefusal(error) || !(error.IsInvalid() || error.IsForbidden())) {
-        return Outcome::TransientError("creating Job " + name + ": " + error.ToString());
-      } else {
-        observed.job_rejected = error.message;
-      }
-      plan = PlanTask(task, observed, Now());
-      plan.create_job.reset();  // the second plan only records what happened
+  return std::nullopt;
+}
+
+std::expected<bool, Outcome> TaskReconciler::CreateJob(
+    const api::Task& task, const json& job, ObservedTask& observed,
+    const controller::ReconcileContext& context) {
+  const std::string& ns = task.metadata.namespace_;
+  const std::string& uid = task.metadata.uid;
+  const std::string name = job["metadata"]["name"];
+  auto created =
+      client_.Create(kube::resources::kJobs, job, {.field_manager = std::string(kFieldManager)});
+  if (created) {
+    context.logger.Info("created Job " + name);
+    MILLRACE_FAILPOINT("task.after-job-create");
+    return true;
+  }
+  const kube::Error& error = created.error();
+  if (error.IsAlreadyExists()) {
+    // Made by an earlier reconcile whose status write was lost, or by someone else.
+    auto live = client_.Get(kube::resources::kJobs, ns, name);
+    if (!live) return std::unexpected(Outcome::ApiError("reading Job " + name, live.error()));
+    if (api::IsControlledBy(*live, uid)) {
+      observed.jobs.push_back(std::move(*live));
+    } else if (LeftoverOfEarlierOwner(*live, api::Task::kKind, task.metadata.name, uid)) {
+      observed.job_blocked = "Job " + name +
+                             " of an earlier Task of this name is being deleted; the attempt "
+                             "starts once it is gone";
     } else {
-      context.logger.Info("created Job " + name);
-      MILLRACE_FAILPOINT("task.after-job-create");
+      observed.job_rejected = "a Job named " + name + " already exists and is not this task's";
+    }
+  } else if (!controller::IsTerminal(error)) {
+    return std::unexpected(Outcome::ApiError("creating Job " + name, error));
+  } else {
+    observed.job_rejected = error.message;  // the Task fails with the API server's reason
+  }
+  return false;
+}
+
+std::expected<bool, Outcome> TaskReconciler::FindUnrecordedJob(const api::Task& task,
+                                                               const TaskPlan& plan,
+                                                               ObservedTask& observed) {
+  const bool ending = !task.spec.Streaming() && !plan.create_job && Finished(plan.status.phase) &&
+                      !(task.status && Finished(task.status->phase));
+  if (!ending) return false;
+  const std::string name = TaskJobName(task, plan.status.attempts.value_or(0) + 1);
+  if (std::ranges::any_of(observed.jobs,
+                          [&](const json& j) { return Str(Sub(j, "metadata"), "name") == name; })) {
+    return false;
+  }
+  auto live = client_.Get(kube::resources::kJobs, task.metadata.namespace_, name);
+  if (live && api::IsControlledBy(*live, task.metadata.uid)) {
+    observed.jobs.push_back(std::move(*live));
+    return true;
+  }
+  if (!live && !live.error().IsNotFound()) {
+    return std::unexpected(Outcome::ApiError("reading Job " + name, live.error()));
+  }
+  return false;
+}
+
+Outcome TaskReconciler::ReconcileObject(const api::Task& task,
+                                        const controller::ReconcileContext& context) {
+  ObservedTask observed = Observe(task);
+  if (auto stopped = ReadWhatTheCacheLags(task, observed)) return *stopped;
+  TaskPlan plan = PlanTask(task, observed, Now());
+  auto unrecorded = FindUnrecordedJob(task, plan, observed);
+  if (!unrecorded) return unrecorded.error();
+  if (*unrecorded) plan = PlanTask(task, observed, Now());
+  if (plan.create_job) {
+    auto created = CreateJob(task, *plan.create_job, observed, context);
+    if (!created) return created.error();
+    if (!*created) {
+      plan = PlanTask(task, observed, Now());  // records what happened instead
+      plan.create_job.reset();
     }
   }
-
-  auto applied =
-      ApplyChildren(client_, plan.apply, [this](std::string_view kind, const std::string& k) {
-        return CacheFor(kind).store().Get(k);
-      });
-  if (!applied) {
-    const ApplyFailure& f = applied.error();
-    if (f.error.IsInvalid() || (f.error.IsForbidden() && !QuotaRefusal(f.error))) {
-      Event(task, "Warning", "ApplyRefused", "applying " + f.what + ": " + f.error.message);
-      return Outcome::TerminalError("applying " + f.what + ": " + f.error.ToString());
-    }
-    return Outcome::TransientError("applying " + f.what + ": " + f.error.ToString());
-  }
-  if (auto error = DeleteChildren(client_, plan.remove)) return Outcome::TransientError(*error);
-
-  for (auto& e : plan.events) Event(task, e.type, e.reason, std::move(e.note));
-
-  MILLRACE_FAILPOINT("task.before-status-patch");
-  if (auto error = PatchStatusIfChanged(client_, resources::kTasks, task.metadata,
-                                        TaskStatusPatch(task, plan.status), written_)) {
-    return Outcome::TransientError(*error);
-  }
-  if (plan.requeue_after) return Outcome::RequeueAfter(*plan.requeue_after);
-  return Outcome::Done();
+  return Execute(task, {.apply = std::move(plan.apply),
+                        .remove = std::move(plan.remove),
+                        .events = std::move(plan.events),
+                        .status_patch = TaskStatusPatch(task, plan.status),
+                        .requeue_after = plan.requeue_after,
+                        .before_status = [] {
+                          MILLRACE_FAILPOINT("task.before-status-patch");
+                          return std::optional<Outcome>();
+                        }});
 }
 
 void AddTaskController(controller::Manager& manager, int workers) {
-  using controller::InformerOptions;
   const std::string managed = ManagedBySelector();
-  auto informer = [&](const kube::ResourceRef& ref, std::string selector) -> controller::Informer& {
-    return AddInformer(manager, ref, std::move(selector));
-  };
-  InformerOptions pod_options;
-  pod_options.resource = kube::resources::kPods;
-  pod_options.label_selector = std::string(kTaskLabel);
-  pod_options.store.trim = TrimTaskPod;
-  pod_options.store.indexed_labels = {std::string(kTaskLabel)};
-
-  controller::Informer& tasks = informer(resources::kTasks, "");
-  controller::Informer& pods = manager.AddInformer(std::move(pod_options));
-  controller::Informer& quotas = informer(resources::kResourceQuotas, "");
-  InformerOptions job_options;
-  job_options.resource = kube::resources::kJobs;
-  job_options.label_selector = managed;
-  job_options.store.trim = TrimTaskJob;
-  std::vector<controller::Informer*> children = {
-      &manager.AddInformer(std::move(job_options)),
-      &informer(kube::resources::kDeployments, managed),
-      &informer(kube::resources::kServices, managed),
-      &informer(resources::kHorizontalPodAutoscalers, managed),
-  };
-  controller::Informer& priority_classes = informer(resources::kPriorityClasses, managed);
-  priority_classes.IndexLabels({std::string(kZoneLabel)});
-  const TaskReconciler::Caches caches{
-      .tasks = tasks,
-      .jobs = *children[0],
-      .pods = pods,
-      .deployments = *children[1],
-      .services = *children[2],
-      .horizontal_pod_autoscalers = *children[3],
-      .resource_quotas = quotas,
-      .limit_ranges = informer(resources::kLimitRanges, ""),
-      .namespaces = informer(kube::resources::kNamespaces, ""),
-      .priority_classes = priority_classes,
-  };
-  controller::Controller& tc =
-      manager.AddController({.name = "task",
-                             .workers = workers,
-                             .rate_limits = {},
-                             .clock = nullptr,
-                             .metrics = nullptr,
-                             .logger = {}},
-                            std::make_unique<TaskReconciler>(
-                                manager.client(), caches, WrittenCache(tasks), manager.events()));
-  controller::WorkQueue& queue = tc.queue();
-
-  tasks.AddHandler(controller::EnqueueObject(queue, controller::GenerationOrMetadataChanged));
-  const controller::OwnerMatch owner{
-      .group = "millrace.io", .kind = "Task", .owner_namespaced = true};
-  for (controller::Informer* child : children) {
-    child->AddHandler(controller::EnqueueOwner(queue, owner));
-  }
-  pods.AddHandler(controller::EnqueueMapped(queue, [](const json& pod) {
-    const auto& meta = pod["metadata"];
-    const std::string task =
-        meta.value("labels", json::object()).value(std::string(kTaskLabel), std::string{});
-    if (task.empty()) return std::vector<std::string>{};
-    return std::vector<std::string>{meta.value("namespace", "") + "/" + task};
-  }));
-  // Quota freed (or raised) in a namespace: its tasks waiting for quota may start now.
-  tasks.AddIndex(std::string(kWaitingForQuota), WaitingForQuota);
-  quotas.AddHandler(controller::EnqueueMapped(queue, [&tasks](const json& quota) {
-    std::vector<std::string> keys;
-    for (const Object& task :
-         tasks.store().ByIndex(kWaitingForQuota, quota["metadata"].value("namespace", ""))) {
-      keys.push_back(controller::ObjectKey(*task));
-    }
-    return keys;
-  }));
+  controller::ControllerBuilder(manager, "task")
+      .For(resources::kTasks, controller::GenerationOrMetadataChanged,
+           {.indexes = {{std::string(kWaitingForQuota), WaitingForQuota}}})
+      .Owns(kube::resources::kJobs, {.label_selector = managed, .trim = TrimTaskJob})
+      .Owns(kube::resources::kDeployments, {.label_selector = managed})
+      .Owns(kube::resources::kServices, {.label_selector = managed})
+      .Owns(resources::kHorizontalPodAutoscalers, {.label_selector = managed})
+      .Watches(kube::resources::kPods, TaskOfPod,
+               {.label_selector = std::string(kTaskLabel),
+                .trim = TrimTaskPod,
+                .indexed_labels = {std::string(kTaskLabel)}})
+      // Quota freed (or raised) in a namespace: its tasks waiting for quota may start now.
+      .Watches(resources::kResourceQuotas, TasksWaitingForQuota)
+      .Reads(resources::kLimitRanges)
+      .Reads(kube::resources::kNamespaces)
+      .Reads(resources::kPriorityClasses,
+             {.label_selector = managed, .indexed_labels = {std::string(kZoneLabel)}})
+      .Workers(workers)
+      .Complete([](controller::ReconcilerDeps deps) {
+        return std::make_unique<TaskReconciler>(std::move(deps));
+      });
 }
 
 }  // namespace millrace::reconcilers

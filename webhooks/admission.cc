@@ -2,26 +2,28 @@
 
 #include <algorithm>
 #include <array>
+#include <stdexcept>
 #include <utility>
 
 #include "crds/defaults.h"
-#include "crds/model_version.h"
-#include "crds/pipeline.h"
-#include "crds/task.h"
+#include "crds/kinds.h"
 #include "crds/validation.h"
-#include "crds/zone.h"
 #include "webhooks/base64.h"
 
 namespace millrace::webhooks {
 namespace {
 
 constexpr std::string_view kGroupVersionPath = "millrace-io-v1alpha1-";
-constexpr std::array<std::string_view, 4> kKinds = {"Zone", "Task", "Pipeline", "ModelVersion"};
+// Every kind of crds/kinds.def gets a validating and a defaulting webhook.
+constexpr std::array kKinds = {
+#define MILLRACE_KIND(kind, plural, singular, scope) std::string_view(#kind),
+#include "crds/kinds.def"
+#undef MILLRACE_KIND
+};
 
 std::string Lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
+  std::ranges::transform(out, out.begin(), [](unsigned char c) { return std::tolower(c); });
   return out;
 }
 
@@ -114,10 +116,15 @@ Decision ValidateModelVersion(const std::string& operation, const std::string& n
 
 Decision Validate(const std::string& kind, const std::string& operation, const std::string& ns,
                   const Json& object, const Json& old_object, const ModelVersionLister& list) {
-  if (kind == "Zone") return ValidateKind<api::Zone>(operation, object, old_object);
-  if (kind == "Task") return ValidateKind<api::Task>(operation, object, old_object);
-  if (kind == "Pipeline") return ValidateKind<api::Pipeline>(operation, object, old_object);
-  return ValidateModelVersion(operation, ns, object, old_object, list);
+  // A ModelVersion in Production is checked against the namespace's other versions too.
+  if (kind == api::ModelVersion::kKind) {
+    return ValidateModelVersion(operation, ns, object, old_object, list);
+  }
+#define MILLRACE_KIND(k, plural, singular, scope) \
+  if (kind == #k) return ValidateKind<api::k>(operation, object, old_object);
+#include "crds/kinds.def"
+#undef MILLRACE_KIND
+  throw std::logic_error("no validation for kind " + kind);
 }
 
 // The "add" operations of diff(spec, defaulted spec): defaults fill what is missing and never
@@ -145,10 +152,10 @@ Decision Mutate(const std::string& kind, const std::string& operation, const Jso
   // immutable once set (a started Pipeline's steps), and the operator applies the same defaults
   // in memory to whatever is stored.
   if (operation != "CREATE") return d;
-  if (kind == "Zone") d.patch = DefaultsPatch<api::Zone>(object);
-  if (kind == "Task") d.patch = DefaultsPatch<api::Task>(object);
-  if (kind == "Pipeline") d.patch = DefaultsPatch<api::Pipeline>(object);
-  if (kind == "ModelVersion") d.patch = DefaultsPatch<api::ModelVersion>(object);
+#define MILLRACE_KIND(k, plural, singular, scope) \
+  if (kind == #k) d.patch = DefaultsPatch<api::k>(object);
+#include "crds/kinds.def"
+#undef MILLRACE_KIND
   return d;
 }
 
@@ -184,7 +191,7 @@ std::optional<Endpoint> EndpointFor(std::string_view path) {
     std::string_view rest = path.substr(prefix.size());
     if (!rest.starts_with(kGroupVersionPath)) return std::nullopt;
     rest.remove_prefix(kGroupVersionPath.size());
-    for (std::string_view kind : kKinds) {
+    for (const std::string_view kind : kKinds) {
       if (rest == Lower(kind)) return Endpoint{operation, std::string(kind)};
     }
   }
@@ -193,8 +200,8 @@ std::optional<Endpoint> EndpointFor(std::string_view path) {
 
 std::vector<std::string> EndpointPaths() {
   std::vector<std::string> paths;
-  for (std::string_view op : {"/validate-", "/mutate-"}) {
-    for (std::string_view kind : kKinds) {
+  for (const std::string_view op : {"/validate-", "/mutate-"}) {
+    for (const std::string_view kind : kKinds) {
       paths.push_back(std::string(op) + std::string(kGroupVersionPath) + Lower(kind));
     }
   }
@@ -258,7 +265,7 @@ HttpAnswer Answer(std::string_view method, std::string_view target, std::string_
   // can exhaust the stack.
   constexpr int kMaxDepth = 128;
   bool too_deep = false;
-  Json review = Json::parse(
+  const Json review = Json::parse(
       body,
       [&](int depth, Json::parse_event_t, Json&) {
         if (depth > kMaxDepth) too_deep = true;

@@ -1,6 +1,9 @@
 #include "webhooks/configurations.h"
 
 #include <array>
+#include <condition_variable>
+#include <mutex>
+#include <utility>
 
 #include "webhooks/base64.h"
 
@@ -43,6 +46,35 @@ std::expected<void, std::string> InjectCaBundle(kube::Client& client, const std:
     }
   }
   return {};
+}
+
+CaBundleInjector::CaBundleInjector(kube::Client& client, std::string name, std::string ca_pem,
+                                   controller::Logger logger, std::chrono::milliseconds period)
+    : client_(client),
+      name_(std::move(name)),
+      ca_pem_(std::move(ca_pem)),
+      logger_(std::move(logger)),
+      period_(period) {}
+
+std::expected<void, std::string> CaBundleInjector::Start() {
+  thread_ = std::jthread([this](const std::stop_token& stop) { Run(stop); });
+  return {};
+}
+
+void CaBundleInjector::Run(const std::stop_token& stop) {
+  std::string last_error;
+  std::mutex mu;
+  std::condition_variable_any cv;
+  for (;;) {
+    auto injected = InjectCaBundle(client_, name_, ca_pem_);
+    const std::string error = injected ? "" : injected.error();
+    if (!error.empty() && error != last_error) {
+      logger_.With("error", error).Warn("cannot set the webhook configurations' caBundle");
+    }
+    last_error = error;
+    std::unique_lock lock(mu);
+    if (cv.wait_for(lock, stop, period_, [] { return false; }) || stop.stop_requested()) return;
+  }
 }
 
 }  // namespace millrace::webhooks

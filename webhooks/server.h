@@ -14,6 +14,7 @@
 
 #include "controller/logging.h"
 #include "controller/metrics.h"
+#include "controller/runnable.h"
 #include "webhooks/admission.h"
 #include "webhooks/certificates.h"
 
@@ -50,20 +51,23 @@ struct WebhookServerOptions {
   ModelVersionLister list_model_versions;
 };
 
-class WebhookServer {
+// A runnable of the manager: every replica serves admission, leader or not.
+class WebhookServer final : public controller::Runnable {
  public:
   explicit WebhookServer(WebhookServerOptions options);
-  ~WebhookServer();  // Stop()
+  ~WebhookServer() override;  // Stop()
   WebhookServer(const WebhookServer&) = delete;
   WebhookServer& operator=(const WebhookServer&) = delete;
 
-  // Loads the certificate, binds and listens, then starts the io threads.
-  std::expected<void, std::string> Start();
+  std::string_view runnable_name() const override { return "webhook server"; }
+  // Loads the certificate, binds and listens, then starts the io threads; logs "serving
+  // admission webhooks" with the port and the certificate's serial.
+  std::expected<void, std::string> Start() override;
   std::uint16_t port() const;  // the bound port, after Start()
   // The serial number of the certificate new connections get (hex), after Start().
   std::string serving_serial() const;
   // Stops accepting, closes connections and joins the io threads. Idempotent.
-  void Stop();
+  void Stop() override;
 
  private:
   struct Impl;

@@ -4,11 +4,13 @@
 // `kubectl get millrace` shows the printer columns.
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "crds/defaults.h"
+#include "crds/kinds.h"
 #include "crds/model_version.h"
 #include "crds/pipeline.h"
 #include "crds/task.h"
@@ -26,8 +28,14 @@ using ::testing::HasSubstr;
 
 Cluster& C() { return Cluster::Get(); }
 
-constexpr const char* kCrds[] = {"zones.millrace.io", "tasks.millrace.io", "pipelines.millrace.io",
-                                 "modelversions.millrace.io"};
+// "zones.millrace.io", ...: every kind of crds/kinds.def.
+std::vector<std::string> CrdNames() {
+  std::vector<std::string> names;
+  for (const kube::ResourceRef* kind : api::kKindResources) {
+    names.push_back(kind->resource + "." + kind->group);
+  }
+  return names;
+}
 
 bool Established(const json& crd) {
   for (const auto& c : crd.value("/status/conditions"_json_pointer, json::array()))
@@ -42,7 +50,7 @@ void InstallCrds() {
   const auto r = C().Kubectl({"apply", "--server-side", "--field-manager=millrace-test", "-f",
                               SourceDir() + "/crds/manifests/"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const char* crd : kCrds) {
+  for (const std::string& crd : CrdNames()) {
     json obj;
     ASSERT_TRUE(WaitFor(
         [&] {

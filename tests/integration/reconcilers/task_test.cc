@@ -493,5 +493,31 @@ TEST_F(TaskTest, CancelStopsARunningTask) {
   EXPECT_TRUE(WaitFor([&] { return Jobs("stopme").empty(); }, seconds(30)));
 }
 
+// A Job created just before its status write was lost, while the Job watch lags: a cancel that
+// comes then must count that Job as an attempt, not end on the cache's count of none (the full
+// chaos run found "timeout-116-long: Jobs [timeout-116-long-1] for 0 attempts"). Failpoints hold
+// each status write 3 s (the test cancels meanwhile, so the write that would count the attempt is
+// refused as a Conflict) and each Job watch event 10 s (the cache cannot show the Job when the
+// cancel is reconciled). Every status write waits, not just the first: the operator's first
+// reconciles at start-up are of other tests' Tasks.
+TEST_F(TaskTest, ACancelCountsTheJobOfAnUnrecordedAttempt) {
+  const OperatorSwap lagging(
+      "task-operator-unrecorded.log", {},
+      {"MILLRACE_FAILPOINTS=task.before-status-patch=sleep(3000);"
+       "informer.jobs.batch.event=sleep(10000)"});
+  C().Apply(BatchTask("unrecorded", RunFor("120s")), ns_);
+  ASSERT_TRUE(WaitFor([&] { return Jobs("unrecorded").size() == 1; }, seconds(60)));
+  ASSERT_EQ(C().Kubectl({"patch", "task", "unrecorded", "-n", ns_, "--type=merge", "-p",
+                         R"({"spec":{"cancel":true}})"})
+                .exit_code,
+            0);
+  const json task = WaitForPhase("unrecorded", "Cancelled", seconds(60));
+  ASSERT_EQ(Phase(task), "Cancelled") << task.dump(2);
+  EXPECT_EQ(task["status"]["attempts"], 1) << task.dump(2);
+  EXPECT_TRUE(WaitFor([&] { return Jobs("unrecorded").empty(); }, seconds(60)));
+  EXPECT_THAT(op_->Log(), HasSubstr("patching the status: Conflict"))
+      << "the first status write was not refused: the test did not take the path it names";
+}
+
 }  // namespace
 }  // namespace millrace::testing

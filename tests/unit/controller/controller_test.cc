@@ -109,6 +109,40 @@ class ControllerTest : public ::testing::Test {
   FakeReconciler reconciler_;
 };
 
+TEST(ApiErrorPolicy, RefusalsOfTheRequestAsItStandsAreTerminalEverythingElseRetries) {
+  const auto error = [](kube::ErrorKind kind, std::string message = "") {
+    return kube::Error{.kind = kind,
+                       .http_code = 0,
+                       .reason = "",
+                       .message = std::move(message),
+                       .causes = nullptr};
+  };
+  for (const kube::ErrorKind kind :
+       {kube::ErrorKind::kInvalid, kube::ErrorKind::kBadRequest, kube::ErrorKind::kMethodNotAllowed,
+        kube::ErrorKind::kForbidden}) {
+    const Outcome outcome = Outcome::ApiError("creating Job x", error(kind, "refused"));
+    EXPECT_EQ(outcome.kind(), Outcome::Kind::kTerminalError) << kube::ErrorKindName(kind);
+    ASSERT_TRUE(outcome.api_error().has_value());
+    EXPECT_EQ(outcome.api_error()->kind, kind);
+    EXPECT_THAT(outcome.error(), HasSubstr("creating Job x: "));
+  }
+  for (const kube::ErrorKind kind :
+       {kube::ErrorKind::kConflict, kube::ErrorKind::kAlreadyExists, kube::ErrorKind::kNotFound,
+        kube::ErrorKind::kGone, kube::ErrorKind::kTimeout, kube::ErrorKind::kTooManyRequests,
+        kube::ErrorKind::kServerError, kube::ErrorKind::kTransport, kube::ErrorKind::kUnauthorized,
+        kube::ErrorKind::kFenced}) {
+    EXPECT_EQ(Outcome::ApiError("x", error(kind)).kind(), Outcome::Kind::kTransientError)
+        << kube::ErrorKindName(kind);
+  }
+  // A ResourceQuota's refusal is a 403 that usage moving (pods finishing) undoes.
+  const kube::Error quota = error(kube::ErrorKind::kForbidden,
+                                  "jobs.batch \"t-1\" is forbidden: exceeded quota: zone-quota, "
+                                  "requested: count/jobs.batch=1, used: count/jobs.batch=4");
+  EXPECT_TRUE(IsQuotaRefusal(quota));
+  EXPECT_FALSE(IsTerminal(quota));
+  EXPECT_EQ(Outcome::ApiError("creating Job t-1", quota).kind(), Outcome::Kind::kTransientError);
+}
+
 TEST_F(ControllerTest, SuccessForgetsAndCounts) {
   Controller c(Options(), reconciler_);
   c.Start();

@@ -1,15 +1,14 @@
-// millrace-controller: the operator's single binary.
+// millrace-controller: the operator's single binary, and its composition root: flags, clients,
+// the manager, the four controllers, the webhook runnables.
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
-#include <mutex>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -62,14 +61,15 @@ std::jthread HandleSignals(std::stop_source& stop) {
   });
 }
 
-// The admission webhook server (every replica runs one). With no --webhook-cert-dir it serves a
-// certificate signed by a CA generated now, and keeps --webhook-configuration's caBundle on that
-// CA.
-std::unique_ptr<webhooks::WebhookServer> StartWebhooks(const mc::Flags& flags, kube::Client& client,
-                                                       mc::Manager& manager,
-                                                       std::jthread& ca_injector) {
+// The admission webhook server (every replica runs one) as a runnable of `manager`. With no
+// --webhook-cert-dir it serves a certificate signed by a CA generated now, and a second runnable
+// keeps --webhook-configuration's caBundle on that CA, writing with `unfenced` (any replica
+// writes it, leader or not). False when the certificate cannot be made.
+bool AddWebhooks(const mc::Flags& flags, kube::Client& unfenced, mc::Manager& manager) {
   const mc::Logger log = manager.logger();
-  const auto [host, port] = *mc::ParseBindAddress(flags.webhook_bind_address);
+  const auto address = mc::ParseBindAddress(flags.webhook_bind_address);
+  if (!address) return false;  // ParseFlags refuses a bad one
+  const auto& [host, port] = *address;
   webhooks::WebhookServerOptions options;
   options.address = host;
   options.port = port;
@@ -97,48 +97,24 @@ std::unique_ptr<webhooks::WebhookServer> StartWebhooks(const mc::Flags& flags, k
                       : std::unexpected(ca.error());
     if (!serving) {
       log.With("error", serving.error()).Error("cannot generate the webhook certificate");
-      return nullptr;
+      return false;
     }
     ca_pem = ca->certificate;
     options.certificate = std::move(*serving);
   }
-  auto server = std::make_unique<webhooks::WebhookServer>(std::move(options));
-  if (auto started = server->Start(); !started) {
-    log.With("error", started.error()).Error("serving the admission webhooks failed");
-    return nullptr;
-  }
-  log.With("port", server->port())
-      .With("serial", server->serving_serial())
-      .Info("serving admission webhooks");
+  manager.AddRunnable(std::make_unique<webhooks::WebhookServer>(std::move(options)));
   if (!ca_pem.empty() && !flags.webhook_configuration.empty()) {
-    // The configurations may be created after we start (kubectl apply of a whole directory) or
-    // rewritten by a redeploy: check every few seconds; only a difference is written.
-    ca_injector = std::jthread(
-        [&client, name = flags.webhook_configuration, ca_pem, log](std::stop_token stop) {
-          std::string last_error;
-          for (;;) {
-            auto injected = webhooks::InjectCaBundle(client, name, ca_pem);
-            const std::string error = injected ? "" : injected.error();
-            if (!error.empty() && error != last_error) {
-              log.With("error", error).Warn("cannot set the webhook configurations' caBundle");
-            }
-            last_error = error;
-            std::mutex mu;
-            std::condition_variable_any cv;
-            std::unique_lock lock(mu);
-            cv.wait_for(lock, stop, std::chrono::seconds{5}, [] { return false; });
-            if (stop.stop_requested()) return;
-          }
-        });
+    manager.AddRunnable(std::make_unique<webhooks::CaBundleInjector>(
+        unfenced, flags.webhook_configuration, ca_pem, log));
   }
-  return server;
+  return true;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   mc::LimitAllocatorArenas();
-  std::vector<std::string_view> args(argv + 1, argv + argc);
+  const std::vector<std::string_view> args(argv + 1, argv + argc);
   auto flags = mc::ParseFlags(args);
   if (!flags) {
     std::cerr << "millrace-controller: " << flags.error() << "\n";
@@ -157,7 +133,9 @@ int main(int argc, char** argv) {
   std::jthread signals = HandleSignals(stop);
   signals.detach();
 
-  const mc::Logger logger = mc::Logger::Stderr(*mc::ParseLogLevel(flags->log_level));
+  // ParseFlags checked the level and the addresses.
+  const mc::Logger logger =
+      mc::Logger::Stderr(mc::ParseLogLevel(flags->log_level).value_or(mc::LogLevel::kInfo));
   if (auto armed = millrace::failpoint::ArmFromEnvironment(); !armed) {
     logger.With("error", armed.error()).Error("bad failpoints");
     return 2;
@@ -180,8 +158,7 @@ int main(int argc, char** argv) {
   // The identity in every request's User-Agent names the replica in the API server's audit log.
   config->user_agent =
       "millrace-controller/" + std::string(millrace::Version()) + " (" + identity + ")";
-  // The CA injector writes as any replica does, leader or not: its client has no fence.
-  const kube::Config unfenced_config = *config;
+  const kube::Config unfenced_config = *config;  // before the fence is set
 
   // One count of requests for the manager's, the lease's and the events' clients.
   auto request_metrics = std::make_shared<kube::RequestMetrics>();
@@ -236,8 +213,16 @@ int main(int argc, char** argv) {
   }
   options.request_metrics = request_metrics;
   if (flags->bind_address != "0") {
-    const auto [host, port] = *mc::ParseBindAddress(flags->bind_address);
-    options.http = mc::HttpServerOptions{.address = host, .port = port};
+    if (const auto address = mc::ParseBindAddress(flags->bind_address)) {
+      options.http = mc::HttpServerOptions{.address = address->first, .port = address->second};
+    }
+  }
+  // The webhooks' client (the CA injector writes as any replica does, leader or not): no fence.
+  auto unfenced_client = kube::NewClient(unfenced_config);
+  if (!unfenced_client) {
+    logger.With("error", unfenced_client.error().ToString())
+        .Error("cannot build the webhooks' client");
+    return 1;
   }
   mc::Manager manager(**client, std::move(options));
   millrace::reconcilers::AddZoneController(manager, flags->workers);
@@ -245,18 +230,8 @@ int main(int argc, char** argv) {
   millrace::reconcilers::AddPipelineController(manager, flags->workers);
   millrace::reconcilers::AddModelVersionController(manager, flags->workers);
   logger.With("version", millrace::Version()).With("server", config->server).Info("starting");
-  std::unique_ptr<kube::Client> unfenced_client;
-  std::unique_ptr<webhooks::WebhookServer> webhook_server;
-  std::jthread ca_injector;
-  if (flags->webhook_bind_address != "0") {
-    auto made = kube::NewClient(unfenced_config);
-    if (!made) {
-      logger.With("error", made.error().ToString()).Error("cannot build the webhooks' client");
-      return 1;
-    }
-    unfenced_client = std::move(*made);
-    webhook_server = StartWebhooks(*flags, *unfenced_client, manager, ca_injector);
-    if (!webhook_server) return 1;
+  if (flags->webhook_bind_address != "0" && !AddWebhooks(*flags, **unfenced_client, manager)) {
+    return 1;
   }
   const int code = manager.Run(stop.get_token());
   if (manager.lost_leadership()) {

@@ -1,0 +1,163 @@
+#pragma once
+
+// What every kind's reconciler does the same way, once: read the object from the cache (or what
+// this controller last wrote to it, until the cache shows it: controller::MutationCache), decode
+// it, stop when it is gone, follow the finalizer contract (reconcilers/finalizer.h) when the kind
+// has a finalizer, and otherwise hand the object to the kind's ReconcileObject().
+
+#include <chrono>
+#include <expected>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "controller/builder.h"
+#include "controller/reconciler.h"
+#include "crds/errors.h"
+#include "reconcilers/apply.h"
+#include "reconcilers/finalizer.h"
+#include "reconcilers/object.h"
+
+namespace millrace::reconcilers {
+
+// What a kind's plan asks ObjectReconciler::Execute() to write, beside the writes of its own
+// (a Task's Job, a Pipeline's Tasks) made before it.
+struct PlanWrites {
+  std::vector<nlohmann::json> apply{};  // children, server-side applied unless the cache agrees
+  std::vector<ChildRef> remove{};       // children to delete (background propagation)
+  std::vector<PlannedEvent> events{};
+  nlohmann::json status_patch{};  // a merge patch of the status; null when it is unchanged
+  std::optional<std::chrono::seconds> requeue_after{};
+  // Writes of the kind's own that must land after the children and before the status says so
+  // (a ModelVersion's traffic switch); an outcome stops the reconcile there.
+  std::function<std::optional<controller::Outcome>()> before_status{};
+};
+
+// T: api::Zone, api::Task, api::Pipeline or api::ModelVersion (FromJson, kKind, metadata).
+template <class T>
+class ObjectReconciler : public controller::Reconciler {
+ public:
+  controller::Outcome Reconcile(const controller::Request& request,
+                                const controller::ReconcileContext& context) final {
+    const controller::Object raw = written_.Newest(request.key, primary_.Get(request.key));
+    if (!raw) return controller::Outcome::Done();  // deleted; ownerReferences take its children
+    auto decoded = T::FromJson(*raw);
+    if (!decoded) {
+      return Undecodable(
+          *raw,
+          controller::Outcome::TerminalError(std::string(T::kKind) + " " + request.key +
+                                             " does not decode: " + api::ToString(decoded.error())),
+          context);
+    }
+    const T& object = *decoded;
+    const api::ObjectMeta& meta = object.metadata;
+    const bool finalized = !finalizer_.empty() && HasFinalizer(meta.finalizers, finalizer_);
+    if (meta.deletion_timestamp) {
+      if (!finalized) return controller::Outcome::Done();
+      controller::Outcome cleaned = Cleanup(object, context);
+      if (cleaned.kind() != controller::Outcome::Kind::kDone) return cleaned;
+      return RemoveOwnFinalizer(meta, context);
+    }
+    if (!finalizer_.empty() && !finalized) {
+      auto added = AddFinalizer(client_, primary_.resource(), meta.namespace_, meta.name,
+                                meta.resource_version, meta.finalizers, finalizer_);
+      if (!added) return controller::Outcome::ApiError("adding the finalizer", added.error());
+      // Until the watch brings it back, reconciles read the object with its finalizer from here.
+      written_.Written(meta.resource_version, std::move(*added));
+      return controller::Outcome::Done();  // the update brings us back
+    }
+    return ReconcileObject(object, context);
+  }
+
+ protected:
+  // `finalizer`: the kind's finalizer, "" for none (ownerReferences clean up after it).
+  explicit ObjectReconciler(controller::ReconcilerDeps deps, std::string_view finalizer = {})
+      : client_(deps.client),
+        caches_(std::move(deps.caches)),
+        written_(std::move(deps.written)),
+        events_(deps.events),
+        primary_(caches_.primary()),
+        finalizer_(finalizer) {}
+
+  // The object exists, is not being deleted, and carries the finalizer if the kind has one.
+  virtual controller::Outcome ReconcileObject(const T& object,
+                                              const controller::ReconcileContext& context) = 0;
+  // The object is being deleted and carries the finalizer: undo what must be undone before it
+  // goes. Idempotent. Done() removes the finalizer; anything else keeps it and is the outcome.
+  virtual controller::Outcome Cleanup(const T& /*object*/,
+                                      const controller::ReconcileContext& /*context*/) {
+    return controller::Outcome::Done();
+  }
+  // The cached object does not decode (the schema and the webhook keep that from happening):
+  // `error` (terminal) unless the kind can do better.
+  virtual controller::Outcome Undecodable(const nlohmann::json& /*object*/,
+                                          controller::Outcome error,
+                                          const controller::ReconcileContext& /*context*/) {
+    return error;
+  }
+
+  // The plan's writes, in order: apply the children, delete the removed ones, before_status, record
+  // the events, patch the status (conditional on the resourceVersion of `status_of`, read after
+  // before_status ran), then Done or RequeueAfter. A child the API server refuses for good is
+  // also a Warning event ApplyRefused. Every API error goes through Outcome::ApiError.
+  controller::Outcome Execute(const T& object, PlanWrites writes,
+                              const api::ObjectMeta& status_of) {
+    if (auto applied = ApplyChildren(client_, writes.apply, caches_); !applied) {
+      ApplyFailure& f = applied.error();
+      if (controller::IsTerminal(f.error)) {
+        Event(object, "Warning", "ApplyRefused", "applying " + f.what + ": " + f.error.message);
+      }
+      return controller::Outcome::ApiError("applying " + f.what, std::move(f.error));
+    }
+    if (auto deleted = DeleteChildren(client_, writes.remove); !deleted) {
+      return controller::Outcome::ApiError("deleting " + deleted.error().what,
+                                           std::move(deleted.error().error));
+    }
+    if (writes.before_status) {
+      if (auto stopped = writes.before_status()) return *stopped;
+    }
+    for (const PlannedEvent& e : writes.events) RecordEvent(events_, T::kKind, object.metadata, e);
+    if (auto patched = PatchStatusIfChanged(client_, primary_.resource(), status_of,
+                                            writes.status_patch, written_);
+        !patched) {
+      return controller::Outcome::ApiError("patching the status", std::move(patched.error()));
+    }
+    if (writes.requeue_after) return controller::Outcome::RequeueAfter(*writes.requeue_after);
+    return controller::Outcome::Done();
+  }
+  controller::Outcome Execute(const T& object, PlanWrites writes) {
+    return Execute(object, std::move(writes), object.metadata);
+  }
+
+  // The object at `key` read again (cache, or what this controller wrote): nullopt when gone.
+  std::expected<std::optional<T>, controller::Outcome> Read(const std::string& key) const {
+    return DecodeCached<T>(primary_.store(), written_, key);
+  }
+  // Removes the finalizer from the object read with `meta`.
+  controller::Outcome RemoveOwnFinalizer(const api::ObjectMeta& meta,
+                                         const controller::ReconcileContext& context) {
+    auto removed = RemoveFinalizer(client_, primary_.resource(), meta.namespace_, meta.name,
+                                   meta.resource_version, meta.finalizers, finalizer_);
+    if (!removed) return controller::Outcome::ApiError("removing the finalizer", removed.error());
+    context.logger.Info("finalizer removed");
+    return controller::Outcome::Done();
+  }
+  void Event(const T& object, std::string_view type, std::string_view reason, std::string note) {
+    RecordEvent(events_, T::kKind, object.metadata,
+                PlannedEvent{std::string(type), std::string(reason), std::move(note)});
+  }
+
+  kube::Client& client_;
+  const controller::Caches caches_;
+  controller::MutationCache written_;
+  controller::EventRecorder& events_;
+  const controller::Cache& primary_;  // of caches_: the resource reconciled
+  const std::string finalizer_;
+};
+
+}  // namespace millrace::reconcilers
