@@ -27,7 +27,7 @@ millrace_unit_test(controller_flags_test
   SOURCES unit/controller/flags_test.cc unit/controller/handlers_test.cc
   LIBS millrace_controller)
 millrace_integration_test(controller_informer_test
-  SOURCES integration/controller/informer_test.cc integration/controller/builder_test.cc
+  SOURCES integration/controller/informer_test.cc
   LIBS millrace_controller)
 millrace_operator_test(controller_manager_test
   SOURCES integration/controller/manager_test.cc)
