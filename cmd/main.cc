@@ -65,7 +65,7 @@ std::jthread HandleSignals(std::stop_source& stop) {
 // --webhook-cert-dir it serves a certificate signed by a CA generated now, and a second runnable
 // keeps --webhook-configuration's caBundle on that CA, writing with `unfenced` (any replica
 // writes it, leader or not). False when the certificate cannot be made.
-bool AddWebhooks(const mc::Flags& flags, kube::Client& unfenced, mc::Manager& manager) {
+bool AddWebhooks(const mc::Flags& flags, kube::ReadWriter& unfenced, mc::Manager& manager) {
   const mc::Logger log = manager.logger();
   const auto address = mc::ParseBindAddress(flags.webhook_bind_address);
   if (!address) return false;  // ParseFlags refuses a bad one

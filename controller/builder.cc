@@ -126,7 +126,9 @@ Controller& ControllerBuilder::Complete(
                                                .clock = nullptr,
                                                .metrics = nullptr,
                                                .logger = {}},
-                             make(ReconcilerDeps{.client = manager_.client(),
+                             make(ReconcilerDeps{.writer = manager_.client(),
+                                                 .status_writer = manager_.client(),
+                                                 .uncached = manager_.client(),
                                                  .caches = caches_,
                                                  .written = std::move(written),
                                                  .events = manager_.events()}));

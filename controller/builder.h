@@ -93,10 +93,13 @@ struct CacheOptions {
 using Mapper =
     std::function<std::vector<std::string>(const nlohmann::json& object, const Caches& caches)>;
 
-// What a reconciler is built from: the client it writes with, its caches, the objects of For()'s
-// resource it wrote until their watch events arrive, and the event recorder.
+// What a reconciler is built from: the parts of the client it writes with, its caches, the objects
+// of For()'s resource it wrote until their watch events arrive, and the event recorder. Reads go to
+// the caches; `uncached` is for the few a lagging cache must not decide (it costs a request).
 struct ReconcilerDeps {
-  kube::Client& client;
+  kube::Writer& writer;
+  kube::StatusWriter& status_writer;
+  kube::Reader& uncached;
   Caches caches;  // a small value: views of informers the manager owns
   MutationCache written;
   EventRecorder& events;

@@ -1,5 +1,6 @@
 #include "controller/controller.h"
 
+#include <chrono>
 #include <exception>
 #include <random>
 
@@ -26,7 +27,11 @@ WorkQueueOptions QueueOptions(const ControllerOptions& options, Registry& regist
 }  // namespace
 
 bool IsQuotaRefusal(const kube::Error& error) {
-  return error.IsForbidden() && error.message.find("exceeded quota") != std::string::npos;
+  // The quota admission plugin's words: over the limit, or a quota whose usage the quota
+  // controller has not counted yet (a ResourceQuota created a moment ago).
+  return error.IsForbidden() &&
+         (error.message.find("exceeded quota") != std::string::npos ||
+          error.message.find("status unknown for quota") != std::string::npos);
 }
 
 bool IsTerminal(const kube::Error& error) {
@@ -154,11 +159,14 @@ void Controller::ReconcileOne(const std::string& key, std::stop_token stop) {
     case Outcome::Kind::kDone:
       queue_.Forget(key);
       metrics_.success.Inc();
+      context.logger.Debug("reconcile succeeded");
       break;
     case Outcome::Kind::kRequeueAfter:
       queue_.Forget(key);
       queue_.AddAfter(key, outcome.requeue_after());
       metrics_.requeue_after.Inc();
+      context.logger.With("after", std::chrono::duration<double>(outcome.requeue_after()).count())
+          .Debug("reconcile succeeded, requeued");
       break;
     case Outcome::Kind::kTransientError:
       queue_.AddRateLimited(key);

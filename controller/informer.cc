@@ -16,8 +16,9 @@ std::string ResourceLabel(const kube::ResourceRef& ref) {
 
 }  // namespace
 
-Informer::Informer(kube::Client& client, InformerOptions options)
-    : client_(client),
+Informer::Informer(kube::Reader& lister, kube::Watcher& watcher, InformerOptions options)
+    : lister_(lister),
+      watcher_(watcher),
       options_(std::move(options)),
       resource_label_(ResourceLabel(options_.resource)),
       clock_(options_.clock != nullptr ? *options_.clock : SystemClock::Instance()),
@@ -61,7 +62,7 @@ void Informer::Stop() {
   thread_.join();
 }
 
-bool Informer::WaitForSync(TimePoint deadline, std::stop_token stop) {
+bool Informer::WaitForSync(TimePoint deadline, const std::stop_token& stop) {
   std::unique_lock lock(sync_mu_);
   while (!synced_.load() && !stop.stop_requested() && clock_.Now() < deadline) {
     // Real time bounds each wait so a fake clock's deadline is still noticed.
@@ -78,7 +79,7 @@ bool Informer::Sleep(Duration d, std::stop_token stop) {
   return clock_.SleepUntil(clock_.Now() + d, std::move(stop));
 }
 
-kube::Result<void> Informer::ListAndReplace(std::stop_token stop) {
+kube::Result<void> Informer::ListAndReplace(const std::stop_token& stop) {
   kube::ListOptions list;
   list.label_selector = options_.label_selector;
   list.field_selector = options_.field_selector;
@@ -97,12 +98,12 @@ kube::Result<void> Informer::ListAndReplace(std::stop_token stop) {
       objects.push_back(store_.Prepare(std::move(item)));
     }
   };
-  auto result = client_.ListPages(options_.resource, options_.ns, list, on_page);
+  auto result = lister_.ListPages(options_.resource, options_.ns, list, on_page);
   if (!result && result.error().IsGone() && list.limit > 0) {
     // The continue token expired between pages: take everything in one response.
     objects.clear();
     list.limit = 0;
-    result = client_.ListPages(options_.resource, options_.ns, list, on_page);
+    result = lister_.ListPages(options_.resource, options_.ns, list, on_page);
   }
   if (!result) return std::unexpected(std::move(result.error()));
   if (stop.stop_requested()) return {};
@@ -147,7 +148,7 @@ kube::Result<void> Informer::WatchOnce(std::stop_token stop) {
   watch.resource_version = resource_version_;
   watch.allow_bookmarks = true;
   watch.timeout_seconds = base + jitter(rng);
-  return client_.Watch(
+  return watcher_.Watch(
       options_.resource, options_.ns, watch,
       [this](kube::WatchEvent&& event) {
         MILLRACE_FAILPOINT(event_failpoint_);  // "informer.pods.event": a lagging watch
@@ -165,7 +166,7 @@ kube::Result<void> Informer::WatchOnce(std::stop_token stop) {
             break;
           }
           case kube::EventType::kDeleted: {
-            if (Object deleted = store_.Delete(ObjectKey(event.object))) {
+            if (const Object deleted = store_.Delete(ObjectKey(event.object))) {
               Dispatch({ObjectEvent::Type::kDeleted, deleted, deleted});
             }
             break;
@@ -181,7 +182,7 @@ kube::Result<void> Informer::WatchOnce(std::stop_token stop) {
         metrics_.objects.Set(static_cast<double>(store_.size()));
         return true;
       },
-      stop);
+      std::move(stop));
 }
 
 void Informer::Resync() {
@@ -196,7 +197,7 @@ void Informer::Run(std::stop_token stop) {
   // A resync runs on its own thread: the watch blocks this one for minutes at a time.
   std::jthread resync;
   if (options_.resync_period > Duration::zero()) {
-    resync = std::jthread([this, stop](std::stop_token own) {
+    resync = std::jthread([this, stop](const std::stop_token& own) {
       while (Sleep(options_.resync_period, stop) && !own.stop_requested()) Resync();
     });
   }

@@ -61,7 +61,8 @@ struct InformerOptions {
 // millrace_informer_objects, labelled {resource}.
 class Informer {
  public:
-  Informer(kube::Client& client, InformerOptions options);
+  // Lists through `lister` and watches through `watcher` (usually one kube::Client).
+  Informer(kube::Reader& lister, kube::Watcher& watcher, InformerOptions options);
   ~Informer();  // Stop()
   Informer(const Informer&) = delete;
   Informer& operator=(const Informer&) = delete;
@@ -75,7 +76,7 @@ class Informer {
   // True once the first list is in the store (and stays true through relists).
   bool HasSynced() const { return synced_.load(); }
   // Waits for HasSynced() until `deadline` or `stop`; returns HasSynced().
-  bool WaitForSync(TimePoint deadline, std::stop_token stop = {});
+  bool WaitForSync(TimePoint deadline, const std::stop_token& stop = {});
 
   const Store& store() const { return store_; }
   // Adds label keys for Index::kLabel (Store::IndexLabels). Call before Start().
@@ -97,13 +98,14 @@ class Informer {
   };
 
   void Run(std::stop_token stop);
-  kube::Result<void> ListAndReplace(std::stop_token stop);
+  kube::Result<void> ListAndReplace(const std::stop_token& stop);
   kube::Result<void> WatchOnce(std::stop_token stop);
   void Resync();
   void Dispatch(const ObjectEvent& event);
   bool Sleep(Duration d, std::stop_token stop);
 
-  kube::Client& client_;
+  kube::Reader& lister_;
+  kube::Watcher& watcher_;
   InformerOptions options_;
   std::string resource_label_;
   std::string event_failpoint_;  // MILLRACE_FAILPOINT before each watch event is applied

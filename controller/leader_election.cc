@@ -1,10 +1,9 @@
 #include "controller/leader_election.h"
 
-#include <signal.h>
-#include <time.h>
-
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
+#include <ctime>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -84,7 +83,7 @@ void LeaderFence::ArmKillTimer(std::optional<TimePoint> at) {
   timer_settime(*kill_timer_, TIMER_ABSTIME, &spec, nullptr);
 }
 
-LeaderElector::LeaderElector(kube::Client& client, LeaderElectionOptions options)
+LeaderElector::LeaderElector(kube::ReadWriter& client, LeaderElectionOptions options)
     : client_(options.client != nullptr ? *options.client : client),
       options_(std::move(options)),
       clock_(options_.clock != nullptr ? *options_.clock : SystemClock::Instance()) {
@@ -121,7 +120,7 @@ LeaderElector::Attempt LeaderElector::TryAcquireOrRenew(TimePoint deadline) {
       options_.logger.With("error", lease.error().ToString()).Warn("reading the lease failed");
       return Attempt::kFailed;
     }
-    nlohmann::json object = {
+    const nlohmann::json object = {
         {"apiVersion", "coordination.k8s.io/v1"},
         {"kind", "Lease"},
         {"metadata", {{"name", options_.lease_name}, {"namespace", options_.lease_namespace}}},
@@ -173,7 +172,7 @@ LeaderElector::Attempt LeaderElector::TryAcquireOrRenew(TimePoint deadline) {
   return Attempt::kAcquired;
 }
 
-bool LeaderElector::Acquire(std::stop_token stop) {
+bool LeaderElector::Acquire(const std::stop_token& stop) {
   options_.logger.Info("waiting to acquire the lease");
   while (!stop.stop_requested()) {
     if (TryAcquireOrRenew(clock_.Now() + options_.renew_deadline) == Attempt::kAcquired) {
@@ -191,7 +190,7 @@ void LeaderElector::Lost(std::string_view why) {
   options_.logger.Error(std::string(why) + "; leadership lost");
 }
 
-bool LeaderElector::Renew(std::stop_token stop) {
+bool LeaderElector::Renew(const std::stop_token& stop) {
   while (clock_.SleepUntil(clock_.Now() + options_.retry_period, stop)) {
     const TimePoint deadline = renewed_at_ + options_.renew_deadline;
     if (clock_.Now() >= deadline) {

@@ -75,7 +75,7 @@ struct LeaderElectionOptions {
   // The lease's own client: no retries and a rate limit of its own, so a renewal never waits
   // behind reconciles and each request ends within what is left of renew_deadline. nullptr: the
   // client the elector is constructed with.
-  kube::Client* client = nullptr;
+  kube::ReadWriter* client = nullptr;
   // Opened while this process leads (see LeaderFence); may be null.
   std::shared_ptr<LeaderFence> fence;
 };
@@ -89,14 +89,14 @@ struct LeaderElectionOptions {
 // believing it leads; the fence stops its writes at that same moment.
 class LeaderElector {
  public:
-  LeaderElector(kube::Client& client, LeaderElectionOptions options);
+  LeaderElector(kube::ReadWriter& client, LeaderElectionOptions options);
 
   // Blocks until this process holds the lease (true) or `stop` is requested (false).
-  bool Acquire(std::stop_token stop);
+  bool Acquire(const std::stop_token& stop);
   // While leading: renews every retry_period. Returns true when `stop` is requested (still the
   // leader: call Release), false as soon as leadership is lost (renewals failed for
   // renew_deadline, or someone else holds the lease).
-  bool Renew(std::stop_token stop);
+  bool Renew(const std::stop_token& stop);
   // Hands the lease back if this process holds it. Best effort, one attempt.
   void Release();
 
@@ -111,7 +111,7 @@ class LeaderElector {
   nlohmann::json Record(const std::string& holder, bool new_term,
                         const nlohmann::json& old_spec) const;
 
-  kube::Client& client_;  // options_.client, or the one given
+  kube::ReadWriter& client_;  // options_.client, or the one given
   LeaderElectionOptions options_;
   Clock& clock_;
   std::atomic<bool> leader_{false};

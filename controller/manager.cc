@@ -94,7 +94,7 @@ Informer& Manager::AddInformer(InformerOptions options) {
   }
   if (options.metrics == nullptr) options.metrics = &registry_;
   options.logger = options_.logger;
-  informers_.push_back(std::make_unique<Informer>(client_, std::move(options)));
+  informers_.push_back(std::make_unique<Informer>(client_, client_, std::move(options)));
   return *informers_.back();
 }
 

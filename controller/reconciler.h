@@ -38,7 +38,8 @@ struct Request {
 //    failures, Unauthorized (a token being rotated), Fenced (this replica is losing its lease),
 //    and a quota refusal (usage moves as pods finish).
 bool IsTerminal(const kube::Error& error);
-// A Forbidden whose message says a ResourceQuota refused the request ("exceeded quota").
+// A Forbidden whose message says a ResourceQuota refused the request: "exceeded quota", or
+// "status unknown for quota" (the quota controller has not yet counted a new quota's usage).
 bool IsQuotaRefusal(const kube::Error& error);
 
 // The result of one reconcile, exactly one of:

@@ -319,7 +319,7 @@ std::string ResourcePath(const ResourceRef& ref, std::string_view ns, std::strin
   return path;
 }
 
-Result<std::string> Client::ListPages(const ResourceRef& ref, std::string_view ns,
+Result<std::string> Reader::ListPages(const ResourceRef& ref, std::string_view ns,
                                       ListOptions options,
                                       const std::function<void(json& page)>& on_page) {
   while (true) {
@@ -335,7 +335,7 @@ Result<std::string> Client::ListPages(const ResourceRef& ref, std::string_view n
   }
 }
 
-Result<json> Client::ListAll(const ResourceRef& ref, std::string_view ns, ListOptions options) {
+Result<json> Reader::ListAll(const ResourceRef& ref, std::string_view ns, ListOptions options) {
   json all;
   auto listed = ListPages(ref, ns, std::move(options), [&all](json& page) {
     if (all.is_null()) {

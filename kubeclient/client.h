@@ -146,18 +146,47 @@ struct WatchOptions {
 // Receives watch events (never ERROR ones: those end the watch as an Error). Return false to stop.
 using WatchHandler = std::function<bool(WatchEvent&&)>;
 
-// The API server, as controllers see it. Objects are JSON; every failure is an Error value with
-// the server's Status. Create, Update and Apply take the namespace and name from the object's
-// metadata. Implementations are thread-safe.
-class Client {
- public:
-  virtual ~Client() = default;
+// The API server in narrow parts, so each user holds only what it uses: a reconciler writes
+// through a Writer and a StatusWriter and reads past its caches through an explicit Reader; an
+// informer lists and watches; leader election and the CA injector read-modify-write one object; a
+// webhook only reads. Objects are JSON; every failure is an Error value with the server's Status.
+// Create, Update and Apply take the namespace and name from the object's metadata.
+// Implementations are thread-safe.
 
+// Reads straight from the API server (never from a cache).
+class Reader {
+ public:
+  virtual ~Reader() = default;
   virtual Result<nlohmann::json> Get(const ResourceRef& ref, std::string_view ns,
                                      std::string_view name, const GetOptions& options = {}) = 0;
   // One page: a *List object with items and metadata.continue / resourceVersion.
   virtual Result<nlohmann::json> List(const ResourceRef& ref, std::string_view ns,
                                       const ListOptions& options = {}) = 0;
+
+  // Every page of a List (following metadata.continue), as one list object.
+  Result<nlohmann::json> ListAll(const ResourceRef& ref, std::string_view ns,
+                                 ListOptions options = {});
+  // Every page of a List, each handed to `on_page` as it arrives (so a caller can keep less than
+  // the whole list); returns the list's resourceVersion, from the last page.
+  Result<std::string> ListPages(const ResourceRef& ref, std::string_view ns, ListOptions options,
+                                const std::function<void(nlohmann::json& page)>& on_page);
+};
+
+class Watcher {
+ public:
+  virtual ~Watcher() = default;
+  // Streams events to `handler` on the calling thread until the server closes the stream
+  // (success), `handler` returns false (success), `stop` is requested (success), or an error:
+  // an ERROR event with a 410 Status is an Error of kind Gone.
+  virtual Result<void> Watch(const ResourceRef& ref, std::string_view ns,
+                             const WatchOptions& options, const WatchHandler& handler,
+                             std::stop_token stop = {}) = 0;
+};
+
+// Writes objects (a `subresource` option reaches others; status writes belong to StatusWriter).
+class Writer {
+ public:
+  virtual ~Writer() = default;
   virtual Result<nlohmann::json> Create(const ResourceRef& ref, const nlohmann::json& object,
                                         const WriteOptions& options = {}) = 0;
   // PUT: fails with Conflict when metadata.resourceVersion is not the current one.
@@ -172,33 +201,42 @@ class Client {
   virtual Result<nlohmann::json> Delete(const ResourceRef& ref, std::string_view ns,
                                         std::string_view name,
                                         const DeleteOptions& options = {}) = 0;
-  // Streams events to `handler` on the calling thread until the server closes the stream
-  // (success), `handler` returns false (success), `stop` is requested (success), or an error:
-  // an ERROR event with a 410 Status is an Error of kind Gone.
-  virtual Result<void> Watch(const ResourceRef& ref, std::string_view ns,
-                             const WatchOptions& options, const WatchHandler& handler,
-                             std::stop_token stop = {}) = 0;
+};
+
+// Writes the status subresource (the options' subresource is set to "status").
+class StatusWriter {
+ public:
+  virtual ~StatusWriter() = default;
+  virtual Result<nlohmann::json> UpdateStatus(const ResourceRef& ref, const nlohmann::json& object,
+                                              WriteOptions options = {}) = 0;
+  virtual Result<nlohmann::json> PatchStatus(const ResourceRef& ref, std::string_view ns,
+                                             std::string_view name, const nlohmann::json& patch,
+                                             PatchOptions options = {}) = 0;
+  virtual Result<nlohmann::json> ApplyStatus(const ResourceRef& ref, const nlohmann::json& object,
+                                             ApplyOptions options) = 0;
+};
+
+// Reads and writes one object at a time: a read-modify-write loop (a Lease, a webhook
+// configuration).
+class ReadWriter : public Reader, public Writer {};
+
+// All of the API server: the composition root builds one and hands out its parts.
+class Client : public ReadWriter, public Watcher, public StatusWriter {
+ public:
   // The resource of (apiVersion, kind) through discovery, cached per apiVersion; a kind missing
   // from the cache refreshes that apiVersion once (new CRDs), then is NotFound.
   virtual Result<ResourceRef> Discover(std::string_view api_version, std::string_view kind) = 0;
-
-  // ---- conveniences over the verbs above ----
-  // Every page of a List (following metadata.continue), as one list object.
-  Result<nlohmann::json> ListAll(const ResourceRef& ref, std::string_view ns,
-                                 ListOptions options = {});
-  // Every page of a List, each handed to `on_page` as it arrives (so a caller can keep less than
-  // the whole list); returns the list's resourceVersion, from the last page.
-  Result<std::string> ListPages(const ResourceRef& ref, std::string_view ns, ListOptions options,
-                                const std::function<void(nlohmann::json& page)>& on_page);
-  Result<nlohmann::json> UpdateStatus(const ResourceRef& ref, const nlohmann::json& object,
-                                      WriteOptions options = {});
-  Result<nlohmann::json> PatchStatus(const ResourceRef& ref, std::string_view ns,
-                                     std::string_view name, const nlohmann::json& patch,
-                                     PatchOptions options = {});
-  Result<nlohmann::json> ApplyStatus(const ResourceRef& ref, const nlohmann::json& object,
-                                     ApplyOptions options);
   // Discover() from the object's own apiVersion and kind.
   Result<ResourceRef> DiscoverFor(const nlohmann::json& object);
+
+  // StatusWriter, through Update, Patch and Apply.
+  Result<nlohmann::json> UpdateStatus(const ResourceRef& ref, const nlohmann::json& object,
+                                      WriteOptions options = {}) final;
+  Result<nlohmann::json> PatchStatus(const ResourceRef& ref, std::string_view ns,
+                                     std::string_view name, const nlohmann::json& patch,
+                                     PatchOptions options = {}) final;
+  Result<nlohmann::json> ApplyStatus(const ResourceRef& ref, const nlohmann::json& object,
+                                     ApplyOptions options) final;
 };
 
 // A Client over HTTP/1.1 and TLS. `metrics`, when given, receives a count of every request attempt.

@@ -42,7 +42,7 @@ nlohmann::json WithAppliedHash(nlohmann::json desired) {
   return desired;
 }
 
-kube::Result<bool> ApplyIfChanged(kube::Client& client, const kube::ResourceRef& ref,
+kube::Result<bool> ApplyIfChanged(kube::Writer& client, const kube::ResourceRef& ref,
                                   const nlohmann::json& desired, const controller::Object& cached) {
   const nlohmann::json stamped = WithAppliedHash(desired);
   if (cached && Subsumes(*cached, stamped)) return false;
@@ -52,7 +52,7 @@ kube::Result<bool> ApplyIfChanged(kube::Client& client, const kube::ResourceRef&
   return true;
 }
 
-std::expected<int, ApplyFailure> ApplyChildren(kube::Client& client,
+std::expected<int, ApplyFailure> ApplyChildren(kube::Writer& client,
                                                const std::vector<nlohmann::json>& children,
                                                const controller::Caches& caches) {
   int written = 0;
@@ -72,7 +72,7 @@ std::expected<int, ApplyFailure> ApplyChildren(kube::Client& client,
   return written;
 }
 
-std::expected<void, ApplyFailure> DeleteChildren(kube::Client& client,
+std::expected<void, ApplyFailure> DeleteChildren(kube::Writer& client,
                                                  const std::vector<ChildRef>& children) {
   for (const ChildRef& child : children) {
     auto deleted =
@@ -90,7 +90,7 @@ std::expected<void, ApplyFailure> DeleteChildren(kube::Client& client,
   return {};
 }
 
-kube::Result<void> PatchStatusIfChanged(kube::Client& client, const kube::ResourceRef& ref,
+kube::Result<void> PatchStatusIfChanged(kube::StatusWriter& client, const kube::ResourceRef& ref,
                                         const api::ObjectMeta& object, const nlohmann::json& patch,
                                         controller::MutationCache& written) {
   if (patch.is_null()) return {};

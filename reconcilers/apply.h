@@ -40,7 +40,7 @@ nlohmann::json WithAppliedHash(nlohmann::json desired);
 
 // Applies WithAppliedHash(desired) (force: Millrace owns these fields) unless `cached` already
 // subsumes it: every field agrees and the hash is the same. Returns whether a write was made.
-kube::Result<bool> ApplyIfChanged(kube::Client& client, const kube::ResourceRef& ref,
+kube::Result<bool> ApplyIfChanged(kube::Writer& client, const kube::ResourceRef& ref,
                                   const nlohmann::json& desired, const controller::Object& cached);
 
 // A child that could not be applied: "Deployment x" and the API server's answer.
@@ -53,13 +53,13 @@ struct ApplyFailure {
 // stops at the first failure. Returns how many were written. A child of a kind ResourceFor() does
 // not know, or whose resource the controller declared no cache of, is a programming error:
 // std::logic_error.
-std::expected<int, ApplyFailure> ApplyChildren(kube::Client& client,
+std::expected<int, ApplyFailure> ApplyChildren(kube::Writer& client,
                                                const std::vector<nlohmann::json>& children,
                                                const controller::Caches& caches);
 
 // Deletes `children` with background propagation (their pods go too); ones already gone are fine.
 // Unknown kinds throw std::logic_error, as in ApplyChildren.
-std::expected<void, ApplyFailure> DeleteChildren(kube::Client& client,
+std::expected<void, ApplyFailure> DeleteChildren(kube::Writer& client,
                                                  const std::vector<ChildRef>& children);
 
 // Merge-patches the status subresource of `object` (of `ref`, as cached) unless `patch` is null
@@ -67,7 +67,7 @@ std::expected<void, ApplyFailure> DeleteChildren(kube::Client& client,
 // (a Conflict otherwise, which the queue retries on a fresh read), and records the answer in
 // `written` for reconciles that run before the cache shows it; an object deleted meanwhile is
 // fine.
-kube::Result<void> PatchStatusIfChanged(kube::Client& client, const kube::ResourceRef& ref,
+kube::Result<void> PatchStatusIfChanged(kube::StatusWriter& client, const kube::ResourceRef& ref,
                                         const api::ObjectMeta& object, const nlohmann::json& patch,
                                         controller::MutationCache& written);
 

@@ -5,7 +5,7 @@
 namespace millrace::reconcilers {
 namespace {
 
-kube::Result<nlohmann::json> PatchFinalizers(kube::Client& client, const kube::ResourceRef& ref,
+kube::Result<nlohmann::json> PatchFinalizers(kube::Writer& client, const kube::ResourceRef& ref,
                                              std::string_view ns, std::string_view name,
                                              const std::string& resource_version,
                                              nlohmann::json list) {
@@ -20,7 +20,7 @@ bool HasFinalizer(const std::vector<std::string>& finalizers, std::string_view f
   return std::ranges::find(finalizers, finalizer) != finalizers.end();
 }
 
-kube::Result<nlohmann::json> AddFinalizer(kube::Client& client, const kube::ResourceRef& ref,
+kube::Result<nlohmann::json> AddFinalizer(kube::Writer& client, const kube::ResourceRef& ref,
                                           std::string_view ns, std::string_view name,
                                           const std::string& resource_version,
                                           const std::vector<std::string>& finalizers,
@@ -30,7 +30,7 @@ kube::Result<nlohmann::json> AddFinalizer(kube::Client& client, const kube::Reso
   return PatchFinalizers(client, ref, ns, name, resource_version, std::move(list));
 }
 
-kube::Result<void> RemoveFinalizer(kube::Client& client, const kube::ResourceRef& ref,
+kube::Result<void> RemoveFinalizer(kube::Writer& client, const kube::ResourceRef& ref,
                                    std::string_view ns, std::string_view name,
                                    const std::string& resource_version,
                                    const std::vector<std::string>& finalizers,

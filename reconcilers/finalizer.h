@@ -26,7 +26,7 @@ bool HasFinalizer(const std::vector<std::string>& finalizers, std::string_view f
 
 // Adds `finalizer` to the object `ns`/`name` of `ref`, read at `resource_version` with
 // `finalizers`. Returns the API server's answer (the object with it).
-kube::Result<nlohmann::json> AddFinalizer(kube::Client& client, const kube::ResourceRef& ref,
+kube::Result<nlohmann::json> AddFinalizer(kube::Writer& client, const kube::ResourceRef& ref,
                                           std::string_view ns, std::string_view name,
                                           const std::string& resource_version,
                                           const std::vector<std::string>& finalizers,
@@ -34,7 +34,7 @@ kube::Result<nlohmann::json> AddFinalizer(kube::Client& client, const kube::Reso
 
 // Removes `finalizer` from the object, read at `resource_version` with `finalizers`. An object
 // already gone is fine (NotFound is success).
-kube::Result<void> RemoveFinalizer(kube::Client& client, const kube::ResourceRef& ref,
+kube::Result<void> RemoveFinalizer(kube::Writer& client, const kube::ResourceRef& ref,
                                    std::string_view ns, std::string_view name,
                                    const std::string& resource_version,
                                    const std::vector<std::string>& finalizers,

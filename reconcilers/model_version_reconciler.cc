@@ -31,7 +31,7 @@ void AddSibling(const json& item, const api::ModelVersion& mv,
 }
 
 // The model's other versions in the namespace, listed live from the API server.
-kube::Result<std::vector<api::ModelVersion>> LiveSiblings(kube::Client& client,
+kube::Result<std::vector<api::ModelVersion>> LiveSiblings(kube::Reader& client,
                                                           const api::ModelVersion& mv) {
   auto list = client.ListAll(resources::kModelVersions, mv.metadata.namespace_);
   if (!list) return std::unexpected(std::move(list.error()));
@@ -115,7 +115,7 @@ std::expected<ObservedModelVersion, Outcome> ModelVersionReconciler::Observe(
                                       kProductionVersionAnnotation) == mv.spec.version);
   if (!involved) return observed;
   // Who holds traffic decides promotions: never from a cache that may lag behind a switch.
-  auto live = client_.Get(kube::resources::kServices, ns, mv.spec.model);
+  auto live = uncached_.Get(kube::resources::kServices, ns, mv.spec.model);
   if (live) {
     observed.stable_service = std::move(*live);
   } else if (live.error().IsNotFound()) {
@@ -134,7 +134,7 @@ std::expected<ModelVersionPlan, Outcome> ModelVersionReconciler::Plan(
   if (!to_production) return plan;
   // About to say Production: check the other versions live, so no write of another process (a
   // replica that led a moment ago) the cache has not shown yet is missed.
-  auto live = LiveSiblings(client_, mv);
+  auto live = LiveSiblings(uncached_, mv);
   if (!live) {
     return std::unexpected(
         Outcome::ApiError("listing the versions of " + mv.spec.model, live.error()));
@@ -151,9 +151,9 @@ std::optional<Outcome> ModelVersionReconciler::SwitchTraffic(
   if (plan.stable_service) {
     const json& svc = *plan.stable_service;
     const bool exists = svc["metadata"].contains("resourceVersion");
-    auto written = exists ? client_.Update(kube::resources::kServices, svc,
+    auto written = exists ? writer_.Update(kube::resources::kServices, svc,
                                            {.field_manager = std::string(kFieldManager)})
-                          : client_.Create(kube::resources::kServices, svc,
+                          : writer_.Create(kube::resources::kServices, svc,
                                            {.field_manager = std::string(kFieldManager)});
     if (!written) {
       // Conflict / AlreadyExists: another promotion moved first; retry against the new holder.
@@ -164,7 +164,7 @@ std::optional<Outcome> ModelVersionReconciler::SwitchTraffic(
     MILLRACE_FAILPOINT("modelversion.after-service-switch");
   }
   if (plan.archive) {
-    auto archived = client_.Patch(resources::kModelVersions, ns, *plan.archive,
+    auto archived = writer_.Patch(resources::kModelVersions, ns, *plan.archive,
                                   {{"spec", {{"stage", "Archived"}}}});
     if (!archived && !archived.error().IsNotFound()) {
       return Outcome::ApiError("archiving " + *plan.archive, std::move(archived.error()));
@@ -176,7 +176,7 @@ std::optional<Outcome> ModelVersionReconciler::SwitchTraffic(
   }
   if (plan.remove_stable_service && observed.stable_service) {
     auto deleted =
-        client_.Delete(kube::resources::kServices, ns, mv.spec.model,
+        writer_.Delete(kube::resources::kServices, ns, mv.spec.model,
                        {.propagation_policy = {},
                         .grace_period_seconds = std::nullopt,
                         .precondition_uid = {},

@@ -64,7 +64,7 @@ class ObjectReconciler : public controller::Reconciler {
       return RemoveOwnFinalizer(meta, context);
     }
     if (!finalizer_.empty() && !finalized) {
-      auto added = AddFinalizer(client_, primary_.resource(), meta.namespace_, meta.name,
+      auto added = AddFinalizer(writer_, primary_.resource(), meta.namespace_, meta.name,
                                 meta.resource_version, meta.finalizers, finalizer_);
       if (!added) return controller::Outcome::ApiError("adding the finalizer", added.error());
       // Until the watch brings it back, reconciles read the object with its finalizer from here.
@@ -77,7 +77,9 @@ class ObjectReconciler : public controller::Reconciler {
  protected:
   // `finalizer`: the kind's finalizer, "" for none (ownerReferences clean up after it).
   explicit ObjectReconciler(controller::ReconcilerDeps deps, std::string_view finalizer = {})
-      : client_(deps.client),
+      : writer_(deps.writer),
+        status_writer_(deps.status_writer),
+        uncached_(deps.uncached),
         caches_(std::move(deps.caches)),
         written_(std::move(deps.written)),
         events_(deps.events),
@@ -107,14 +109,14 @@ class ObjectReconciler : public controller::Reconciler {
   // also a Warning event ApplyRefused. Every API error goes through Outcome::ApiError.
   controller::Outcome Execute(const T& object, PlanWrites writes,
                               const api::ObjectMeta& status_of) {
-    if (auto applied = ApplyChildren(client_, writes.apply, caches_); !applied) {
+    if (auto applied = ApplyChildren(writer_, writes.apply, caches_); !applied) {
       ApplyFailure& f = applied.error();
       if (controller::IsTerminal(f.error)) {
         Event(object, "Warning", "ApplyRefused", "applying " + f.what + ": " + f.error.message);
       }
       return controller::Outcome::ApiError("applying " + f.what, std::move(f.error));
     }
-    if (auto deleted = DeleteChildren(client_, writes.remove); !deleted) {
+    if (auto deleted = DeleteChildren(writer_, writes.remove); !deleted) {
       return controller::Outcome::ApiError("deleting " + deleted.error().what,
                                            std::move(deleted.error().error));
     }
@@ -122,7 +124,7 @@ class ObjectReconciler : public controller::Reconciler {
       if (auto stopped = writes.before_status()) return *stopped;
     }
     for (const PlannedEvent& e : writes.events) RecordEvent(events_, T::kKind, object.metadata, e);
-    if (auto patched = PatchStatusIfChanged(client_, primary_.resource(), status_of,
+    if (auto patched = PatchStatusIfChanged(status_writer_, primary_.resource(), status_of,
                                             writes.status_patch, written_);
         !patched) {
       return controller::Outcome::ApiError("patching the status", std::move(patched.error()));
@@ -141,7 +143,7 @@ class ObjectReconciler : public controller::Reconciler {
   // Removes the finalizer from the object read with `meta`.
   controller::Outcome RemoveOwnFinalizer(const api::ObjectMeta& meta,
                                          const controller::ReconcileContext& context) {
-    auto removed = RemoveFinalizer(client_, primary_.resource(), meta.namespace_, meta.name,
+    auto removed = RemoveFinalizer(writer_, primary_.resource(), meta.namespace_, meta.name,
                                    meta.resource_version, meta.finalizers, finalizer_);
     if (!removed) return controller::Outcome::ApiError("removing the finalizer", removed.error());
     context.logger.Info("finalizer removed");
@@ -152,7 +154,9 @@ class ObjectReconciler : public controller::Reconciler {
                 PlannedEvent{std::string(type), std::string(reason), std::move(note)});
   }
 
-  kube::Client& client_;
+  kube::Writer& writer_;
+  kube::StatusWriter& status_writer_;
+  kube::Reader& uncached_;  // reads past the caches
   const controller::Caches caches_;
   controller::MutationCache written_;
   controller::EventRecorder& events_;

@@ -28,11 +28,11 @@ std::optional<Outcome> PipelineReconciler::CreateTasks(
   for (const json& task : tasks) {
     const std::string name = task["metadata"]["name"];
     auto created =
-        client_.Create(resources::kTasks, task, {.field_manager = std::string(kFieldManager)});
+        writer_.Create(resources::kTasks, task, {.field_manager = std::string(kFieldManager)});
     if (!created && created.error().IsAlreadyExists()) {
       // Ours from an earlier reconcile whose status write was lost, or someone else's: only ours
       // may be recorded as the step's Task.
-      auto live = client_.Get(resources::kTasks, ns, name);
+      auto live = uncached_.Get(resources::kTasks, ns, name);
       if (!live) {
         if (live.error().IsNotFound()) return Outcome::RequeueAfter(std::chrono::seconds{1});
         return Outcome::ApiError("reading Task " + name, std::move(live.error()));
@@ -76,7 +76,7 @@ std::expected<ObservedPipeline, Outcome> PipelineReconciler::Observe(
   if (!pipeline.status) return observed;
   for (const auto& step : pipeline.status->steps) {
     if (!step.task || seen.contains(*step.task)) continue;
-    auto live = client_.Get(resources::kTasks, pipeline.metadata.namespace_, *step.task);
+    auto live = uncached_.Get(resources::kTasks, pipeline.metadata.namespace_, *step.task);
     if (live && api::IsControlledBy(*live, uid)) {
       observed.tasks.push_back(std::move(*live));
     } else if (!live && !live.error().IsNotFound()) {
@@ -89,7 +89,7 @@ std::expected<ObservedPipeline, Outcome> PipelineReconciler::Observe(
 Outcome PipelineReconciler::DeleteAfterTtl(const api::Pipeline& pipeline,
                                            const controller::ReconcileContext& context) {
   auto deleted =
-      client_.Delete(resources::kPipelines, pipeline.metadata.namespace_, pipeline.metadata.name,
+      writer_.Delete(resources::kPipelines, pipeline.metadata.namespace_, pipeline.metadata.name,
                      {.propagation_policy = "Background",
                       .grace_period_seconds = std::nullopt,
                       .precondition_uid = pipeline.metadata.uid,
@@ -105,7 +105,7 @@ Outcome PipelineReconciler::DeleteAfterTtl(const api::Pipeline& pipeline,
 std::optional<Outcome> PipelineReconciler::RegisterAndCancel(const api::Pipeline& pipeline,
                                                              const PipelinePlan& plan) {
   for (const json& mv : plan.register_models) {
-    auto created = client_.Create(resources::kModelVersions, mv,
+    auto created = writer_.Create(resources::kModelVersions, mv,
                                   {.field_manager = std::string(kFieldManager)});
     if (!created && !created.error().IsAlreadyExists()) {
       const std::string name = mv["metadata"]["name"];
@@ -119,7 +119,7 @@ std::optional<Outcome> PipelineReconciler::RegisterAndCancel(const api::Pipeline
     }
   }
   for (const std::string& name : plan.cancel) {
-    auto patched = client_.Patch(resources::kTasks, pipeline.metadata.namespace_, name,
+    auto patched = writer_.Patch(resources::kTasks, pipeline.metadata.namespace_, name,
                                  {{"spec", {{"cancel", true}}}});
     if (!patched && !patched.error().IsNotFound()) {
       return Outcome::ApiError("cancelling Task " + name, std::move(patched.error()));

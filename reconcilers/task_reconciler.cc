@@ -111,7 +111,7 @@ std::optional<Outcome> TaskReconciler::ReadWhatTheCacheLags(const api::Task& tas
     const bool in_cache = std::ranges::any_of(
         observed.jobs, [&](const json& j) { return j["metadata"].value("name", "") == name; });
     if (!in_cache) {
-      auto live = client_.Get(kube::resources::kJobs, ns, name);
+      auto live = uncached_.Get(kube::resources::kJobs, ns, name);
       if (live && api::IsControlledBy(*live, uid)) {
         observed.jobs.push_back(std::move(*live));
       } else if (!live && !live.error().IsNotFound()) {
@@ -126,7 +126,7 @@ std::optional<Outcome> TaskReconciler::ReadWhatTheCacheLags(const api::Task& tas
     kube::ListOptions selected;
     selected.label_selector = std::string(kTaskLabel) + "=" + task.metadata.name + "," +
                               std::string(kAttemptLabel) + "=" + std::to_string(*attempt);
-    auto live = client_.List(kube::resources::kPods, ns, selected);
+    auto live = uncached_.List(kube::resources::kPods, ns, selected);
     if (!live) {
       return Outcome::ApiError("reading the pods of attempt " + std::to_string(*attempt),
                                std::move(live.error()));
@@ -151,7 +151,7 @@ std::expected<bool, Outcome> TaskReconciler::CreateJob(
   const std::string& uid = task.metadata.uid;
   const std::string name = job["metadata"]["name"];
   auto created =
-      client_.Create(kube::resources::kJobs, job, {.field_manager = std::string(kFieldManager)});
+      writer_.Create(kube::resources::kJobs, job, {.field_manager = std::string(kFieldManager)});
   if (created) {
     context.logger.Info("created Job " + name);
     MILLRACE_FAILPOINT("task.after-job-create");
@@ -160,7 +160,7 @@ std::expected<bool, Outcome> TaskReconciler::CreateJob(
   const kube::Error& error = created.error();
   if (error.IsAlreadyExists()) {
     // Made by an earlier reconcile whose status write was lost, or by someone else.
-    auto live = client_.Get(kube::resources::kJobs, ns, name);
+    auto live = uncached_.Get(kube::resources::kJobs, ns, name);
     if (!live) return std::unexpected(Outcome::ApiError("reading Job " + name, live.error()));
     if (api::IsControlledBy(*live, uid)) {
       observed.jobs.push_back(std::move(*live));
@@ -190,7 +190,7 @@ std::expected<bool, Outcome> TaskReconciler::FindUnrecordedJob(const api::Task& 
                           [&](const json& j) { return Str(Sub(j, "metadata"), "name") == name; })) {
     return false;
   }
-  auto live = client_.Get(kube::resources::kJobs, task.metadata.namespace_, name);
+  auto live = uncached_.Get(kube::resources::kJobs, task.metadata.namespace_, name);
   if (live && api::IsControlledBy(*live, task.metadata.uid)) {
     observed.jobs.push_back(std::move(*live));
     return true;

@@ -78,7 +78,7 @@ Outcome ZoneReconciler::Cleanup(const api::Zone& zone,
     return Outcome::Done();
   }
   if ((*live_ns)["metadata"].contains("deletionTimestamp")) return Outcome::Done();
-  auto deleted = client_.Delete(kube::resources::kNamespaces, "", ns,
+  auto deleted = writer_.Delete(kube::resources::kNamespaces, "", ns,
                                 {.propagation_policy = "Background",
                                  .grace_period_seconds = std::nullopt,
                                  .precondition_uid = (*live_ns)["metadata"].value("uid", ""),
@@ -98,7 +98,7 @@ kube::Result<void> ZoneReconciler::RetainNamespace(const std::string& ns) {
   const json patch = {{"metadata",
                        {{"labels", {{kZoneLabel, nullptr}, {kManagedByLabel, nullptr}}},
                         {"ownerReferences", nullptr}}}};
-  auto patched = client_.Patch(kube::resources::kNamespaces, "", ns, patch);
+  auto patched = writer_.Patch(kube::resources::kNamespaces, "", ns, patch);
   if (!patched && !patched.error().IsNotFound()) return std::unexpected(patched.error());
   return {};
 }
@@ -145,7 +145,7 @@ Outcome ZoneReconciler::Undecodable(const json& zone, Outcome error,
 std::optional<Outcome> ZoneReconciler::ApplyZoneChildren(
     const api::Zone& zone, ObservedZone& observed, const controller::ReconcileContext& context) {
   int written = 0;
-  if (auto applied = reconcilers::ApplyChildren(client_, DesiredZoneChildren(zone).All(), caches_);
+  if (auto applied = reconcilers::ApplyChildren(writer_, DesiredZoneChildren(zone).All(), caches_);
       !applied) {
     ApplyFailure& f = applied.error();
     if (!controller::IsTerminal(f.error)) {
@@ -162,7 +162,7 @@ std::optional<Outcome> ZoneReconciler::ApplyZoneChildren(
     const Object live = caches_.Of(ref).Get(
         stale.namespace_.empty() ? stale.name : stale.namespace_ + "/" + stale.name);
     if (!live || !api::IsControlledBy(*live, zone.metadata.uid)) continue;
-    auto deleted = client_.Delete(ref, stale.namespace_, stale.name);
+    auto deleted = writer_.Delete(ref, stale.namespace_, stale.name);
     if (!deleted && !deleted.error().IsNotFound()) {
       return Outcome::ApiError("deleting " + stale.kind + " " + stale.name,
                                std::move(deleted.error()));
@@ -206,7 +206,7 @@ Outcome ZoneReconciler::ReconcileObject(const api::Zone& zone,
           caches_.Of(resources::kResourceQuotas).Get(ns + "/" + std::string(kZoneQuotaName))) {
     observed.resource_quota = *quota;
   }
-  if (auto patched = PatchStatusIfChanged(client_, resources::kZones, zone.metadata,
+  if (auto patched = PatchStatusIfChanged(status_writer_, resources::kZones, zone.metadata,
                                           ZoneStatusPatch(zone, observed, NowRfc3339()), written_);
       !patched) {
     return Outcome::ApiError("patching the status", std::move(patched.error()));

@@ -28,6 +28,6 @@ millrace_unit_test(controller_flags_test
   LIBS millrace_controller)
 millrace_integration_test(controller_informer_test
   SOURCES integration/controller/informer_test.cc
-  LIBS millrace_controller)
+  LIBS millrace_controller millrace_test_client)
 millrace_operator_test(controller_manager_test
   SOURCES integration/controller/manager_test.cc)

@@ -11,7 +11,11 @@ millrace_unit_test(reconcilers_apply_test
   LIBS millrace_reconcilers)
 millrace_integration_test(reconcilers_apply_integration_test
   SOURCES integration/reconcilers/apply_test.cc
-  LIBS millrace_reconcilers)
+  LIBS millrace_reconcilers millrace_test_client)
+# Every controller's API-error paths, the controllers in-process.
+millrace_integration_test(reconcilers_api_errors_test
+  SOURCES integration/reconcilers/api_errors_test.cc
+  LIBS millrace_reconcilers millrace_test_client)
 millrace_operator_test(reconcilers_zone_integration_test
   SOURCES integration/reconcilers/zone_test.cc)
 millrace_operator_test(reconcilers_task_integration_test

@@ -19,7 +19,7 @@ const kube::ResourceRef kMutatingWebhookConfigurations{"admissionregistration.k8
 
 }  // namespace
 
-std::expected<void, std::string> InjectCaBundle(kube::Client& client, const std::string& name,
+std::expected<void, std::string> InjectCaBundle(kube::ReadWriter& client, const std::string& name,
                                                 const std::string& ca_pem) {
   const std::string bundle = Base64(ca_pem);
   for (const kube::ResourceRef* ref :
@@ -48,7 +48,7 @@ std::expected<void, std::string> InjectCaBundle(kube::Client& client, const std:
   return {};
 }
 
-CaBundleInjector::CaBundleInjector(kube::Client& client, std::string name, std::string ca_pem,
+CaBundleInjector::CaBundleInjector(kube::ReadWriter& client, std::string name, std::string ca_pem,
                                    controller::Logger logger, std::chrono::milliseconds period)
     : client_(client),
       name_(std::move(name)),

@@ -17,7 +17,7 @@ namespace millrace::webhooks {
 // Sets clientConfig.caBundle of every webhook in the ValidatingWebhookConfiguration and the
 // MutatingWebhookConfiguration called `name` (each one that exists) to `ca_pem`. Writes only what
 // differs; an update that loses a race with another writer is read and retried.
-std::expected<void, std::string> InjectCaBundle(kube::Client& client, const std::string& name,
+std::expected<void, std::string> InjectCaBundle(kube::ReadWriter& client, const std::string& name,
                                                 const std::string& ca_pem);
 
 // Keeps the webhook configurations called `name` on `ca_pem` (InjectCaBundle every `period`):
@@ -26,7 +26,7 @@ std::expected<void, std::string> InjectCaBundle(kube::Client& client, const std:
 // A failure is logged when it differs from the last one.
 class CaBundleInjector final : public controller::Runnable {
  public:
-  CaBundleInjector(kube::Client& client, std::string name, std::string ca_pem,
+  CaBundleInjector(kube::ReadWriter& client, std::string name, std::string ca_pem,
                    controller::Logger logger,
                    std::chrono::milliseconds period = std::chrono::seconds{5});
   ~CaBundleInjector() override { Stop(); }
@@ -40,7 +40,7 @@ class CaBundleInjector final : public controller::Runnable {
  private:
   void Run(const std::stop_token& stop);
 
-  kube::Client& client_;
+  kube::ReadWriter& client_;
   const std::string name_;
   const std::string ca_pem_;
   const controller::Logger logger_;

@@ -14,8 +14,6 @@ namespace {
 using std::chrono::seconds;
 using ::testing::HasSubstr;
 
-Cluster& C() { return Cluster::Get(); }
-
 // The value of `condition` in a Job's or Deployment's status.conditions, or "" if absent.
 std::string ConditionStatus(const nlohmann::json& obj, std::string_view type) {
   for (const auto& c : obj.value("/status/conditions"_json_pointer, nlohmann::json::array()))

@@ -75,6 +75,9 @@ class Cluster {
   std::string name_, state_dir_, kubeconfig_, bin_, apiserver_, etcd_;
 };
 
+// The running cluster of this test binary (Cluster::Get()).
+inline Cluster& C() { return Cluster::Get(); }
+
 // Polls `condition` every 100 ms until it holds or `timeout` passes. On timeout, returns false and
 // the test should report `describe()`, the last state seen, so a failure says what was observed.
 bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);

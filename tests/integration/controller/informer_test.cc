@@ -24,27 +24,20 @@
 #include "controller/metrics.h"
 #include "controller/work_queue.h"
 #include "kubeclient/config.h"
+#include "tests/support/client.h"
 #include "tests/support/cluster.h"
 
 namespace millrace::controller {
 namespace {
 
+using millrace::testing::C;
 using millrace::testing::Cluster;
 using millrace::testing::WaitFor;
 using nlohmann::json;
 using std::chrono::seconds;
 namespace resources = kube::resources;
 
-Cluster& C() { return Cluster::Get(); }
-
-std::unique_ptr<kube::Client> Admin() {
-  auto config = kube::LoadKubeconfig({.paths = {C().kubeconfig()}, .context = {}});
-  EXPECT_TRUE(config) << config.error().ToString();
-  config->qps = 0;  // tests create objects in bursts
-  auto client = kube::NewClient(*config);
-  EXPECT_TRUE(client) << client.error().ToString();
-  return std::move(*client);
-}
+std::unique_ptr<kube::Client> Admin() { return millrace::testing::ClusterClient(); }
 
 json ConfigMap(const std::string& ns, const std::string& name, const std::string& value) {
   return {{"apiVersion", "v1"},
@@ -116,7 +109,7 @@ TEST(Informer, StoreMirrorsCreateUpdateAndDeleteOfLabelSelectedObjects) {
   Registry registry;
   InformerOptions options = ConfigMapsIn(ns, registry);
   options.label_selector = "informer-test=mirror";
-  Informer informer(*client, std::move(options));
+  Informer informer(*client, *client, std::move(options));
   informer.AddHandler([&](const ObjectEvent& e) {
     static constexpr const char* kNames[] = {"Added", "Updated", "Deleted"};
     const std::lock_guard lock(mu);
@@ -159,7 +152,7 @@ TEST(Informer, AChildsChangeEnqueuesItsControllingOwner) {
   Registry registry;
   WorkQueue queue(WorkQueueOptions{
       .name = "owners", .rate_limits = {}, .clock = nullptr, .metrics = &registry});
-  Informer informer(*client, ConfigMapsIn(ns, registry));
+  Informer informer(*client, *client, ConfigMapsIn(ns, registry));
   auto next_key = [&]() -> std::string {
     if (!WaitFor([&] { return queue.Len() > 0; }, seconds(30))) return "<nothing enqueued>";
     auto key = queue.Get();
@@ -199,7 +192,7 @@ TEST(Informer, ListsPageByPageAndStoresEveryObjectTrimmed) {
   options.store.trim = [](json& cm) {
     if (cm.contains("data")) cm["data"].erase("dropped");
   };
-  Informer informer(*client, std::move(options));
+  Informer informer(*client, *client, std::move(options));
   informer.Start();
   ASSERT_TRUE(informer.WaitForSync(std::chrono::steady_clock::now() + seconds(30)));
   EXPECT_EQ(StoreNames(informer.store()), ApiNames(*client, ns));
@@ -220,7 +213,7 @@ TEST(Informer, ConvergesAfterTheApiServerWasAwayIncludingDeletesMadeMeanwhile) {
   std::mutex mu;
   std::set<std::string> deleted;
   Registry registry;
-  Informer informer(*client, ConfigMapsIn(ns, registry));
+  Informer informer(*client, *client, ConfigMapsIn(ns, registry));
   informer.AddHandler([&](const ObjectEvent& e) {
     if (e.type != ObjectEvent::Type::kDeleted) return;
     const std::lock_guard lock(mu);
@@ -259,7 +252,7 @@ TEST(Informer, CompactionPastTheWatchVersionForcesARelistWithNoMissedOrPhantomOb
         client->Create(resources::kConfigMaps, ConfigMap(ns, "cm-" + std::to_string(i), "1")));
   }
   Registry registry;
-  Informer informer(*client, ConfigMapsIn(ns, registry));
+  Informer informer(*client, *client, ConfigMapsIn(ns, registry));
   informer.Start();
   ASSERT_TRUE(informer.WaitForSync(std::chrono::steady_clock::now() + seconds(30)));
 

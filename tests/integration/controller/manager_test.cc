@@ -28,8 +28,6 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
 
-Cluster& C() { return Cluster::Get(); }
-
 // The operator's informers need Millrace's CRDs.
 class LeaderElection : public ::testing::Test {
  protected:
@@ -209,8 +207,8 @@ TEST_F(LeaderElection, AFrozenLeaderMakesNoWriteAfterTheStandbyTookOver) {
   Operator& standby = ops[static_cast<size_t>(1 - leader)];
   // The standby logs its identity once its caches are synced, which may come after the leader
   // leads (ASan replicas on a busy machine sync slowly).
-  ASSERT_TRUE(WaitFor([&] { return !old.Identity().empty() && !standby.Identity().empty(); },
-                      seconds(60)))
+  ASSERT_TRUE(
+      WaitFor([&] { return !old.Identity().empty() && !standby.Identity().empty(); }, seconds(60)))
       << standby.process->Log();
   const std::string old_id = old.Identity(), new_id = standby.Identity();
 
@@ -237,7 +235,8 @@ TEST_F(LeaderElection, AFrozenLeaderMakesNoWriteAfterTheStandbyTookOver) {
   const bool killed_while_frozen = WaitFor([&] { return !old.process->Running(); }, seconds(20));
   old.process->Signal(SIGCONT);
   EXPECT_TRUE(killed_while_frozen);
-  EXPECT_EQ(old.process->Wait(seconds(20)), std::optional<int>(128 + SIGKILL)) << old.process->Log();
+  EXPECT_EQ(old.process->Wait(seconds(20)), std::optional<int>(128 + SIGKILL))
+      << old.process->Log();
 
   // The standby finishes everything.
   ASSERT_TRUE(WaitFor(
@@ -250,7 +249,8 @@ TEST_F(LeaderElection, AFrozenLeaderMakesNoWriteAfterTheStandbyTookOver) {
       },
       seconds(120)))
       << "standby running: " << standby.process->Running() << "\n"
-      << C().Kubectl({"get", "tasks", "-n", ns}).out << standby.process->Log().substr(
+      << C().Kubectl({"get", "tasks", "-n", ns}).out
+      << standby.process->Log().substr(
              standby.process->Log().size() > 3000 ? standby.process->Log().size() - 3000 : 0);
 
   const std::vector<json> audit = C().AuditLog();

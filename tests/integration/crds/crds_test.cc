@@ -26,8 +26,6 @@ using nlohmann::json;
 using std::chrono::seconds;
 using ::testing::HasSubstr;
 
-Cluster& C() { return Cluster::Get(); }
-
 // "zones.millrace.io", ...: every kind of crds/kinds.def.
 std::vector<std::string> CrdNames() {
   std::vector<std::string> names;

@@ -33,14 +33,13 @@
 namespace millrace::kube {
 namespace {
 
+using millrace::testing::C;
 using millrace::testing::Cluster;
 using millrace::testing::RunProcess;
 using millrace::testing::WaitFor;
 using nlohmann::json;
 using std::chrono::seconds;
 using ::testing::HasSubstr;
-
-Cluster& C() { return Cluster::Get(); }
 
 std::unique_ptr<Client> MustClient(const Config& config,
                                    std::shared_ptr<RequestMetrics> metrics = nullptr) {

@@ -22,8 +22,6 @@ namespace {
 using nlohmann::json;
 using ::testing::HasSubstr;
 
-Cluster& C() { return Cluster::Get(); }
-
 const std::string& Helm() {
   static const std::string helm = [] {
     const auto r = RunProcess({SourceDir() + "/scripts/testbed/build-helm"});

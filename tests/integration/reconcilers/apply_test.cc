@@ -14,23 +14,17 @@
 #include "controller/store.h"
 #include "crds/meta.h"
 #include "kubeclient/config.h"
+#include "tests/support/client.h"
 #include "tests/support/cluster.h"
 
 namespace millrace::reconcilers {
 namespace {
 
+using millrace::testing::C;
 using millrace::testing::Cluster;
 using nlohmann::json;
 
-Cluster& C() { return Cluster::Get(); }
-
-std::unique_ptr<kube::Client> Client() {
-  auto config = kube::LoadKubeconfig({.paths = {C().kubeconfig()}, .context = {}});
-  EXPECT_TRUE(config) << config.error().ToString();
-  auto client = kube::NewClient(*config);
-  EXPECT_TRUE(client) << client.error().ToString();
-  return std::move(*client);
-}
+std::unique_ptr<kube::Client> Client() { return millrace::testing::ClusterClient(); }
 
 TEST(ApplyIfChanged, AFieldNoLongerDesiredIsRemovedFromTheChild) {
   const std::string ns = C().CreateNamespace();

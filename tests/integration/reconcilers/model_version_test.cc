@@ -23,8 +23,6 @@ using nlohmann::json;
 using std::chrono::seconds;
 using ::testing::HasSubstr;
 
-Cluster& C() { return Cluster::Get(); }
-
 class ModelVersionTest : public OperatorTest {
  protected:
   static void SetUpTestSuite() { StartSuite("modelversion-operator.log"); }

@@ -24,8 +24,6 @@ using nlohmann::json;
 using std::chrono::seconds;
 using ::testing::HasSubstr;
 
-Cluster& C() { return Cluster::Get(); }
-
 api::Time TimeOf(const json& j, const char* key) {
   return *api::ParseTime(j.at(key).get<std::string>());
 }

@@ -23,8 +23,6 @@ using nlohmann::json;
 using std::chrono::seconds;
 using ::testing::HasSubstr;
 
-Cluster& C() { return Cluster::Get(); }
-
 class TaskTest : public OperatorTest {
  protected:
   static void SetUpTestSuite() { StartSuite("task-operator.log"); }
@@ -501,10 +499,9 @@ TEST_F(TaskTest, CancelStopsARunningTask) {
 // cancel is reconciled). Every status write waits, not just the first: the operator's first
 // reconciles at start-up are of other tests' Tasks.
 TEST_F(TaskTest, ACancelCountsTheJobOfAnUnrecordedAttempt) {
-  const OperatorSwap lagging(
-      "task-operator-unrecorded.log", {},
-      {"MILLRACE_FAILPOINTS=task.before-status-patch=sleep(3000);"
-       "informer.jobs.batch.event=sleep(10000)"});
+  const OperatorSwap lagging("task-operator-unrecorded.log", {},
+                             {"MILLRACE_FAILPOINTS=task.before-status-patch=sleep(3000);"
+                              "informer.jobs.batch.event=sleep(10000)"});
   C().Apply(BatchTask("unrecorded", RunFor("120s")), ns_);
   ASSERT_TRUE(WaitFor([&] { return Jobs("unrecorded").size() == 1; }, seconds(60)));
   ASSERT_EQ(C().Kubectl({"patch", "task", "unrecorded", "-n", ns_, "--type=merge", "-p",

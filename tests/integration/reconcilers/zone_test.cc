@@ -17,8 +17,6 @@ namespace {
 using nlohmann::json;
 using std::chrono::seconds;
 
-Cluster& C() { return Cluster::Get(); }
-
 class ZoneTest : public OperatorTest {
  protected:
   static void SetUpTestSuite() { StartSuite("zone-operator.log"); }
@@ -230,8 +228,8 @@ TEST_F(ZoneTest, ALimitRemovedFromTheSpecIsRemovedFromTheQuota) {
   C().Apply(DevZone("shrink", "kim"));
   ASSERT_TRUE(WaitForCondition("shrink", "Ready", "True").is_object());
   const auto hard = [] {
-    const auto r = C().Kubectl({"get", "resourcequota", "zone-quota", "-n", "shrink", "-o",
-                                "jsonpath={.spec.hard}"});
+    const auto r = C().Kubectl(
+        {"get", "resourcequota", "zone-quota", "-n", "shrink", "-o", "jsonpath={.spec.hard}"});
     return r.exit_code == 0 ? json::parse(r.out.empty() ? "{}" : r.out) : json::object();
   };
   ASSERT_TRUE(WaitFor([&] { return hard().contains("pods"); }, seconds(30))) << hard().dump();
@@ -261,8 +259,11 @@ TEST_F(ZoneTest, AZoneWhoseSpecDoesNotDecodeIsStillDeleted) {
       },
       seconds(30)));
   ASSERT_EQ(C().Kubectl({"delete", "zone", "garbled", "--wait=false"}).exit_code, 0);
-  EXPECT_TRUE(
-      WaitFor([] { return C().Kubectl({"get", "zone", "garbled"}).exit_code != 0; }, seconds(30)))
+  EXPECT_TRUE(WaitFor(
+      [] {
+        return C().Kubectl({"get", "zone", "garbled"}).exit_code != 0;
+      },
+      seconds(30)))
       << C().Kubectl({"get", "zone", "garbled", "-o", "yaml"}).out << Tail(op_->Log());
   // Its deletionPolicy could not be read: the namespace is kept, as Retain would.
   const json ns = C().KubectlJson({"get", "namespace", "garbled"});
@@ -288,8 +289,8 @@ spec:
 )");
   // Node changes enqueue every zone with guarantees.
   for (int i = 0; i < 20; ++i) {
-    C().Kubectl({"label", "node", "kwok-node-0", "millrace-test/poke=" + std::to_string(i),
-                 "--overwrite"});
+    C().Kubectl(
+        {"label", "node", "kwok-node-0", "millrace-test/poke=" + std::to_string(i), "--overwrite"});
   }
   ASSERT_TRUE(WaitForCondition("guaranteed", "Ready", "True", seconds(90)).is_object());
   int finalizer_patches = 0, conflicts = 0;

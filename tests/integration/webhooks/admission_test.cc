@@ -29,8 +29,6 @@ using std::chrono::seconds;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-Cluster& C() { return Cluster::Get(); }
-
 std::string Base64(const std::string& in) {
   const auto r = RunProcess({"base64", "-w0"}, in);
   return r.out;

@@ -141,6 +141,17 @@ TEST(ApiErrorPolicy, RefusalsOfTheRequestAsItStandsAreTerminalEverythingElseRetr
   EXPECT_TRUE(IsQuotaRefusal(quota));
   EXPECT_FALSE(IsTerminal(quota));
   EXPECT_EQ(Outcome::ApiError("creating Job t-1", quota).kind(), Outcome::Kind::kTransientError);
+  // So is the refusal while the quota controller has not yet counted a new quota's usage.
+  const kube::Error uncounted =
+      error(kube::ErrorKind::kForbidden,
+            "jobs.batch \"t-1\" is forbidden: status unknown for quota: fresh, resources: "
+            "count/jobs.batch");
+  EXPECT_TRUE(IsQuotaRefusal(uncounted));
+  EXPECT_FALSE(IsTerminal(uncounted));
+  // A refusal by RBAC is not.
+  EXPECT_FALSE(IsQuotaRefusal(error(kube::ErrorKind::kForbidden,
+                                    "jobs.batch is forbidden: User \"u\" cannot create resource "
+                                    "\"jobs\" in API group \"batch\"")));
 }
 
 TEST_F(ControllerTest, SuccessForgetsAndCounts) {
