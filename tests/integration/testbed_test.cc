@@ -64,6 +64,45 @@ spec:
   EXPECT_THAT(pods["items"][0]["spec"]["nodeName"].get<std::string>(), HasSubstr("kwok-node-"));
 }
 
+// The node lifecycle controller marks the pods of a node whose lease went stale not ready (an API
+// server outage is enough); as a kubelet would once its node is back, kwok makes such a running pod
+// Ready again (kwok's pod-complete stage needs Ready, so the pod can complete). The pod is kept
+// running for an hour so that only the pod-ready-again stage can change it during the test.
+TEST(Testbed, ARunningPodMarkedNotReadyBecomesReadyAgain) {
+  const std::string ns = C().CreateNamespace();
+  C().Apply(R"(
+apiVersion: batch/v1
+kind: Job
+metadata: {name: marked}
+spec:
+  backoffLimit: 0
+  template:
+    metadata:
+      annotations: {)" +
+                KwokStageDelay("pod-complete", "1h") +
+                R"(}
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: busybox}]
+)",
+            ns);
+  const auto ready = [&](std::string& pod) {
+    const auto pods = C().KubectlJson({"get", "pods", "-n", ns, "-l", "job-name=marked"});
+    if (pods["items"].size() != 1) return std::string();
+    pod = pods["items"][0]["metadata"]["name"];
+    return ConditionStatus(pods["items"][0], "Ready");
+  };
+  std::string pod;
+  ASSERT_TRUE(WaitFor([&] { return ready(pod) == "True"; }, seconds(60)));
+  // What the node lifecycle controller writes (MarkPodsNotReady).
+  const auto marked = C().Kubectl(
+      {"patch", "pod", pod, "-n", ns, "--subresource=status", "--type=strategic", "-p",
+       R"({"status":{"conditions":[{"type":"Ready","status":"False","reason":"NodeNotReady"}]}})"});
+  ASSERT_EQ(marked.exit_code, 0) << marked.err;
+  ASSERT_TRUE(WaitFor([&] { return ready(pod) == "False"; }, seconds(10)));
+  EXPECT_TRUE(WaitFor([&] { return ready(pod) == "True"; }, seconds(60)));
+}
+
 TEST(Testbed, JobWithKwokFailureLabelFailsWithTheReason) {
   const std::string ns = C().CreateNamespace();
   C().Apply(R"(
