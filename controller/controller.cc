@@ -165,8 +165,7 @@ void Controller::ReconcileOne(const std::string& key, std::stop_token stop) {
       queue_.Forget(key);
       queue_.AddAfter(key, outcome.requeue_after());
       metrics_.requeue_after.Inc();
-      context.logger.With("after", std::chrono::duration<double>(outcome.requeue_after()).count())
-          .Debug("reconcile succeeded, requeued");
+      context.logger.Debug("reconcile succeeded, requeued");
       break;
     case Outcome::Kind::kTransientError:
       queue_.AddRateLimited(key);

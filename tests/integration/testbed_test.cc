@@ -36,20 +36,18 @@ TEST(Testbed, ThreeFakeNodesAreReadyAndOneAdvertisesGpus) {
   EXPECT_EQ(gpu_nodes, 1);
 }
 
+// A Job of one busybox container, run by a kwok node; `pod_metadata` is the pod template's
+// metadata block (YAML lines indented by four spaces), if any.
+std::string BusyboxJob(const std::string& name, const std::string& pod_metadata = "") {
+  return "apiVersion: batch/v1\nkind: Job\nmetadata: {name: " + name +
+         "}\nspec:\n  backoffLimit: 0\n  template:\n" + pod_metadata +
+         "    spec:\n      restartPolicy: Never\n      containers: [{name: main, image: "
+         "busybox}]\n";
+}
+
 TEST(Testbed, BatchJobRunsOnAFakeNodeAndCompletes) {
   const std::string ns = C().CreateNamespace();
-  C().Apply(R"(
-apiVersion: batch/v1
-kind: Job
-metadata: {name: ok}
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers: [{name: main, image: busybox, command: ["true"]}]
-)",
-            ns);
+  C().Apply(BusyboxJob("ok"), ns);
   nlohmann::json job;
   const bool complete = WaitFor(
       [&] {
@@ -70,21 +68,8 @@ spec:
 // running for an hour so that only the pod-ready-again stage can change it during the test.
 TEST(Testbed, ARunningPodMarkedNotReadyBecomesReadyAgain) {
   const std::string ns = C().CreateNamespace();
-  C().Apply(R"(
-apiVersion: batch/v1
-kind: Job
-metadata: {name: marked}
-spec:
-  backoffLimit: 0
-  template:
-    metadata:
-      annotations: {)" +
-                KwokStageDelay("pod-complete", "1h") +
-                R"(}
-    spec:
-      restartPolicy: Never
-      containers: [{name: main, image: busybox}]
-)",
+  C().Apply(BusyboxJob("marked", "    metadata:\n      annotations: {" +
+                                     KwokStageDelay("pod-complete", "1h") + "}\n"),
             ns);
   const auto ready = [&](std::string& pod) {
     const auto pods = C().KubectlJson({"get", "pods", "-n", ns, "-l", "job-name=marked"});
@@ -105,22 +90,12 @@ spec:
 
 TEST(Testbed, JobWithKwokFailureLabelFailsWithTheReason) {
   const std::string ns = C().CreateNamespace();
-  C().Apply(R"(
-apiVersion: batch/v1
-kind: Job
-metadata: {name: bad}
-spec:
-  backoffLimit: 0
-  template:
-    metadata:
+  C().Apply(BusyboxJob("bad", R"(    metadata:
       labels: {pod-container-running-failed.stage.kwok.x-k8s.io: "true"}
       annotations:
         pod-container-running-failed.stage.kwok.x-k8s.io/exit-code: "3"
         pod-container-running-failed.stage.kwok.x-k8s.io/reason: OOMKilled
-    spec:
-      restartPolicy: Never
-      containers: [{name: main, image: busybox}]
-)",
+)"),
             ns);
   nlohmann::json job;
   const bool failed = WaitFor(

@@ -196,6 +196,7 @@ bool IsWrite(const json& event) {
 // fence just before the freeze never goes out.
 TEST_F(LeaderElection, AFrozenLeaderMakesNoWriteAfterTheStandbyTookOver) {
   const std::string ns = C().CreateNamespace();
+  // An injected fault, not synchronisation: the operator holds each status write 1 s.
   const std::vector<std::string> slow_writes = {
       "MILLRACE_FAILPOINTS=task.before-status-patch=sleep(1000)"};
   std::vector<Operator> ops;
@@ -283,6 +284,7 @@ TEST_F(LeaderElection, AFrozenLeaderMakesNoWriteAfterTheStandbyTookOver) {
 // each by a failpoint).
 TEST_F(LeaderElection, ALeaderThatFindsItsLeaseTakenExitsAtOnce) {
   const std::string ns = C().CreateNamespace();
+  // An injected fault, not synchronisation: the operator holds each status write 1 s.
   Operator op(ns, "le-taken", kFastLease, C().kubeconfig(),
               {"MILLRACE_FAILPOINTS=task.before-status-patch=sleep(1000)"});
   ASSERT_TRUE(WaitFor([&] { return op.Leading() == 1; }, seconds(60))) << op.process->Log();
