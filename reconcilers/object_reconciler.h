@@ -103,10 +103,13 @@ class ObjectReconciler : public controller::Reconciler {
     return error;
   }
 
-  // The plan's writes, in order: apply the children, delete the removed ones, before_status, record
-  // the events, patch the status (conditional on the resourceVersion of `status_of`, read after
-  // before_status ran), then Done or RequeueAfter. A child the API server refuses for good is
-  // also a Warning event ApplyRefused. Every API error goes through Outcome::ApiError.
+  // The plan's writes, in order: apply the children, before_status, record the events, patch the
+  // status (conditional on the resourceVersion of `status_of`, read after before_status ran),
+  // delete the removed children, then Done or RequeueAfter. A child the API server refuses for
+  // good is also a Warning event ApplyRefused. Every API error goes through Outcome::ApiError.
+  // The status goes first so that a child is deleted only once the status records what it was
+  // (a Task's Job counted as an attempt); plans remove what they observe, so a delete lost to a
+  // crash or an error after the status write is planned again by the next reconcile.
   controller::Outcome Execute(const T& object, PlanWrites writes,
                               const api::ObjectMeta& status_of) {
     if (auto applied = ApplyChildren(writer_, writes.apply, caches_); !applied) {
@@ -116,10 +119,6 @@ class ObjectReconciler : public controller::Reconciler {
       }
       return controller::Outcome::ApiError("applying " + f.what, std::move(f.error));
     }
-    if (auto deleted = DeleteChildren(writer_, writes.remove); !deleted) {
-      return controller::Outcome::ApiError("deleting " + deleted.error().what,
-                                           std::move(deleted.error().error));
-    }
     if (writes.before_status) {
       if (auto stopped = writes.before_status()) return *stopped;
     }
@@ -128,6 +127,10 @@ class ObjectReconciler : public controller::Reconciler {
                                             writes.status_patch, written_);
         !patched) {
       return controller::Outcome::ApiError("patching the status", std::move(patched.error()));
+    }
+    if (auto deleted = DeleteChildren(writer_, writes.remove); !deleted) {
+      return controller::Outcome::ApiError("deleting " + deleted.error().what,
+                                           std::move(deleted.error().error));
     }
     if (writes.requeue_after) return controller::Outcome::RequeueAfter(*writes.requeue_after);
     return controller::Outcome::Done();

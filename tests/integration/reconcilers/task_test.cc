@@ -516,5 +516,35 @@ TEST_F(TaskTest, ACancelCountsTheJobOfAnUnrecordedAttempt) {
       << "the first status write was not refused: the test did not take the path it names";
 }
 
+// A cancel whose reconcile dies before its status write: the Job must still count as an attempt.
+// The first operator dies just after creating the Job (the attempt is not in status); the second,
+// started after the cancel, dies in the reconcile that would stop that Job, before its status
+// write. Stopping the Job before writing the status that counts it (as the full chaos run's third
+// try did: "cancel-141-long" ended with attempts 0) leaves the third operator no Job to count.
+TEST_F(TaskTest, ACancelKilledBeforeItsStatusWriteStillCountsTheAttempt) {
+  ExpectCleanStop(*op_);
+  op_ = StartOperator("task-operator-killed-after-create.log", {},
+                      {"MILLRACE_FAILPOINTS=task.after-job-create=1*kill"});
+  C().Apply(BatchTask("killed", RunFor("120s")), ns_);
+  ASSERT_TRUE(op_->Wait(seconds(90)).has_value()) << "the after-job-create failpoint never fired";
+  ASSERT_EQ(Jobs("killed").size(), 1u);
+  ASSERT_FALSE(
+      C().KubectlJson({"get", "task", "killed", "-n", ns_})["status"].contains("attempts"));
+  ASSERT_EQ(C().Kubectl({"patch", "task", "killed", "-n", ns_, "--type=merge", "-p",
+                         R"({"spec":{"cancel":true}})"})
+                .exit_code,
+            0);
+
+  op_ = StartOperator("task-operator-killed-stopping.log", {},
+                      {"MILLRACE_FAILPOINTS=task.before-status-patch.removing=1*kill"});
+  ASSERT_TRUE(op_->Wait(seconds(90)).has_value()) << "the removing failpoint never fired";
+
+  op_ = StartOperator("task-operator-after-kills.log");
+  const json task = WaitForPhase("killed", "Cancelled", seconds(90));
+  ASSERT_EQ(Phase(task), "Cancelled") << task.dump(2);
+  EXPECT_EQ(task["status"]["attempts"], 1) << task.dump(2);
+  EXPECT_TRUE(WaitFor([&] { return Jobs("killed").empty(); }, seconds(60)));
+}
+
 }  // namespace
 }  // namespace millrace::testing
