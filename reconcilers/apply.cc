@@ -79,7 +79,7 @@ std::expected<void, ApplyFailure> DeleteChildren(kube::Writer& client,
         client.Delete(ResourceOf(child.api_version, child.kind), child.namespace_, child.name,
                       {.propagation_policy = "Background",
                        .grace_period_seconds = std::nullopt,
-                       .precondition_uid = {},
+                       .precondition_uid = child.uid,
                        .precondition_resource_version = {},
                        .dry_run = false});
     if (!deleted && !deleted.error().IsNotFound()) {

@@ -265,10 +265,7 @@ class Planner {
     }
     const api::Condition* c = api::FindCondition(status().conditions, kConditionPromoted);
     if (!ServingReady()) {
-      const auto deadline =
-          DeadlineAfter(c->last_transition_time, mv_.spec.serving->rollout_deadline
-                                                     ? mv_.spec.serving->rollout_deadline->value
-                                                     : kDefaultRolloutDeadline);
+      const auto deadline = DeadlineAfter(c->last_transition_time, RolloutDeadline());
       if (now_ >= deadline) {
         api::SetCondition(
             status().conditions,
@@ -331,6 +328,13 @@ class Planner {
                                 "serving production traffic through Service " + mv_.spec.model));
   }
 
+  // serving.rolloutDeadline, or the default.
+  std::chrono::nanoseconds RolloutDeadline() const {
+    const auto& serving = mv_.spec.serving;
+    if (serving && serving->rollout_deadline) return serving->rollout_deadline->value;
+    return kDefaultRolloutDeadline;
+  }
+
   void Serving(bool served) {
     const auto children = ModelServingChildren(mv_);
     if (served) {
@@ -342,7 +346,7 @@ class Planner {
       if (!*child) continue;
       const Json& meta = Sub(**child, "metadata");
       plan_.remove.push_back(ChildRef{Str(**child, "apiVersion"), Str(**child, "kind"),
-                                      Str(meta, "namespace"), Str(meta, "name")});
+                                      Str(meta, "namespace"), Str(meta, "name"), Str(meta, "uid")});
     }
   }
 

@@ -29,7 +29,7 @@ std::string Shorten(const std::string& s, size_t max) {
 std::string ChildName(std::string_view owner, std::string_view suffix) {
   constexpr size_t kMax = 63;
   constexpr size_t kHash = 10;  // "-" + 8 hex digits + "-"
-  const std::string whole = std::string(owner) + "-" + std::string(suffix);
+  std::string whole = std::string(owner) + "-" + std::string(suffix);
   if (whole.size() <= kMax) return whole;
   // Too long: "<owner prefix>-<hash of the whole>-<suffix>", the hash keeping two owners (or two
   // suffixes) with one prefix apart. The suffix stays whole while one character of the owner fits

@@ -15,12 +15,15 @@ namespace millrace::reconcilers {
 inline constexpr std::string_view kManagedByLabel = "app.kubernetes.io/managed-by";
 inline constexpr std::string_view kManagedByValue = "millrace";
 
-// A child object, by apiVersion, kind, namespace ("" when cluster-scoped) and name.
+// A child object, by apiVersion, kind, namespace ("" when cluster-scoped) and name; `uid`, when
+// set, is the object's as observed: a delete is then conditional on it, so a delete that lands
+// late (held on a slow connection) never removes a newer object of the same name.
 struct ChildRef {
   std::string api_version;
   std::string kind;
   std::string namespace_;
   std::string name;
+  std::string uid{};
 
   auto operator<=>(const ChildRef&) const = default;
 };

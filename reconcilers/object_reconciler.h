@@ -5,6 +5,7 @@
 // it, stop when it is gone, follow the finalizer contract (reconcilers/finalizer.h) when the kind
 // has a finalizer, and otherwise hand the object to the kind's ReconcileObject().
 
+#include <cctype>
 #include <chrono>
 #include <expected>
 #include <functional>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "controller/builder.h"
+#include "controller/failpoint.h"
 #include "controller/reconciler.h"
 #include "crds/errors.h"
 #include "reconcilers/apply.h"
@@ -33,8 +35,9 @@ struct PlanWrites {
   std::vector<PlannedEvent> events{};
   nlohmann::json status_patch{};  // a merge patch of the status; null when it is unchanged
   std::optional<std::chrono::seconds> requeue_after{};
-  // Writes of the kind's own that must land after the children and before the status says so
-  // (a ModelVersion's traffic switch); an outcome stops the reconcile there.
+  // Writes of the kind's own that must land after the applied children and before the status
+  // says so, and before the deletes (a ModelVersion's traffic switch); an outcome stops the
+  // reconcile there.
   std::function<std::optional<controller::Outcome>()> before_status{};
 };
 
@@ -109,7 +112,9 @@ class ObjectReconciler : public controller::Reconciler {
   // good is also a Warning event ApplyRefused. Every API error goes through Outcome::ApiError.
   // The status goes first so that a child is deleted only once the status records what it was
   // (a Task's Job counted as an attempt); plans remove what they observe, so a delete lost to a
-  // crash or an error after the status write is planned again by the next reconcile.
+  // crash or an error after the status write is planned again by the next reconcile. A status
+  // the API server refuses for good can never record them: the children are deleted anyway (a
+  // cancel still stops its Job), and the refusal is the outcome.
   controller::Outcome Execute(const T& object, PlanWrites writes,
                               const api::ObjectMeta& status_of) {
     if (auto applied = ApplyChildren(writer_, writes.apply, caches_); !applied) {
@@ -126,7 +131,15 @@ class ObjectReconciler : public controller::Reconciler {
     if (auto patched = PatchStatusIfChanged(status_writer_, primary_.resource(), status_of,
                                             writes.status_patch, written_);
         !patched) {
+      if (controller::IsTerminal(patched.error())) {
+        static_cast<void>(DeleteChildren(writer_, writes.remove));
+      }
       return controller::Outcome::ApiError("patching the status", std::move(patched.error()));
+    }
+    if (!writes.remove.empty()) {
+      // A crash here: the status records what the children were; the next reconcile (or the
+      // next leader's) plans their deletes again.
+      MILLRACE_FAILPOINT(KindFailpoint("after-status-patch.removing"));
     }
     if (auto deleted = DeleteChildren(writer_, writes.remove); !deleted) {
       return controller::Outcome::ApiError("deleting " + deleted.error().what,
@@ -165,6 +178,15 @@ class ObjectReconciler : public controller::Reconciler {
   controller::EventRecorder& events_;
   const controller::Cache& primary_;  // of caches_: the resource reconciled
   const std::string finalizer_;
+
+ private:
+  // "<kind in lower case>.<point>": the name of a failpoint of Execute's (controller/failpoint.h).
+  static std::string KindFailpoint(std::string_view point) {
+    std::string name;
+    for (const char c : T::kKind)
+      name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return name.append(".").append(point);
+  }
 };
 
 }  // namespace millrace::reconcilers

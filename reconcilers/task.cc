@@ -211,7 +211,7 @@ bool Retried(const api::Retries& retries, api::FailureKind kind) {
   static const std::vector<api::FailureKind> kDefault{
       api::FailureKind::kError, api::FailureKind::kOOMKilled, api::FailureKind::kEvicted};
   const auto& kinds = retries.on_failure.empty() ? kDefault : retries.on_failure;
-  return std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
+  return std::ranges::find(kinds, kind) != kinds.end();
 }
 
 // ---- objects ------------------------------------------------------------------------------------
@@ -338,7 +338,8 @@ using Amounts = std::map<std::string, Quantity>;
 // request requests the limit, then the LimitRanges' defaults fill what is still missing.
 std::pair<Amounts, Amounts> EffectiveResources(const api::TaskSpec& spec,
                                                const std::vector<Json>& limit_ranges) {
-  Amounts requests, limits;
+  Amounts requests;
+  Amounts limits;
   if (spec.resources) {
     requests = spec.resources->requests;
     limits = spec.resources->limits;
@@ -376,7 +377,10 @@ std::optional<std::string> QuotaShortfall(const api::TaskSpec& spec,
         Sub(status, "hard").is_object() ? Sub(status, "hard") : Sub(Sub(quota, "spec"), "hard");
     const Json& used = Sub(status, "used");
     if (!hard.is_object()) continue;
-    std::string requested, in_use, limited, unspecified;
+    std::string requested;
+    std::string in_use;
+    std::string limited;
+    std::string unspecified;
     for (const auto& [key, hard_value] : hard.items()) {
       std::optional<Quantity> need;
       bool must_specify = false;
@@ -418,12 +422,16 @@ std::optional<std::string> QuotaShortfall(const api::TaskSpec& spec,
     }
     const std::string name = Str(Sub(quota, "metadata"), "name");
     if (!unspecified.empty()) {
-      return "quota \"" + name + "\" caps " + unspecified +
-             ", so the task must set them in spec.resources (or its zone must give defaults)";
+      std::string message = "quota \"";
+      message.append(name).append("\" caps ").append(unspecified);
+      return message.append(
+          ", so the task must set them in spec.resources (or its zone must give defaults)");
     }
     if (!requested.empty()) {
-      return "exceeded quota \"" + name + "\": requested " + requested + ", used " + in_use +
-             ", limited " + limited + "; the task starts when the quota allows";
+      std::string message = "exceeded quota \"";
+      message.append(name).append("\": requested ").append(requested);
+      message.append(", used ").append(in_use).append(", limited ").append(limited);
+      return message.append("; the task starts when the quota allows");
     }
   }
   return std::nullopt;
@@ -526,6 +534,10 @@ class Planner {
 
  private:
   api::TaskStatus& status() { return plan_.status; }
+  api::TaskChildren& Children() {
+    std::optional<api::TaskChildren>& children = plan_.status.children;
+    return children ? *children : children.emplace();
+  }
   const api::TaskStatus& old() const { return old_; }
   int64_t generation() const { return task_.metadata.generation; }
 
@@ -541,7 +553,7 @@ class Planner {
     const Json& meta = Sub(object, "metadata");
     if (meta.contains("deletionTimestamp")) return;
     plan_.remove.push_back(ChildRef{Str(object, "apiVersion"), Str(object, "kind"),
-                                    Str(meta, "namespace"), Str(meta, "name")});
+                                    Str(meta, "namespace"), Str(meta, "name"), Str(meta, "uid")});
   }
 
   void RemoveActiveJobs() {
@@ -578,9 +590,9 @@ class Planner {
       return;
     }
     RemoveActiveJobs();
-    if (!task_.spec.ttl_after_finished || !status().completion_time) return;
-    const auto due = *status().completion_time +
-                     std::chrono::ceil<seconds>(task_.spec.ttl_after_finished->value);
+    const std::optional<api::Time>& completed = status().completion_time;
+    if (!task_.spec.ttl_after_finished || !completed) return;
+    const auto due = *completed + std::chrono::ceil<seconds>(task_.spec.ttl_after_finished->value);
     if (now_ >= due) {
       for (const Json& job : observed_.jobs) {
         if (FactsOfJob(job).state != JobState::kActive) Remove(job);
@@ -592,8 +604,9 @@ class Planner {
 
   // Past spec.timeout (from the first start): true when the task was ended for it.
   bool TimedOut() {
-    if (!task_.spec.timeout || !status().start_time) return false;
-    const auto deadline = DeadlineAfter(*status().start_time, task_.spec.timeout->value);
+    const std::optional<api::Time>& started = status().start_time;
+    if (!task_.spec.timeout || !started) return false;
+    const auto deadline = DeadlineAfter(*started, task_.spec.timeout->value);
     if (now_ < deadline) {
       RequeueWithin(plan_.requeue_after, deadline - now_);
       return false;
@@ -653,8 +666,7 @@ class Planner {
       return;
     }
     const JobFacts job = FactsOfJob(*it->second);
-    if (!status().children) status().children = api::TaskChildren{};
-    status().children->job = job.name;
+    Children().job = job.name;
     const std::optional<PodFacts> pod =
         AttemptPod(observed_.pods, latest, Str(Sub(*it->second, "metadata"), "uid"));
     switch (job.state) {
@@ -694,8 +706,7 @@ class Planner {
     }
     plan_.create_job = TaskJob(task_, attempt, observed_.zone_priority_class);
     status().attempts = attempt;
-    if (!status().children) status().children = api::TaskChildren{};
-    status().children->job = TaskJobName(task_, attempt);
+    Children().job = TaskJobName(task_, attempt);
     if (!status().start_time) status().start_time = now_;
     status().next_retry_time.reset();
     status().phase = TaskPhase::kPending;
@@ -815,9 +826,10 @@ class Planner {
     if (task_.spec.scaling) children.horizontal_pod_autoscaler = task_.metadata.name;
     status().children = children;
     const std::string host = task_.metadata.name + "." + task_.metadata.namespace_ + ".svc";
-    status().endpoint = task_.spec.service
-                            ? "http://" + host + ":" + std::to_string(task_.spec.service->port)
-                            : host;
+    const std::string endpoint =
+        task_.spec.service ? "http://" + host + ":" + std::to_string(task_.spec.service->port)
+                           : host;
+    status().endpoint = endpoint;
 
     if (!observed_.deployment) {
       status().phase = TaskPhase::kPending;
@@ -862,7 +874,7 @@ class Planner {
     // of the template being replaced.
     if (rollout.Complete() && rollout.wanted > 0 && !problem) {
       status().phase = TaskPhase::kReady;
-      SetReady(true, "Ready", counts + " at " + *status().endpoint);
+      SetReady(true, "Ready", counts + " at " + endpoint);
       return;
     }
     const bool was_serving = old().phase == TaskPhase::kReady ||
@@ -889,10 +901,11 @@ class Planner {
     const api::Condition* ready = api::FindCondition(s.conditions, kTaskConditionReady);
     const api::Condition* old_ready = api::FindCondition(old().conditions, kTaskConditionReady);
     const bool phase_changed = s.phase != old().phase;
-    if (s.next_retry_time && s.next_retry_time != old().next_retry_time && ready) {
+    const bool has_ready = ready != nullptr;
+    if (s.next_retry_time && s.next_retry_time != old().next_retry_time && has_ready) {
       plan_.events.push_back({"Warning", "AttemptFailed", ready->message});
     }
-    if (phase_changed && s.phase == TaskPhase::kSucceeded && ready) {
+    if (phase_changed && s.phase == TaskPhase::kSucceeded && has_ready) {
       plan_.events.push_back({"Normal", "Succeeded", ready->message});
     } else if (phase_changed && s.phase == TaskPhase::kFailed) {
       const api::Condition* failed = api::FindCondition(s.conditions, kTaskConditionFailed);
@@ -900,20 +913,20 @@ class Planner {
           {"Warning", "Failed", failed != nullptr ? failed->message : std::string("failed")});
     } else if (phase_changed && s.phase == TaskPhase::kCancelled) {
       plan_.events.push_back({"Normal", "Cancelled", "cancelled by spec.cancel"});
-    } else if (phase_changed && s.phase == TaskPhase::kRunning && !s.next_retry_time && ready) {
+    } else if (phase_changed && s.phase == TaskPhase::kRunning && !s.next_retry_time && has_ready) {
       plan_.events.push_back({"Normal", "Running", ready->message});
-    } else if (phase_changed && s.phase == TaskPhase::kReady && ready) {
+    } else if (phase_changed && s.phase == TaskPhase::kReady && has_ready) {
       plan_.events.push_back({"Normal", "Ready", ready->message});
-    } else if (phase_changed && s.phase == TaskPhase::kRollingOut && ready) {
+    } else if (phase_changed && s.phase == TaskPhase::kRollingOut && has_ready) {
       plan_.events.push_back({"Normal", "RollingOut", ready->message});
-    } else if (phase_changed && s.phase == TaskPhase::kDegraded && ready) {
+    } else if (phase_changed && s.phase == TaskPhase::kDegraded && has_ready) {
       plan_.events.push_back({"Warning", "Degraded", ready->message});
     }
     static constexpr std::array<std::string_view, 6> kWarned{
         "QuotaExceeded",    "Unschedulable",
         "ImagePullBackOff", "CreateContainerConfigError",
         "ReplicaFailure",   "ProgressDeadlineExceeded"};
-    if (ready && std::find(kWarned.begin(), kWarned.end(), ready->reason) != kWarned.end() &&
+    if (has_ready && std::ranges::find(kWarned, ready->reason) != kWarned.end() &&
         (old_ready == nullptr || old_ready->reason != ready->reason)) {
       plan_.events.push_back({"Warning", ready->reason, ready->message});
     }

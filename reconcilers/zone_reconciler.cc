@@ -162,7 +162,13 @@ std::optional<Outcome> ZoneReconciler::ApplyZoneChildren(
     const Object live = caches_.Of(ref).Get(
         stale.namespace_.empty() ? stale.name : stale.namespace_ + "/" + stale.name);
     if (!live || !api::IsControlledBy(*live, zone.metadata.uid)) continue;
-    auto deleted = writer_.Delete(ref, stale.namespace_, stale.name);
+    // Conditional on the uid seen: a late delete never removes a newer object of the name.
+    auto deleted = writer_.Delete(ref, stale.namespace_, stale.name,
+                                  {.propagation_policy = {},
+                                   .grace_period_seconds = std::nullopt,
+                                   .precondition_uid = Str(Sub(*live, "metadata"), "uid"),
+                                   .precondition_resource_version = {},
+                                   .dry_run = false});
     if (!deleted && !deleted.error().IsNotFound()) {
       return Outcome::ApiError("deleting " + stale.kind + " " + stale.name,
                                std::move(deleted.error()));

@@ -589,6 +589,79 @@ INSTANTIATE_TEST_SUITE_P(EveryController, ApiErrors,
                          ::testing::Values(kZone, kTask, kPipeline, kModelVersion),
                          [](const auto& param) { return param.param.name; });
 
+// A status the API server refuses for good (here Forbidden) can never record a cancel: the
+// reconcile still deletes the Job the cancel stops, and ends terminally. Once the status may be
+// written again, the next change records the cancel with its attempt.
+TEST(ApiErrorsStatusRefused, ACancelWhoseStatusWriteIsForbiddenStillStopsItsJob) {
+  C().InstallCrds();
+  const std::string ns = C().CreateNamespace();
+  const auto admin = ClusterClient();
+  const auto no_rbac = ClusterClient(C().TokenKubeconfig());  // test-token-user: no RBAC at all
+  InProcessOperator op(*admin);
+  std::atomic<bool> forbid{false};
+  op.client().OnWrite([&](const Interposer::Write& w) -> kube::Client* {
+    return forbid && w.status && w.resource == "tasks" && w.ns == ns ? no_rbac.get() : nullptr;
+  });
+  C().Apply(R"(apiVersion: millrace.io/v1alpha1
+kind: Task
+metadata:
+  name: stopped
+  annotations: {)" +
+                KwokStageDelay("pod-complete", "600s") +
+                R"(}
+spec:
+  role: Spout
+  output: {batch: {uri: "s3://lake/raw", partition: date=2026-12-07}}
+  image: busybox
+)",
+            ns);
+  const auto task = [&] {
+    auto read = admin->Get(api::kTasks, ns, "stopped");
+    return read ? *read : json();
+  };
+  const auto jobs = [&] {
+    kube::ListOptions selected;
+    selected.label_selector = "millrace.io/task=stopped";
+    auto list = admin->List(kube::resources::kJobs, ns, selected);
+    return list ? (*list)["items"] : json::array();
+  };
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const json t = task();
+        return t.contains("status") && t["status"].value("attempts", 0) == 1 && jobs().size() == 1;
+      },
+      seconds(60)))
+      << task().dump(2);
+
+  forbid = true;
+  ASSERT_TRUE(admin->Patch(api::kTasks, ns, "stopped", {{"spec", {{"cancel", true}}}}));
+  const auto refused = [&] {
+    for (const Outcome& o : op.Outcomes("task", ns + "/stopped")) {
+      if (o.Terminal() && o.error.find("patching the status: Forbidden") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const auto stopped = [&] {
+    for (const json& job : jobs()) {
+      if (!job["metadata"].contains("deletionTimestamp")) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(WaitFor([&] { return refused() && stopped(); }, seconds(60)))
+      << "refused: " << refused() << ", jobs: " << jobs().dump(2);
+  EXPECT_NE(task()["status"].value("phase", ""), "Cancelled");
+
+  forbid = false;
+  ASSERT_TRUE(
+      admin->Patch(api::kTasks, ns, "stopped", {{"metadata", {{"labels", {{"touched", "1"}}}}}}));
+  ASSERT_TRUE(
+      WaitFor([&] { return task()["status"].value("phase", "") == "Cancelled"; }, seconds(60)))
+      << task().dump(2);
+  EXPECT_EQ(task()["status"]["attempts"], 1) << task().dump(2);
+}
+
 double CounterValue(controller::Registry& registry, const std::string& series) {
   const std::string text = registry.Expose();
   const auto at = text.find(series + " ");

@@ -1,7 +1,8 @@
 // How reconcilers write, against a real API server, in-process: a field the desired object no
 // longer sets is removed from the child (the applied-hash annotation makes the apply happen), and
 // a status patch planned from an older resourceVersion is refused with a Conflict instead of
-// overwriting what another writer wrote meanwhile.
+// overwriting what another writer wrote meanwhile; a delete carries the uid observed, so it never
+// removes a newer child of the same name.
 #include "reconcilers/apply.h"
 
 #include <memory>
@@ -87,6 +88,37 @@ TEST(PatchStatusIfChanged, AStatusPlannedFromAnOlderResourceVersionIsAConflict) 
   EXPECT_TRUE(PatchStatusIfChanged(*client, resources::kTasks, read,
                                    {{"status", {{"phase", "Pending"}}}}, written)
                   .has_value());
+}
+
+// A delete planned from an older observation (held on a slow connection, say) lands after the
+// child was replaced by a newer one of the same name: the uid precondition refuses it.
+TEST(DeleteChildren, ADeleteOfAnOlderChildNeverRemovesANewerOneOfTheSameName) {
+  const std::string ns = C().CreateNamespace();
+  auto client = Client();
+  const json limit_range = {
+      {"apiVersion", "v1"},
+      {"kind", "LimitRange"},
+      {"metadata", {{"name", "child"}, {"namespace", ns}}},
+      {"spec", {{"limits", json::array({{{"type", "Container"}, {"default", {{"cpu", "1"}}}}})}}}};
+  auto first = client->Create(kube::resources::kLimitRanges, limit_range);
+  ASSERT_TRUE(first) << first.error().ToString();
+  const ChildRef older{"v1", "LimitRange", ns, "child",
+                       (*first)["metadata"]["uid"].get<std::string>()};
+  ASSERT_TRUE(client->Delete(kube::resources::kLimitRanges, ns, "child"));
+  auto second = client->Create(kube::resources::kLimitRanges, limit_range);
+  ASSERT_TRUE(second) << second.error().ToString();
+
+  const auto stale = DeleteChildren(*client, {older});
+  ASSERT_FALSE(stale.has_value()) << "the delete of the older child removed the newer one";
+  EXPECT_TRUE(stale.error().error.IsConflict()) << stale.error().error.ToString();
+  auto live = client->Get(kube::resources::kLimitRanges, ns, "child");
+  ASSERT_TRUE(live) << live.error().ToString();
+  EXPECT_EQ((*live)["metadata"]["uid"], (*second)["metadata"]["uid"]);
+
+  const ChildRef newer{"v1", "LimitRange", ns, "child",
+                       (*second)["metadata"]["uid"].get<std::string>()};
+  ASSERT_TRUE(DeleteChildren(*client, {newer}).has_value());
+  EXPECT_TRUE(client->Get(kube::resources::kLimitRanges, ns, "child").error().IsNotFound());
 }
 
 }  // namespace

@@ -40,6 +40,8 @@ class TaskTest : public OperatorTest {
     return "";
   }
 
+  void CancelKilledAt(const std::string& failpoint, bool status_written);
+
   std::vector<json> Jobs(const std::string& task) const {
     const json jobs = C().KubectlJson({"get", "jobs", "-n", ns_, "-l", "millrace.io/task=" + task});
     return jobs["items"].get<std::vector<json>>();
@@ -516,17 +518,17 @@ TEST_F(TaskTest, ACancelCountsTheJobOfAnUnrecordedAttempt) {
       << "the first status write was not refused: the test did not take the path it names";
 }
 
-// A cancel whose reconcile dies before its status write: the Job must still count as an attempt.
-// The first operator dies just after creating the Job (the attempt is not in status); the second,
-// started after the cancel, dies in the reconcile that would stop that Job, before its status
-// write. Stopping the Job before writing the status that counts it (as the full chaos run's third
-// try did: "cancel-141-long" ended with attempts 0) leaves the third operator no Job to count.
-TEST_F(TaskTest, ACancelKilledBeforeItsStatusWriteStillCountsTheAttempt) {
+// A cancel whose reconcile dies at `failpoint` (armed "1*kill"): the Job still counts as an
+// attempt and is stopped. The first operator dies just after creating the Job (the attempt is not
+// in status); the second, started after the cancel, dies in the reconcile that stops that Job,
+// with the cancel in status or not (`status_written`) and the Job still there; a third finishes
+// the work.
+void TaskTest::CancelKilledAt(const std::string& failpoint, bool status_written) {
   ExpectCleanStop(*op_);
   op_ = StartOperator("task-operator-killed-after-create.log", {},
                       {"MILLRACE_FAILPOINTS=task.after-job-create=1*kill"});
   C().Apply(BatchTask("killed", RunFor("120s")), ns_);
-  ASSERT_TRUE(op_->Wait(seconds(90)).has_value()) << "the after-job-create failpoint never fired";
+  ASSERT_EQ(op_->Wait(seconds(90)), 128 + SIGKILL) << "the after-job-create failpoint never fired";
   ASSERT_EQ(Jobs("killed").size(), 1u);
   ASSERT_FALSE(
       C().KubectlJson({"get", "task", "killed", "-n", ns_})["status"].contains("attempts"));
@@ -536,8 +538,11 @@ TEST_F(TaskTest, ACancelKilledBeforeItsStatusWriteStillCountsTheAttempt) {
             0);
 
   op_ = StartOperator("task-operator-killed-stopping.log", {},
-                      {"MILLRACE_FAILPOINTS=task.before-status-patch.removing=1*kill"});
-  ASSERT_TRUE(op_->Wait(seconds(90)).has_value()) << "the removing failpoint never fired";
+                      {"MILLRACE_FAILPOINTS=" + failpoint + "=1*kill"});
+  ASSERT_EQ(op_->Wait(seconds(90)), 128 + SIGKILL) << failpoint << " never fired";
+  const json killed = C().KubectlJson({"get", "task", "killed", "-n", ns_});
+  EXPECT_EQ(Phase(killed) == "Cancelled", status_written) << killed.dump(2);
+  ASSERT_EQ(Jobs("killed").size(), 1u);
 
   op_ = StartOperator("task-operator-after-kills.log");
   const json task = WaitForPhase("killed", "Cancelled", seconds(90));
@@ -546,5 +551,17 @@ TEST_F(TaskTest, ACancelKilledBeforeItsStatusWriteStillCountsTheAttempt) {
   EXPECT_TRUE(WaitFor([&] { return Jobs("killed").empty(); }, seconds(60)));
 }
 
+// Dies before the status write. Deleting the Job before writing the status that counts it (as
+// the full chaos run's third try did: "cancel-141-long" ended with attempts 0) leaves the third
+// operator no Job to count.
+TEST_F(TaskTest, ACancelKilledBeforeItsStatusWriteStillCountsTheAttempt) {
+  CancelKilledAt("task.before-status-patch.removing", false);
+}
+
+// Dies after the status write (Cancelled, 1 attempt) and before the Job's delete: the next
+// operator plans the delete again from what it observes.
+TEST_F(TaskTest, ACancelKilledBetweenItsStatusWriteAndTheDeleteStillStopsTheJob) {
+  CancelKilledAt("task.after-status-patch.removing", true);
+}
 }  // namespace
 }  // namespace millrace::testing

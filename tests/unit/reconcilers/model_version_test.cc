@@ -203,9 +203,10 @@ TEST(ModelVersionStages, ArchivedVersionsStopServingAndReleaseTheStableService) 
   ObservedModelVersion observed;
   observed.stable_service = StableService("1");
   observed.deployment = ReadyDeployment();
-  observed.deployment->merge_patch(Json{{"apiVersion", "apps/v1"},
-                                        {"kind", "Deployment"},
-                                        {"metadata", {{"name", "churn-1"}, {"namespace", "ml"}}}});
+  observed.deployment->merge_patch(
+      Json{{"apiVersion", "apps/v1"},
+           {"kind", "Deployment"},
+           {"metadata", {{"name", "churn-1"}, {"namespace", "ml"}, {"uid", "deployment-uid"}}}});
   const ModelVersionPlan plan =
       PlanModelVersion(Version("1", "Archived", Json{{"stage", "Production"}}), observed, kT0);
   EXPECT_EQ(plan.status.stage, Stage::kArchived);
@@ -213,6 +214,7 @@ TEST(ModelVersionStages, ArchivedVersionsStopServingAndReleaseTheStableService) 
   EXPECT_THAT(plan.apply, IsEmpty());
   ASSERT_EQ(plan.remove.size(), 1u);
   EXPECT_EQ(plan.remove[0].name, "churn-1");
+  EXPECT_EQ(plan.remove[0].uid, "deployment-uid");
   EXPECT_TRUE(plan.remove_stable_service);
   EXPECT_FALSE(plan.status.stable_url);
 }

@@ -73,12 +73,11 @@ Json PodWith(int attempt, const std::string& phase, const Json& state,
                 {"namespace", "churn"},
                 {"creationTimestamp", "2026-11-23T09:59:01Z"},
                 {"labels", {{"millrace.io/attempt", std::to_string(attempt)}}},
-                {"ownerReferences",
-                 Json::array({{{"apiVersion", "batch/v1"},
-                               {"kind", "Job"},
-                               {"name", "ingest-" + std::to_string(attempt)},
-                               {"uid", owner},
-                               {"controller", true}}})}}},
+                {"ownerReferences", Json::array({{{"apiVersion", "batch/v1"},
+                                                  {"kind", "Job"},
+                                                  {"name", "ingest-" + std::to_string(attempt)},
+                                                  {"uid", owner},
+                                                  {"controller", true}}})}}},
               {"status",
                {{"phase", phase},
                 {"containerStatuses", Json::array({{{"name", "main"}, {"state", state}}})}}}};
@@ -373,6 +372,8 @@ spec: {role: Spout, image: busybox, cancel: true}
   const TaskPlan plan = PlanTask(TaskFrom(yaml, Json{{"attempts", 1}}), observed, kT0);
   EXPECT_EQ(plan.status.phase, TaskPhase::kCancelled);
   ASSERT_EQ(plan.remove.size(), 1u);
+  // Deleted on the uid observed: a late delete never removes a newer Job of the same name.
+  EXPECT_EQ(plan.remove[0].uid, "job-uid-1");
   EXPECT_EQ(Ready(plan).reason, "Cancelled");
 
   // The cancel came after the Job was created but before status recorded its attempt (a crash, a
