@@ -335,19 +335,26 @@ class Planner {
     return kDefaultRolloutDeadline;
   }
 
+  // The serving children while `served` and the spec has serving; the others are removed (a
+  // dropped serving.autoscaling takes the autoscaler, which would otherwise keep resizing the
+  // Deployment the spec now sizes with replicas).
   void Serving(bool served) {
-    const auto children = ModelServingChildren(mv_);
-    if (served) {
-      plan_.apply = children;
-      return;
+    if (served) plan_.apply = ModelServingChildren(mv_);
+    const auto& serving = mv_.spec.serving;
+    if (plan_.apply.empty()) {
+      Remove(observed_.deployment);
+      Remove(observed_.service);
     }
-    for (const auto* child :
-         {&observed_.deployment, &observed_.service, &observed_.horizontal_pod_autoscaler}) {
-      if (!*child) continue;
-      const Json& meta = Sub(**child, "metadata");
-      plan_.remove.push_back(ChildRef{Str(**child, "apiVersion"), Str(**child, "kind"),
-                                      Str(meta, "namespace"), Str(meta, "name"), Str(meta, "uid")});
+    if (plan_.apply.empty() || !serving || !serving->autoscaling) {
+      Remove(observed_.horizontal_pod_autoscaler);
     }
+  }
+
+  void Remove(const std::optional<Json>& child) {
+    if (!child) return;
+    const Json& meta = Sub(*child, "metadata");
+    plan_.remove.push_back(ChildRef{Str(*child, "apiVersion"), Str(*child, "kind"),
+                                    Str(meta, "namespace"), Str(meta, "name"), Str(meta, "uid")});
   }
 
   void Summary(Stage effective) {

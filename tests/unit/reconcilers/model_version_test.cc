@@ -1,6 +1,8 @@
 #include "reconcilers/model_version.h"
 
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -217,6 +219,38 @@ TEST(ModelVersionStages, ArchivedVersionsStopServingAndReleaseTheStableService) 
   EXPECT_EQ(plan.remove[0].uid, "deployment-uid");
   EXPECT_TRUE(plan.remove_stable_service);
   EXPECT_FALSE(plan.status.stable_url);
+}
+
+Json Child(const std::string& api_version, const std::string& kind, const std::string& name) {
+  return Json{{"apiVersion", api_version},
+              {"kind", kind},
+              {"metadata", {{"name", name}, {"namespace", "ml"}, {"uid", kind + "-uid"}}}};
+}
+
+// A field removed from the spec reaches the children: without serving.autoscaling the
+// autoscaler goes (the Deployment stays, sized by replicas); without serving, all of them.
+TEST(ModelVersionServing, DroppingAutoscalingOrServingRemovesWhatItMade) {
+  ObservedModelVersion observed;
+  observed.deployment = ReadyDeployment();
+  observed.deployment->merge_patch(Child("apps/v1", "Deployment", "churn-6"));
+  observed.service = Child("v1", "Service", "churn-6");
+  observed.horizontal_pod_autoscaler =
+      Child("autoscaling/v2", "HorizontalPodAutoscaler", "churn-6");
+  api::ModelVersion v = Version("6", "Staging", Json{{"stage", "Staging"}});
+  ASSERT_TRUE(v.spec.serving && !v.spec.serving->autoscaling);
+
+  const ModelVersionPlan replicas = PlanModelVersion(v, observed, kT0);
+  EXPECT_EQ(replicas.apply.size(), 2u);
+  ASSERT_EQ(replicas.remove.size(), 1u);
+  EXPECT_EQ(replicas.remove[0].kind, "HorizontalPodAutoscaler");
+  EXPECT_EQ(replicas.remove[0].uid, "HorizontalPodAutoscaler-uid");
+
+  v.spec.serving.reset();
+  const ModelVersionPlan unserved = PlanModelVersion(v, observed, kT0);
+  EXPECT_THAT(unserved.apply, IsEmpty());
+  std::vector<std::string> kinds;
+  for (const ChildRef& r : unserved.remove) kinds.push_back(r.kind);
+  EXPECT_THAT(kinds, ::testing::ElementsAre("Deployment", "Service", "HorizontalPodAutoscaler"));
 }
 
 TEST(ModelVersionStages, NoneIsRegisteredAndNotServed) {
