@@ -182,7 +182,10 @@ std::expected<bool, Outcome> TaskReconciler::CreateJob(
 std::expected<bool, Outcome> TaskReconciler::FindUnrecordedJob(const api::Task& task,
                                                                const TaskPlan& plan,
                                                                ObservedTask& observed) {
+  // A plan that ends the task Succeeded comes from its latest Job's completion, after which no
+  // later attempt is ever made: nothing to look for (and no request for every task that succeeds).
   const bool ending = !task.spec.Streaming() && !plan.create_job && Finished(plan.status.phase) &&
+                      plan.status.phase != api::TaskPhase::kSucceeded &&
                       !(task.status && Finished(task.status->phase));
   if (!ending) return false;
   const std::string name = TaskJobName(task, plan.status.attempts.value_or(0) + 1);
