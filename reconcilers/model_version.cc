@@ -351,10 +351,7 @@ class Planner {
   }
 
   void Remove(const std::optional<Json>& child) {
-    if (!child) return;
-    const Json& meta = Sub(*child, "metadata");
-    plan_.remove.push_back(ChildRef{Str(*child, "apiVersion"), Str(*child, "kind"),
-                                    Str(meta, "namespace"), Str(meta, "name"), Str(meta, "uid")});
+    if (child) plan_.remove.push_back(ChildRefOf(*child));
   }
 
   void Summary(Stage effective) {

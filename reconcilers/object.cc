@@ -13,6 +13,12 @@ std::string Str(const json& j, std::string_view key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string{};
 }
 
+ChildRef ChildRefOf(const json& object) {
+  const json& meta = Sub(object, "metadata");
+  return ChildRef{Str(object, "apiVersion"), Str(object, "kind"), Str(meta, "namespace"),
+                  Str(meta, "name"), Str(meta, "uid")};
+}
+
 const json& Sub(const json& j, std::string_view key) {
   static const json kNull;
   if (!j.is_object()) return kNull;
@@ -85,7 +91,7 @@ bool LeftoverOfEarlierOwner(const json& existing, std::string_view owner_kind,
   if (!Sub(meta, "deletionTimestamp").is_null()) return true;
   const json& owners = Sub(meta, "ownerReferences");
   if (!owners.is_array()) return false;
-  return std::any_of(owners.begin(), owners.end(), [&](const json& o) {
+  return std::ranges::any_of(owners, [&](const json& o) {
     return Sub(o, "controller") == json(true) && Str(o, "kind") == owner_kind &&
            Str(o, "name") == owner_name && Str(o, "uid") != owner_uid;
   });

@@ -28,6 +28,9 @@ namespace millrace::reconcilers {
 
 // j[key] when j is an object holding a string there, else "".
 std::string Str(const nlohmann::json& j, std::string_view key);
+// The ChildRef of an object: apiVersion, kind, namespace, name, and its uid when it has one (an
+// observed object), so that deleting it is conditional on that uid.
+ChildRef ChildRefOf(const nlohmann::json& object);
 // j[key] when present, else a null (never inserts).
 const nlohmann::json& Sub(const nlohmann::json& j, std::string_view key);
 // j[key] when it is an integer, else `fallback`.

@@ -128,6 +128,10 @@ class ObjectReconciler : public controller::Reconciler {
       if (auto stopped = writes.before_status()) return *stopped;
     }
     for (const PlannedEvent& e : writes.events) RecordEvent(events_, T::kKind, object.metadata, e);
+    if (!writes.remove.empty()) {
+      // A crash here: nothing is deleted, and the next reconcile counts what the children were.
+      MILLRACE_FAILPOINT(KindFailpoint("before-status-patch.removing"));
+    }
     if (auto patched = PatchStatusIfChanged(status_writer_, primary_.resource(), status_of,
                                             writes.status_patch, written_);
         !patched) {

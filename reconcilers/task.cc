@@ -552,8 +552,7 @@ class Planner {
   void Remove(const Json& object) {
     const Json& meta = Sub(object, "metadata");
     if (meta.contains("deletionTimestamp")) return;
-    plan_.remove.push_back(ChildRef{Str(object, "apiVersion"), Str(object, "kind"),
-                                    Str(meta, "namespace"), Str(meta, "name"), Str(meta, "uid")});
+    plan_.remove.push_back(ChildRefOf(object));
   }
 
   void RemoveActiveJobs() {

@@ -220,17 +220,13 @@ Outcome TaskReconciler::ReconcileObject(const api::Task& task,
       plan.create_job.reset();
     }
   }
-  const bool removes = !plan.remove.empty();
   return Execute(task, {.apply = std::move(plan.apply),
                         .remove = std::move(plan.remove),
                         .events = std::move(plan.events),
                         .status_patch = TaskStatusPatch(task, plan.status),
                         .requeue_after = plan.requeue_after,
-                        .before_status = [removes] {
+                        .before_status = [] {
                           MILLRACE_FAILPOINT("task.before-status-patch");
-                          // A reconcile that stops a Job (cancel, timeout) crashing here must not
-                          // lose the attempt its status write was to count.
-                          if (removes) MILLRACE_FAILPOINT("task.before-status-patch.removing");
                           return std::optional<Outcome>();
                         }});
 }
