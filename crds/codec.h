@@ -6,7 +6,9 @@
 //   template <class V> void Visit(V& v, Batch& b) { v("uri", b.uri, kRequired); v("partition",
 //   b.partition); }
 //
-// and Decode/Encode walk that list. Decoding collects every error with its field path instead of
+// and Decode/Encode walk that list. scripts/gen-api writes the Visit functions of the API types
+// from the CRD schemas (crds/api_types.gen.cc in the build tree); crds/meta.h writes those of
+// ObjectMeta and Condition by hand. Decoding collects every error with its field path instead of
 // stopping at the first; unknown fields are ignored (the API server prunes them).
 
 #include <array>

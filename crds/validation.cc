@@ -41,23 +41,22 @@ bool Matches(std::string_view s, size_t max, bool first_letter) {
   if (s.empty() || s.size() > max) return false;
   const auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   if (!alnum(s.front()) || !alnum(s.back())) return false;
-  if (first_letter && !(s.front() >= 'a' && s.front() <= 'z')) return false;
-  return std::all_of(s.begin(), s.end(), [&](char c) { return alnum(c) || c == '-'; });
+  if (first_letter && (s.front() < 'a' || s.front() > 'z')) return false;
+  return std::ranges::all_of(s, [&](char c) { return alnum(c) || c == '-'; });
 }
 
 bool IsIdentifier(std::string_view s, size_t max) {
   if (s.empty() || s.size() > max) return false;
   const auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
   if (!letter(s.front()) && s.front() != '_') return false;
-  return std::all_of(s.begin(), s.end(), [&](char c) {
-    return letter(c) || (c >= '0' && c <= '9') || c == '_' || c == '-';
-  });
+  return std::ranges::all_of(
+      s, [&](char c) { return letter(c) || (c >= '0' && c <= '9') || c == '_' || c == '-'; });
 }
 
 bool HasScheme(std::string_view uri) {
   const size_t sep = uri.find("://");
   if (sep == std::string_view::npos || sep == 0 || sep + 3 >= uri.size()) return false;
-  if (!(uri[0] >= 'a' && uri[0] <= 'z')) return false;
+  if (uri[0] < 'a' || uri[0] > 'z') return false;
   return std::all_of(uri.begin(), uri.begin() + static_cast<std::ptrdiff_t>(sep), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '.' || c == '-';
   });
@@ -65,8 +64,9 @@ bool HasScheme(std::string_view uri) {
 
 std::optional<double> ParseNumber(std::string_view s) {
   double v = 0;
-  const auto* end = s.data() + s.size();
-  const auto [ptr, ec] = std::from_chars(s.data(), end, v);
+  const char* begin = std::to_address(s.begin());
+  const char* end = std::to_address(s.end());
+  const auto [ptr, ec] = std::from_chars(begin, end, v);
   if (ec != std::errc() || ptr != end || s.empty()) return std::nullopt;
   return v;
 }
@@ -220,13 +220,13 @@ void TaskSpecChecks(Checker& c, const TaskSpec& s, const std::string& path) {
   }
   if (s.service) CheckPort(c, s.service->port, Join(Join(path, "service"), "port"));
   if (s.scaling) {
-    if (!s.Streaming()) {
+    if (!Streaming(s)) {
       c.Error(Join(path, "scaling"), reason::kForbidden,
               "scaling applies only to streaming tasks (a stream input or a service)");
     }
     CheckAutoscaling(c, *s.scaling, Join(path, "scaling"));
   }
-  if (s.Streaming()) {
+  if (Streaming(s)) {
     if (s.timeout) c.Warn(Join(path, "timeout"), "ignored: a streaming task runs until deleted");
     if (s.retries) c.Warn(Join(path, "retries"), "ignored: a streaming task's pods are restarted");
     if (s.ttl_after_finished) c.Warn(Join(path, "ttlAfterFinished"), "ignored for streaming tasks");
@@ -297,9 +297,9 @@ ValidationErrors Validate(const Zone& zone, ValidationErrors* warnings) {
     if (!s.owner && s.members.empty()) {
       c.Error("spec.members", reason::kRequired, "a Deployment zone needs an owner or a member");
     }
-    const bool admin = s.owner.has_value() ||
-                       std::any_of(s.members.begin(), s.members.end(),
-                                   [](const Member& m) { return m.role == MemberRole::kAdmin; });
+    const bool admin = s.owner.has_value() || std::ranges::any_of(s.members, [](const Member& m) {
+                         return m.role == MemberRole::kAdmin;
+                       });
     if (!admin) c.Warn("spec.members", "no owner and no admin member: nobody can grant access");
   }
   std::set<std::pair<SubjectKind, std::string_view>> seen;
@@ -410,11 +410,11 @@ ValidationErrors ValidateUpdate(const Task& old_task, const Task& task,
   if (old_task.spec.role != task.spec.role) {
     errors.push_back({"spec.role", std::string(reason::kInvalid), "field is immutable"});
   }
-  if (old_task.spec.Streaming() != task.spec.Streaming()) {
+  if (Streaming(old_task.spec) != Streaming(task.spec)) {
     errors.push_back({"spec.input", std::string(reason::kInvalid),
                       "a task cannot switch between batch and streaming; create a new Task"});
   }
-  if (old_task.spec.Cancelled() && !task.spec.Cancelled()) {
+  if (Cancelled(old_task.spec) && !Cancelled(task.spec)) {
     errors.push_back({"spec.cancel", std::string(reason::kForbidden), "cancel cannot be undone"});
   }
   return errors;
@@ -433,8 +433,9 @@ struct StepSet {
   std::vector<std::optional<std::vector<bool>>> ancestors;  // computed on first use
 
   const std::vector<bool>& AncestorsOf(size_t i) {
-    if (!ancestors[i]) ancestors[i] = dag::Ancestors(graph.graph, i);
-    return *ancestors[i];
+    auto& cached = ancestors[i];
+    if (!cached) cached = dag::Ancestors(graph.graph, i);
+    return *cached;
   }
 };
 
@@ -542,12 +543,11 @@ void CheckReference(Checker& c, const RefContext& ctx, StepSet& set, size_t i,
     }
   }
   const auto& declared = producer->task.results;
-  if (std::none_of(declared.begin(), declared.end(),
-                   [&](const ResultSpec& r) { return r.name == ref.field; })) {
+  if (std::ranges::none_of(declared, [&](const ResultSpec& r) { return r.name == ref.field; })) {
     c.Error(path, reason::kNotFound,
             shown + ": step \"" + ref.name + "\" declares no result \"" + ref.field +
                 "\" (add it to its task.results)");
-  } else if (producer->task.Streaming()) {
+  } else if (Streaming(producer->task)) {
     c.Warn(path, shown + ": step \"" + ref.name + "\" is streaming and publishes no results");
   }
 }
@@ -568,7 +568,7 @@ void CheckStep(Checker& c, const RefContext& ctx, StepSet& set, size_t i) {
   const Step& step = set.steps[i];
   const auto p = Index(set.path, i);
   TaskSpecChecks(c, step.task, Join(p, "task"));
-  if (step.task.Cancelled()) {
+  if (Cancelled(step.task)) {
     c.Warn(Join(Join(p, "task"), "cancel"), "ignored in a pipeline step; set spec.cancel instead");
   }
   CheckStrings(c, ctx, set, i, Encode(step.task), Join(p, "task"));
@@ -801,9 +801,9 @@ ValidationErrors Validate(const ModelVersion& mv, ValidationErrors* warnings) {
     c.Error("spec.version", reason::kInvalid,
             "must be a DNS label of at most 20 characters (it names the version's Service)");
   }
-  if (!mv.metadata.name.empty() && mv.metadata.name != ModelVersion::NameFor(s.model, s.version)) {
+  if (!mv.metadata.name.empty() && mv.metadata.name != ModelVersionName(s.model, s.version)) {
     c.Error("metadata.name", reason::kInvalid,
-            "must be \"" + ModelVersion::NameFor(s.model, s.version) +
+            "must be \"" + ModelVersionName(s.model, s.version) +
                 "\" (<model>-<version>), so that each (namespace, model, version) is unique");
   }
   if (!HasScheme(s.artifact.uri)) {
@@ -850,7 +850,7 @@ ValidationErrors Validate(const ModelVersion& mv, ValidationErrors* warnings) {
       }
       if (g.operator_ == Operator::kIn || g.operator_ == Operator::kNotIn) {
         c.Error(Join(p, "operator"), reason::kNotSupported,
-                "supported values: \"Gt\", \"Ge\", \"Lt\", \"Le\", \"Eq\", \"Ne\"");
+                R"(supported values: "Gt", "Ge", "Lt", "Le", "Eq", "Ne")");
       }
       if (!std::isfinite(g.threshold)) {
         c.Error(Join(p, "threshold"), reason::kInvalid, "must be finite");

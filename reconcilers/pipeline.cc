@@ -74,7 +74,8 @@ TaskView ViewOf(const Json& task) {
   }
   // The Failed condition says it best ("attempt 2 of 2 failed: Error (exit code 7): ..."); then
   // the failure's own message, then Ready's.
-  std::string failed, ready;
+  std::string failed;
+  std::string ready;
   if (const Json& conditions = Sub(status, "conditions"); conditions.is_array()) {
     for (const Json& c : conditions) {
       if (Str(c, "type") == "Failed" && Str(c, "status") == "True") failed = Str(c, "message");
@@ -117,10 +118,10 @@ class Planner {
     const api::ValidationErrors errors =
         status().start_time ? api::ValidationErrors{} : api::Validate(p_);
     if (!errors.empty()) {
-      status().failure = api::PipelineFailure{.step = std::nullopt,
-                                              .reason = "InvalidSpec",
-                                              .message = Truncate(api::ToString(errors), 2048)};
-      Finish(PipelinePhase::kFailed, "InvalidSpec", *status().failure->message);
+      const std::string message = Truncate(api::ToString(errors), 2048);
+      status().failure =
+          api::PipelineFailure{.step = std::nullopt, .reason = "InvalidSpec", .message = message};
+      Finish(PipelinePhase::kFailed, "InvalidSpec", message);
       return;
     }
     if (!status().start_time && p_.spec.suspend.value_or(false)) {
@@ -137,7 +138,8 @@ class Planner {
     const bool cancelled = p_.spec.cancel.value_or(false);
     bool deadline_passed = false;
     if (p_.spec.timeout) {
-      const auto deadline = DeadlineAfter(*status().start_time, p_.spec.timeout->value);
+      const auto deadline =
+          DeadlineAfter(status().start_time.value_or(now_), p_.spec.timeout->value);
       deadline_passed = now_ >= deadline;
       if (!deadline_passed && !RegularDone()) RequeueWithin(plan_.requeue_after, deadline - now_);
     }
@@ -172,10 +174,10 @@ class Planner {
       } else if (const auto step = FirstFailed()) {
         outcome = PipelinePhase::kFailed;
         reason = "StepFailed";
-        message = "step " + *step + " failed" +
-                  (Rec(*step).message ? ": " + *Rec(*step).message : std::string{});
+        const auto& why = Rec(*step).message;
+        message = "step " + *step + " failed" + (why ? ": " + *why : std::string{});
         status().failure = api::PipelineFailure{
-            .step = *step, .reason = reason, .message = Truncate(message, kMaxMessage)};
+            .step = step, .reason = reason, .message = Truncate(message, kMaxMessage)};
       }
       outcome_ = outcome;
       Schedule(p_.spec.finally, /*finally=*/true);
@@ -185,8 +187,8 @@ class Planner {
             if (Rec(step.name).phase == StepPhase::kFailed) {
               outcome = PipelinePhase::kFailed;
               reason = "FinallyStepFailed";
-              message = "finally step " + step.name + " failed" +
-                        (Rec(step.name).message ? ": " + *Rec(step.name).message : "");
+              const auto& why = Rec(step.name).message;
+              message = "finally step " + step.name + " failed" + (why ? ": " + *why : "");
               status().failure = api::PipelineFailure{
                   .step = step.name, .reason = reason, .message = Truncate(message, kMaxMessage)};
               break;
@@ -203,11 +205,11 @@ class Planner {
     for (const auto& r : status().steps) {
       if (r.phase == StepPhase::kRunning) running.push_back(r.name);
     }
-    std::string message = "progress " + *status().progress;
+    std::string message = "progress " + status().progress.value_or("");
     if (!running.empty()) {
       message += "; running: ";
       for (size_t i = 0; i < running.size() && i < kMaxNamesListed; ++i) {
-        message += (i ? ", " : "") + running[i];
+        message += ((i != 0u) ? ", " : "") + running[i];
       }
       if (running.size() > kMaxNamesListed) {
         message += " and " + std::to_string(running.size() - kMaxNamesListed) + " more";
@@ -233,9 +235,9 @@ class Planner {
   }
 
   void Ttl() {
-    if (!p_.spec.ttl_after_finished || !status().completion_time) return;
-    const auto due =
-        *status().completion_time + std::chrono::ceil<seconds>(p_.spec.ttl_after_finished->value);
+    const auto& completed = status().completion_time;
+    if (!p_.spec.ttl_after_finished || !completed) return;
+    const auto due = *completed + std::chrono::ceil<seconds>(p_.spec.ttl_after_finished->value);
     if (now_ >= due) {
       plan_.delete_pipeline = true;
     } else {
@@ -328,8 +330,7 @@ class Planner {
   }
 
   bool AllFinal(const std::vector<api::Step>& steps) {
-    return std::all_of(steps.begin(), steps.end(),
-                       [&](const api::Step& s) { return Final(Rec(s.name).phase); });
+    return std::ranges::all_of(steps, [&](const api::Step& s) { return Final(Rec(s.name).phase); });
   }
   bool RegularDone() { return AllFinal(p_.spec.steps); }
   bool FinallyDone() { return AllFinal(p_.spec.finally); }
@@ -394,7 +395,8 @@ class Planner {
                "step " + step.name + ": registerModel metrics are not numbers: " + bad});
           continue;
         }
-        const std::string model = (*doc)["model"], version = (*doc)["version"];
+        const std::string model = (*doc)["model"];
+        const std::string version = (*doc)["version"];
         Json spec{
             {"model", model},
             {"version", version},
@@ -407,7 +409,7 @@ class Planner {
         plan_.register_models.push_back(Json{{"apiVersion", api::kApiVersion},
                                              {"kind", api::ModelVersion::kKind},
                                              {"metadata",
-                                              {{"name", api::ModelVersion::NameFor(model, version)},
+                                              {{"name", api::ModelVersionName(model, version)},
                                                {"namespace", p_.metadata.namespace_},
                                                {"labels",
                                                 {{kManagedByLabel, kManagedByValue},
@@ -423,7 +425,7 @@ class Planner {
   templates::Values Values(bool finally) {
     templates::Values v;
     for (const auto& param : p_.spec.params) {
-      if (auto value = param.Effective()) v[templates::ParamKey(param.name)] = *value;
+      if (auto value = api::Effective(param)) v[templates::ParamKey(param.name)] = *value;
     }
     v[templates::PipelineKey("name")] = p_.metadata.name;
     v[templates::PipelineKey("namespace")] = p_.metadata.namespace_;
@@ -449,12 +451,14 @@ class Planner {
       size_t running = 0;
       for (size_t i = 0; i < steps.size(); ++i) {
         const auto phase = Rec(steps[i].name).phase;
-        using enum api::dag::NodeState;
         if (phase == StepPhase::kRunning) ++running;
-        states[i] = phase == StepPhase::kPending                                      ? kPending
-                    : phase == StepPhase::kRunning                                    ? kRunning
-                    : (phase == StepPhase::kFailed || phase == StepPhase::kCancelled) ? kFailed
-                                                                                      : kDone;
+        states[i] = [&] {
+          using enum api::dag::NodeState;
+          if (phase == StepPhase::kPending) return kPending;
+          if (phase == StepPhase::kRunning) return kRunning;
+          if (phase == StepPhase::kFailed || phase == StepPhase::kCancelled) return kFailed;
+          return kDone;
+        }();
       }
       const std::vector<size_t> unreachable = api::dag::Unreachable(graph, states);
       const std::set<size_t> blocked(unreachable.begin(), unreachable.end());
@@ -506,11 +510,12 @@ class Planner {
                                                 const std::vector<std::string>& values) {
     using api::Operator;
     if (op == Operator::kIn || op == Operator::kNotIn) {
-      const bool in = std::find(values.begin(), values.end(), input) != values.end();
+      const bool in = std::ranges::find(values, input) != values.end();
       return op == Operator::kIn ? in : !in;
     }
     if (values.size() != 1) return std::unexpected("takes exactly one value");
-    const auto l = Number(input), r = Number(values[0]);
+    const auto l = Number(input);
+    const auto r = Number(values[0]);
     if (l && r) return api::Compare(*l, op, *r);
     if (op == Operator::kEq) return input == values[0];
     if (op == Operator::kNe) return input != values[0];
@@ -529,7 +534,8 @@ class Planner {
       doc["annotations"] = step.metadata->annotations;
     }
     // A result of a step that did not succeed does not exist: the step is skipped.
-    std::optional<std::string> skip, missing;
+    std::optional<std::string> skip;
+    std::optional<std::string> missing;
     templates::ForEachString(doc, "", [&](const std::string&, const std::string& text) {
       auto refs = templates::FindReferences(text);
       if (!refs) return;
@@ -559,9 +565,10 @@ class Planner {
         return Fail(r, "InvalidWhen", "when[" + std::to_string(i) + "]: " + holds.error());
       if (!*holds) {
         std::string list;
-        for (const auto& v : vals) list += (list.empty() ? "" : ", ") + v;
-        return Skip(r, "when is false: " + input + " " +
-                           std::string(api::ToString(step.when[i].operator_)) + " [" + list + "]");
+        for (const auto& v : vals) list.append(list.empty() ? "" : ", ").append(v);
+        std::string why = "when is false: " + input;
+        why.append(" ").append(api::ToString(step.when[i].operator_)).append(" [");
+        return Skip(r, why.append(list).append("]"));
       }
     }
     auto spec = api::TaskSpecFromJson(d["task"], "spec.steps[" + step.name + "].task");

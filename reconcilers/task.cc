@@ -370,7 +370,7 @@ std::optional<std::string> QuotaShortfall(const api::TaskSpec& spec,
                                           const std::vector<Json>& quotas,
                                           const std::vector<Json>& limit_ranges) {
   const auto [requests, limits] = EffectiveResources(spec, limit_ranges);
-  const bool batch = !spec.Streaming();
+  const bool batch = !api::Streaming(spec);
   for (const Json& quota : quotas) {
     const Json& status = Sub(quota, "status");
     const Json& hard =
@@ -519,11 +519,11 @@ class Planner {
   TaskPlan Run() {
     if (Terminal(status().phase)) {
       Cleanup();
-    } else if (task_.spec.Cancelled()) {
+    } else if (api::Cancelled(task_.spec)) {
       // A Job made before the cancel is an attempt, even if its status write was lost.
       if (const int latest = LatestAttempt(); latest > 0) status().attempts = latest;
       Finish(TaskPhase::kCancelled, "Cancelled", "cancelled by spec.cancel");
-    } else if (task_.spec.Streaming()) {
+    } else if (api::Streaming(task_.spec)) {
       Streaming();
     } else {
       Batch();
@@ -584,7 +584,7 @@ class Planner {
 
   // A finished task: stop leftovers, and delete the children once ttlAfterFinished passed.
   void Cleanup() {
-    if (task_.spec.Streaming()) {
+    if (api::Streaming(task_.spec)) {
       RemoveStreamingChildren();
       return;
     }
@@ -942,7 +942,8 @@ class Planner {
 }  // namespace
 
 std::optional<int> AttemptPodToRead(const api::Task& task, const ObservedTask& observed) {
-  if (task.spec.Streaming() || (task.status && Terminal(task.status->phase))) return std::nullopt;
+  if (api::Streaming(task.spec) || (task.status && Terminal(task.status->phase)))
+    return std::nullopt;
   const Json* latest = nullptr;
   for (const Json& job : observed.jobs) {
     if (latest == nullptr || AttemptOf(job) > AttemptOf(*latest)) latest = &job;

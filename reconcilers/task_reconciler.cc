@@ -106,7 +106,7 @@ std::optional<Outcome> TaskReconciler::ReadWhatTheCacheLags(const api::Task& tas
   // server, so that a lagging cache is never mistaken for a deleted Job.
   const int attempts = task.status ? task.status->attempts.value_or(0) : 0;
   const bool finished = task.status && Finished(task.status->phase);
-  if (!task.spec.Streaming() && attempts > 0 && !finished) {
+  if (!api::Streaming(task.spec) && attempts > 0 && !finished) {
     const std::string name = TaskJobName(task, attempts);
     const bool in_cache = std::ranges::any_of(
         observed.jobs, [&](const json& j) { return j["metadata"].value("name", "") == name; });
@@ -184,7 +184,8 @@ std::expected<bool, Outcome> TaskReconciler::FindUnrecordedJob(const api::Task& 
                                                                ObservedTask& observed) {
   // A plan that ends the task Succeeded comes from its latest Job's completion, after which no
   // later attempt is ever made: nothing to look for (and no request for every task that succeeds).
-  const bool ending = !task.spec.Streaming() && !plan.create_job && Finished(plan.status.phase) &&
+  const bool ending = !api::Streaming(task.spec) && !plan.create_job &&
+                      Finished(plan.status.phase) &&
                       plan.status.phase != api::TaskPhase::kSucceeded &&
                       !(task.status && Finished(task.status->phase));
   if (!ending) return false;

@@ -64,7 +64,7 @@ ChildRef RefOf(const Json& object) {
 // ---- children -----------------------------------------------------------------------------------
 
 Json NamespaceObject(const api::Zone& zone) {
-  Json ns = Object("v1", "Namespace", "", zone.TargetNamespace(), zone);
+  Json ns = Object("v1", "Namespace", "", api::TargetNamespace(zone), zone);
   auto& labels = ns["metadata"]["labels"];
   labels[kPsaEnforce] = "baseline";
   if (zone.spec.type == api::ZoneType::kDeployment) {
@@ -85,7 +85,7 @@ std::optional<Json> PriorityClassObject(const api::Zone& zone) {
   pc["globalDefault"] = false;
   pc["preemptionPolicy"] = "PreemptLowerPriority";
   pc["description"] = "Task pods of the Millrace Deployment zone " + zone.metadata.name +
-                      " (namespace " + zone.TargetNamespace() +
+                      " (namespace " + api::TargetNamespace(zone) +
                       "), scheduled before pods without a priority class.";
   return pc;
 }
@@ -117,7 +117,7 @@ std::optional<Json> ResourceQuotaObject(const api::Zone& zone) {
   count(l.tasks, "count/tasks.millrace.io");
   count(l.pipelines, "count/pipelines.millrace.io");
   Json rq =
-      Object("v1", "ResourceQuota", zone.TargetNamespace(), std::string(kZoneQuotaName), zone);
+      Object("v1", "ResourceQuota", api::TargetNamespace(zone), std::string(kZoneQuotaName), zone);
   rq["spec"] = Json{{"hard", std::move(hard)}};
   return rq;
 }
@@ -177,15 +177,15 @@ std::optional<Json> LimitRangeObject(const api::Zone& zone) {
   Json item{{"type", "Container"}};
   if (!default_limit.empty()) item["default"] = std::move(default_limit);
   if (!default_request.empty()) item["defaultRequest"] = std::move(default_request);
-  Json lr =
-      Object("v1", "LimitRange", zone.TargetNamespace(), std::string(kZoneLimitRangeName), zone);
+  Json lr = Object("v1", "LimitRange", api::TargetNamespace(zone), std::string(kZoneLimitRangeName),
+                   zone);
   lr["spec"] = Json{{"limits", Json::array({std::move(item)})}};
   return lr;
 }
 
 std::optional<Json> NetworkPolicyObject(const api::Zone& zone) {
   if (!zone.spec.network_isolation.value_or(true)) return std::nullopt;
-  Json np = Object(kNetworkingApiVersion, "NetworkPolicy", zone.TargetNamespace(),
+  Json np = Object(kNetworkingApiVersion, "NetworkPolicy", api::TargetNamespace(zone),
                    std::string(kZoneNetworkPolicyName), zone);
   np["spec"] = Json{
       {"podSelector", Json::object()},
@@ -200,7 +200,7 @@ std::optional<Json> NetworkPolicyObject(const api::Zone& zone) {
 // CoreDNS in kube-system or a node-local cache, under labels no policy can know).
 std::optional<Json> EgressPolicyObject(const api::Zone& zone) {
   if (!zone.spec.egress_isolation.value_or(false)) return std::nullopt;
-  Json np = Object(kNetworkingApiVersion, "NetworkPolicy", zone.TargetNamespace(),
+  Json np = Object(kNetworkingApiVersion, "NetworkPolicy", api::TargetNamespace(zone),
                    std::string(kZoneEgressPolicyName), zone);
   np["spec"] = Json{
       {"podSelector", Json::object()},
@@ -221,7 +221,7 @@ Json RbacSubject(std::optional<api::SubjectKind> kind, const std::string& name) 
 
 Json RoleBindingObject(const api::Zone& zone, const std::string& name, api::MemberRole role,
                        Json subjects) {
-  Json rb = Object(kRbacApiVersion, "RoleBinding", zone.TargetNamespace(), name, zone);
+  Json rb = Object(kRbacApiVersion, "RoleBinding", api::TargetNamespace(zone), name, zone);
   rb["roleRef"] =
       Json{{"apiGroup", kRbacGroup}, {"kind", "ClusterRole"}, {"name", api::ToString(role)}};
   rb["subjects"] = std::move(subjects);
@@ -251,7 +251,7 @@ std::vector<Json> RoleBindingObjects(const api::Zone& zone) {
 
 // Every child ref the operator could ever make for the zone, in apply order (Namespace excluded).
 std::vector<ChildRef> PossibleChildren(const api::Zone& zone) {
-  const std::string& ns = zone.TargetNamespace();
+  const std::string& ns = api::TargetNamespace(zone);
   std::vector<ChildRef> out{
       {std::string(kSchedulingApiVersion), "PriorityClass", "", ZonePriorityClassName(zone)},
       {"v1", "LimitRange", ns, std::string(kZoneLimitRangeName)},
@@ -340,7 +340,7 @@ const Json* Find(const Json& j, std::string_view key) {
 
 std::map<std::string, Quantity> QuantityMap(const Json* j) {
   std::map<std::string, Quantity> out;
-  if (!j || !j->is_object()) return out;
+  if (j == nullptr || !j->is_object()) return out;
   for (const auto& [k, v] : j->items()) {
     if (auto q = ParseQuantityJson(v)) out[k] = *q;
   }
@@ -362,18 +362,18 @@ api::Condition MakeCondition(std::string_view type, api::ConditionStatus status,
 // NamespaceOwned, and whether the namespace is usable (exists, ours, not being deleted).
 api::Condition NamespaceCondition(const api::Zone& zone, const ObservedZone& observed) {
   using enum api::ConditionStatus;
-  const std::string& ns = zone.TargetNamespace();
+  const std::string& ns = api::TargetNamespace(zone);
   if (!observed.namespace_) {
     return MakeCondition(kConditionNamespaceOwned, kUnknown, "NamespaceNotFound",
                          "namespace " + Quote(ns) + " does not exist yet");
   }
   if (NamespaceTaken(zone, *observed.namespace_)) {
     const Json* labels = Find(*observed.namespace_, "metadata");
-    labels = labels ? Find(*labels, "labels") : nullptr;
-    const Json* other = labels ? Find(*labels, kZoneLabel) : nullptr;
+    labels = labels != nullptr ? Find(*labels, "labels") : nullptr;
+    const Json* other = labels != nullptr ? Find(*labels, kZoneLabel) : nullptr;
     const std::string label = std::string(kZoneLabel) + "=" + ZoneLabelValue(zone);
     std::string message = "namespace " + Quote(ns) + " already exists and ";
-    if (other && other->is_string()) {
+    if (other != nullptr && other->is_string()) {
       message += "belongs to zone " + Quote(other->get<std::string>()) + " (label " +
                  std::string(kZoneLabel) + "); set spec.namespace to another namespace";
     } else {
@@ -391,12 +391,13 @@ api::Condition NamespaceCondition(const api::Zone& zone, const ObservedZone& obs
 
 bool NamespaceTerminating(const Json& ns) {
   const Json* meta = Find(ns, "metadata");
-  if (meta && Find(*meta, "deletionTimestamp") && !Find(*meta, "deletionTimestamp")->is_null()) {
+  if (meta != nullptr && Find(*meta, "deletionTimestamp") != nullptr &&
+      !Find(*meta, "deletionTimestamp")->is_null()) {
     return true;
   }
   const Json* status = Find(ns, "status");
-  const Json* phase = status ? Find(*status, "phase") : nullptr;
-  return phase && phase->is_string() && phase->get<std::string>() == "Terminating";
+  const Json* phase = status != nullptr ? Find(*status, "phase") : nullptr;
+  return phase != nullptr && phase->is_string() && phase->get<std::string>() == "Terminating";
 }
 
 api::Condition QuotaCondition(const api::Zone& zone, const ObservedZone& observed,
@@ -408,14 +409,14 @@ api::Condition QuotaCondition(const api::Zone& zone, const ObservedZone& observe
                          "whole cluster");
   }
   const std::string what = "ResourceQuota " + std::string(kZoneQuotaName) + " in namespace " +
-                           Quote(zone.TargetNamespace());
+                           Quote(api::TargetNamespace(zone));
   if (!observed.resource_quota) {
     return MakeCondition(kConditionQuotaApplied, kFalse, "QuotaPending",
                          what + " does not exist yet");
   }
   const auto want = QuantityMap(&desired.resource_quota->at("spec").at("hard"));
   const Json* status = Find(*observed.resource_quota, "status");
-  const auto have = QuantityMap(status ? Find(*status, "hard") : nullptr);
+  const auto have = QuantityMap(status != nullptr ? Find(*status, "hard") : nullptr);
   std::string differs;
   for (const auto& [name, q] : want) {
     const auto it = have.find(name);
@@ -454,8 +455,7 @@ constexpr std::array<std::string_view, 4> kConditionOrder{kConditionReady, kCond
 
 // The position of `type` in kConditionOrder, or kConditionOrder.size() if it is not ours.
 size_t ConditionOrder(std::string_view type) {
-  return static_cast<size_t>(std::find(kConditionOrder.begin(), kConditionOrder.end(), type) -
-                             kConditionOrder.begin());
+  return static_cast<size_t>(std::ranges::find(kConditionOrder, type) - kConditionOrder.begin());
 }
 
 Json StatusJson(const api::ZoneStatus& status) {
@@ -508,7 +508,7 @@ std::vector<ChildRef> StaleZoneChildren(const api::Zone& zone) {
   for (const auto& o : DesiredZoneChildren(zone).All()) desired.push_back(RefOf(o));
   std::vector<ChildRef> stale;
   for (auto& ref : PossibleChildren(zone)) {
-    if (std::find(desired.begin(), desired.end(), ref) == desired.end()) {
+    if (std::ranges::find(desired, ref) == desired.end()) {
       stale.push_back(std::move(ref));
     }
   }
@@ -517,9 +517,10 @@ std::vector<ChildRef> StaleZoneChildren(const api::Zone& zone) {
 
 bool NamespaceTaken(const api::Zone& zone, const Json& ns) {
   const Json* meta = Find(ns, "metadata");
-  const Json* labels = meta ? Find(*meta, "labels") : nullptr;
-  const Json* value = labels ? Find(*labels, kZoneLabel) : nullptr;
-  return !(value && value->is_string() && value->get<std::string>() == ZoneLabelValue(zone));
+  const Json* labels = meta != nullptr ? Find(*meta, "labels") : nullptr;
+  const Json* value = labels != nullptr ? Find(*labels, kZoneLabel) : nullptr;
+  return value == nullptr || !value->is_string() ||
+         value->get<std::string>() != ZoneLabelValue(zone);
 }
 
 // ---- guarantees ---------------------------------------------------------------------------------
@@ -528,11 +529,12 @@ ComputeTotals SumAllocatable(const std::vector<Json>& nodes) {
   ComputeTotals total;
   for (const auto& node : nodes) {
     const Json* spec = Find(node, "spec");
-    const Json* unschedulable = spec ? Find(*spec, "unschedulable") : nullptr;
-    if (unschedulable && unschedulable->is_boolean() && unschedulable->get<bool>()) continue;
+    const Json* unschedulable = spec != nullptr ? Find(*spec, "unschedulable") : nullptr;
+    if (unschedulable != nullptr && unschedulable->is_boolean() && unschedulable->get<bool>())
+      continue;
     const Json* status = Find(node, "status");
-    const Json* alloc = status ? Find(*status, "allocatable") : nullptr;
-    if (!alloc) continue;
+    const Json* alloc = status != nullptr ? Find(*status, "allocatable") : nullptr;
+    if (alloc == nullptr) continue;
     const auto amount = [&](std::string_view name) -> std::optional<Quantity> {
       const Json* j = Find(*alloc, name);
       if (!j) return std::nullopt;
@@ -558,15 +560,15 @@ GuaranteeFit CheckGuarantees(const api::Zone& zone, const std::vector<const api:
 
   std::vector<const api::Zone*> zones{&zone};
   for (const auto* z : all_zones) {
-    if (z && z->metadata.name != zone.metadata.name && Guarantees(*z)) zones.push_back(z);
+    if (z != nullptr && z->metadata.name != zone.metadata.name && Guarantees(*z))
+      zones.push_back(z);
   }
   const auto key = [](const api::Zone* z) {
     return std::tuple(!z->metadata.creation_timestamp.has_value(),
                       z->metadata.creation_timestamp.value_or(api::Time{}),
                       std::string_view(z->metadata.name));
   };
-  std::sort(zones.begin(), zones.end(),
-            [&](const api::Zone* a, const api::Zone* b) { return key(a) < key(b); });
+  std::ranges::sort(zones, [&](const api::Zone* a, const api::Zone* b) { return key(a) < key(b); });
 
   ComputeTotals left = cluster_allocatable;
   // Per resource, the earlier zones holding some of it.
@@ -601,12 +603,15 @@ GuaranteeFit CheckGuarantees(const api::Zone& zone, const std::vector<const api:
           }
           s += ")";
         }
-        shortfalls += (shortfalls.empty() ? "" : "; ") + s;
-        lower += (lower.empty() ? "" : ", ") + std::string(r.name) + " to at most " +
-                 r.format(left.*r.field);
+        shortfalls.append(shortfalls.empty() ? "" : "; ").append(s);
+        lower.append(lower.empty() ? "" : ", ")
+            .append(r.name)
+            .append(" to at most ")
+            .append(r.format(left.*r.field));
       }
-      return {false, "guarantee does not fit: " + shortfalls + ". Lower spec.guarantees (" + lower +
-                         "), add nodes, or lower earlier zones' guarantees"};
+      std::string why = "guarantee does not fit: " + shortfalls;
+      why.append(". Lower spec.guarantees (").append(lower);
+      return {false, why.append("), add nodes, or lower earlier zones' guarantees")};
     }
     if (!fits) continue;  // reserves nothing
     for (size_t i = 0; i < kResources.size(); ++i) {
@@ -625,12 +630,12 @@ api::ZoneStatus ComputeZoneStatus(const api::Zone& zone, const ObservedZone& obs
   using enum api::ConditionStatus;
   const ZoneChildren desired = DesiredZoneChildren(zone);
   api::ZoneStatus status;
-  status.namespace_ = zone.TargetNamespace();
+  status.namespace_ = api::TargetNamespace(zone);
   status.observed_generation = zone.metadata.generation;
   if (desired.resource_quota && observed.resource_quota) {
     const Json* s = Find(*observed.resource_quota, "status");
-    status.hard = QuantityMap(s ? Find(*s, "hard") : nullptr);
-    status.used = QuantityMap(s ? Find(*s, "used") : nullptr);
+    status.hard = QuantityMap(s != nullptr ? Find(*s, "hard") : nullptr);
+    status.used = QuantityMap(s != nullptr ? Find(*s, "used") : nullptr);
   }
 
   const api::Condition ns_cond = NamespaceCondition(zone, observed);
@@ -654,7 +659,7 @@ api::ZoneStatus ComputeZoneStatus(const api::Zone& zone, const ObservedZone& obs
     not_ready = {ns_cond.reason, ns_cond.message};
   } else if (ns_terminating) {
     status.phase = api::ZonePhase::kPending;
-    not_ready = {"NamespaceTerminating", "namespace " + Quote(zone.TargetNamespace()) +
+    not_ready = {"NamespaceTerminating", "namespace " + Quote(api::TargetNamespace(zone)) +
                                              " is being deleted; it is made again once it is gone"};
   } else if (quota_cond.status != kTrue) {
     status.phase = api::ZonePhase::kPending;
@@ -669,7 +674,7 @@ api::ZoneStatus ComputeZoneStatus(const api::Zone& zone, const ObservedZone& obs
   const api::Condition ready =
       not_ready ? MakeCondition(kConditionReady, kFalse, not_ready->first, not_ready->second)
                 : MakeCondition(kConditionReady, kTrue, "Ready",
-                                "namespace " + Quote(zone.TargetNamespace()) +
+                                "namespace " + Quote(api::TargetNamespace(zone)) +
                                     " with its quota, defaults, access and isolation is in place");
 
   // Conditions: carry over the old ones of our types, so unchanged ones keep their
@@ -679,7 +684,7 @@ api::ZoneStatus ComputeZoneStatus(const api::Zone& zone, const ObservedZone& obs
     for (const auto& c : zone.status->conditions) {
       const bool ours = ConditionOrder(c.type) < kConditionOrder.size() &&
                         (c.type != kConditionGuaranteeSatisfied || guarantee_cond);
-      if (ours && !api::FindCondition(conditions, c.type)) conditions.push_back(c);
+      if (ours && api::FindCondition(conditions, c.type) == nullptr) conditions.push_back(c);
     }
   }
   std::vector<api::Condition> now_conditions{ready, ns_cond, quota_cond};
@@ -689,10 +694,11 @@ api::ZoneStatus ComputeZoneStatus(const api::Zone& zone, const ObservedZone& obs
     c.last_transition_time = now;
     api::SetCondition(conditions, std::move(c));
   }
-  std::stable_sort(conditions.begin(), conditions.end(),
-                   [](const api::Condition& a, const api::Condition& b) {
-                     return ConditionOrder(a.type) < ConditionOrder(b.type);
-                   });
+  // Ours in kConditionOrder, then any others by type (types are unique, so the order is total).
+  std::ranges::sort(conditions, [](const api::Condition& a, const api::Condition& b) {
+    return std::pair(ConditionOrder(a.type), std::string_view(a.type)) <
+           std::pair(ConditionOrder(b.type), std::string_view(b.type));
+  });
   status.conditions = std::move(conditions);
   return status;
 }

@@ -65,7 +65,7 @@ void TrimNode(json& node) {
 
 Outcome ZoneReconciler::Cleanup(const api::Zone& zone,
                                 const controller::ReconcileContext& /*context*/) {
-  const std::string& ns = zone.TargetNamespace();
+  const std::string& ns = api::TargetNamespace(zone);
   const Object live_ns = caches_.Of(kube::resources::kNamespaces).Get(ns);
   if (!live_ns || NamespaceTaken(zone, *live_ns)) return Outcome::Done();
   const auto policy = zone.spec.deletion_policy.value_or(api::DeletionPolicy::kRetain);
@@ -183,7 +183,7 @@ std::optional<Outcome> ZoneReconciler::ApplyZoneChildren(
 Outcome ZoneReconciler::ReconcileObject(const api::Zone& zone,
                                         const controller::ReconcileContext& context) {
   ObservedZone observed;
-  const std::string& ns = zone.TargetNamespace();
+  const std::string& ns = api::TargetNamespace(zone);
   if (const Object live_ns = caches_.Of(kube::resources::kNamespaces).Get(ns)) {
     observed.namespace_ = *live_ns;
   }

@@ -20,7 +20,7 @@ spec: {type: Deployment, members: [{name: carol}]}
   EXPECT_EQ(z->spec.deletion_policy, DeletionPolicy::kRetain);
   EXPECT_EQ(z->spec.members[0].kind, SubjectKind::kUser);
   EXPECT_EQ(z->spec.members[0].role, MemberRole::kView);
-  EXPECT_EQ(z->TargetNamespace(), "p");
+  EXPECT_EQ(api::TargetNamespace(*z), "p");
 }
 
 TEST(Defaults, TaskRetriesServiceAndScaling) {
@@ -49,7 +49,7 @@ spec:
   EXPECT_EQ(s.scaling->min_replicas, 1);
   EXPECT_EQ(s.scaling->target_cpu_utilization, 80);
   EXPECT_EQ(s.cancel, false);
-  EXPECT_TRUE(s.Streaming());
+  EXPECT_TRUE(api::Streaming(s));
 }
 
 TEST(Defaults, NothingIsAddedWhereTheSchemaAddsNothing) {
