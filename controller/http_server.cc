@@ -71,7 +71,7 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void OnRead(beast::error_code ec) {
     if (ec) {
-      stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+      static_cast<void>(stream_.socket().shutdown(tcp::socket::shutdown_both, ec));
       return;
     }
     response_ = Respond(routes_, request_);
@@ -83,7 +83,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnWrite(beast::error_code ec) {
     if (ec || !response_.keep_alive()) {
-      stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+      static_cast<void>(stream_.socket().shutdown(tcp::socket::shutdown_both, ec));
       return;
     }
     Read();
@@ -127,23 +127,15 @@ void HttpServer::Handle(std::string path, HttpHandler handler) {
 }
 
 std::expected<void, std::string> HttpServer::Start() {
-  beast::error_code ec;
-  const auto address = asio::ip::make_address(impl_->options.address, ec);
-  if (ec) return std::unexpected("bad address " + impl_->options.address + ": " + ec.message());
-  const tcp::endpoint endpoint{address, impl_->options.port};
   auto& acceptor = impl_->acceptor;
-  if (!acceptor.open(endpoint.protocol(), ec) &&
-      !acceptor.set_option(asio::socket_base::reuse_address(true), ec) &&
-      !acceptor.bind(endpoint, ec) &&
-      !acceptor.listen(asio::socket_base::max_listen_connections, ec)) {
-    impl_->port = acceptor.local_endpoint().port();
-    impl_->Accept();
-    impl_->thread = std::thread([this] { impl_->ioc.run(); });
-    return {};
+  if (auto listening = kube::Listen(acceptor, impl_->options.address, impl_->options.port);
+      !listening) {
+    return listening;
   }
-  acceptor.close();
-  return std::unexpected("listen on " + impl_->options.address + ":" +
-                         std::to_string(impl_->options.port) + ": " + ec.message());
+  impl_->port = acceptor.local_endpoint().port();
+  impl_->Accept();
+  impl_->thread = std::thread([this] { impl_->ioc.run(); });
+  return {};
 }
 
 std::uint16_t HttpServer::port() const { return impl_->port; }
@@ -152,7 +144,7 @@ void HttpServer::Stop() {
   if (!impl_->thread.joinable()) return;
   asio::post(impl_->ioc, [this] {
     beast::error_code ignored;
-    impl_->acceptor.close(ignored);
+    static_cast<void>(impl_->acceptor.close(ignored));
     impl_->ioc.stop();  // open connections are destroyed with the io_context's handlers
   });
   impl_->thread.join();

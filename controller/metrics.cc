@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -22,12 +23,14 @@ bool ValidName(std::string_view name, bool allow_colon) {
     const bool alpha =
         (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (allow_colon && c == ':');
     const bool digit = c >= '0' && c <= '9';
-    if (!alpha && !(digit && i > 0)) return false;
+    if (!alpha && (!digit || i <= 0)) return false;
   }
   return true;
 }
 
-std::string EscapeHelp(std::string_view v) {
+// Backslash and newline escaped, and double quotes too when `quotes` (a label value), as the text
+// exposition format wants.
+std::string Escape(std::string_view v, bool quotes) {
   std::string out;
   out.reserve(v.size());
   for (const char c : v) {
@@ -35,6 +38,8 @@ std::string EscapeHelp(std::string_view v) {
       out += "\\\\";
     } else if (c == '\n') {
       out += "\\n";
+    } else if (quotes && c == '"') {
+      out += "\\\"";
     } else {
       out += c;
     }
@@ -43,17 +48,10 @@ std::string EscapeHelp(std::string_view v) {
 }
 
 std::string_view TypeName(MetricType type) {
-  switch (type) {
-    case MetricType::kCounter:
-      return "counter";
-    case MetricType::kGauge:
-      return "gauge";
-    case MetricType::kHistogram:
-      return "histogram";
-  }
-  return "untyped";
+  static constexpr std::array<std::string_view, 3> kNames{"counter", "gauge", "histogram"};
+  const auto i = static_cast<size_t>(type);
+  return i < kNames.size() ? kNames.at(i) : "untyped";
 }
-
 }  // namespace
 
 std::string FormatValue(double v) {
@@ -62,22 +60,7 @@ std::string FormatValue(double v) {
   return fmt::format("{}", v);
 }
 
-std::string EscapeLabelValue(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (const char c : v) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '"') {
-      out += "\\\"";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
+std::string EscapeLabelValue(std::string_view v) { return Escape(v, /*quotes=*/true); }
 
 // ---- Histogram --------------------------------------------------------------------------------
 
@@ -85,7 +68,7 @@ Histogram::Histogram(const std::vector<double>& bounds)
     : bounds_(bounds), counts_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds.size() + 1)) {}
 
 void Histogram::Observe(double v) {
-  const auto it = std::lower_bound(bounds_.begin(), bounds_.end(), v);  // first bound >= v
+  const auto it = std::ranges::lower_bound(bounds_, v);  // first bound >= v
   const auto bucket = static_cast<std::size_t>(it - bounds_.begin());
   counts_[bucket].fetch_add(1, std::memory_order_relaxed);
   sum_.fetch_add(v, std::memory_order_relaxed);
@@ -162,14 +145,14 @@ std::string FamilyBase::LabelSet(const LabelValues& values, std::string_view ext
 }
 
 void FamilyBase::Expose(std::string& out) const {
-  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name_, EscapeHelp(help_), name_,
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name_, Escape(help_, /*quotes=*/false), name_,
                      TypeName(type()));
   ExposeChildren(out);
 }
 
 template <typename Metric>
 void Family<Metric>::ExposeChildren(std::string& out) const {
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   for (const auto& [values, child] : children_) {
     out += name();
     out += LabelSet(values);
@@ -186,23 +169,22 @@ HistogramFamily::HistogramFamily(std::string name, std::string help,
                                  std::vector<std::string> label_names, std::vector<double> buckets)
     : FamilyBase(std::move(name), std::move(help), std::move(label_names)),
       buckets_(std::move(buckets)) {
-  if (buckets_.empty() || !std::is_sorted(buckets_.begin(), buckets_.end()) ||
-      std::adjacent_find(buckets_.begin(), buckets_.end()) != buckets_.end() ||
-      std::isinf(buckets_.back())) {
+  if (buckets_.empty() || !std::ranges::is_sorted(buckets_) ||
+      std::ranges::adjacent_find(buckets_) != buckets_.end() || std::isinf(buckets_.back())) {
     throw std::invalid_argument("histogram buckets must be finite and strictly ascending");
   }
 }
 
 Histogram& HistogramFamily::WithLabels(std::initializer_list<std::string_view> values) {
   LabelValues key = CheckLabels(values);
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   auto& child = children_[std::move(key)];
   if (!child) child = std::make_unique<Histogram>(buckets_);
   return *child;
 }
 
 void HistogramFamily::ExposeChildren(std::string& out) const {
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   for (const auto& [values, child] : children_) {
     const Histogram::Snapshot s = child->Collect();
     for (std::size_t i = 0; i <= buckets_.size(); ++i) {
@@ -218,17 +200,22 @@ void HistogramFamily::ExposeChildren(std::string& out) const {
 
 template <typename F>
 F& Registry::Add(std::string name, std::unique_ptr<F> family) {
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   auto [it, inserted] = families_.try_emplace(std::move(name));
   if (inserted) {
     it->second = std::move(family);
     return static_cast<F&>(*it->second);
   }
   auto* existing = dynamic_cast<F*>(it->second.get());
-  bool same = existing != nullptr && existing->label_names() == family->label_names();
-  if constexpr (std::is_same_v<F, HistogramFamily>) {
-    same = same && existing->buckets() == family->buckets();
-  }
+  const auto same_buckets = [&] {
+    if constexpr (std::is_same_v<F, HistogramFamily>) {
+      return existing->buckets() == family->buckets();
+    } else {
+      return true;
+    }
+  };
+  const bool same =
+      existing != nullptr && existing->label_names() == family->label_names() && same_buckets();
   if (!same) throw std::invalid_argument("metric registered twice differently: " + it->first);
   return *existing;
 }
@@ -254,14 +241,14 @@ HistogramFamily& Registry::AddHistogram(std::string name, std::string help,
 }
 
 CollectHook Registry::OnCollect(std::function<void()> hook) {
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   const std::uint64_t id = next_hook_id_++;
   hooks_.emplace(id, std::move(hook));
   return CollectHook(this, id);
 }
 
 std::string Registry::Expose() const {
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   for (const auto& [id, hook] : hooks_) hook();
   std::string out;
   for (const auto& [name, family] : families_) family->Expose(out);
@@ -284,7 +271,7 @@ CollectHook::~CollectHook() { Reset(); }
 
 void CollectHook::Reset() {
   if (registry_ == nullptr) return;
-  std::lock_guard lock(registry_->mu_);
+  const std::lock_guard lock(registry_->mu_);
   registry_->hooks_.erase(id_);
   registry_ = nullptr;
 }
@@ -335,7 +322,7 @@ std::optional<std::uint64_t> ParseBootTime(std::string_view proc_stat) {
 namespace {
 
 std::string ReadFile(const char* path) {
-  std::ifstream in(path);
+  const std::ifstream in(path);
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -358,7 +345,7 @@ CollectHook RegisterProcessMetrics(Registry& registry) {
   const auto page = static_cast<double>(sysconf(_SC_PAGESIZE));
   if (const auto stat = ParseProcStat(ReadFile("/proc/self/stat"))) {
     if (const auto boot = ParseBootTime(ReadFile("/proc/stat"))) {
-      start.Set(static_cast<double>(*boot) + static_cast<double>(stat->start_ticks) / ticks);
+      start.Set(static_cast<double>(*boot) + (static_cast<double>(stat->start_ticks) / ticks));
     }
   }
   // CPU time is monotonic, so mirroring it into a counter by its increase keeps counter semantics;

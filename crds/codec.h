@@ -96,8 +96,8 @@ inline void Decode(Context& c, const Json& j, const std::string& path, int64_t& 
       return;
     }
   }
-  const bool in_range =
-      j.is_number_integer() && !(j.is_number_unsigned() && j.get<uint64_t>() > uint64_t{INT64_MAX});
+  const bool in_range = j.is_number_integer() &&
+                        (!j.is_number_unsigned() || j.get<uint64_t>() <= uint64_t{INT64_MAX});
   if (c.Expect(in_range, path, "an integer")) out = j.get<int64_t>();
 }
 inline void Decode(Context& c, const Json& j, const std::string& path, int32_t& out) {
@@ -118,29 +118,42 @@ inline void Decode(Context& /*c*/, const Json& j, const std::string& /*path*/, J
   out = j;
 }
 inline void Decode(Context& c, const Json& j, const std::string& path, Duration& out) {
-  if (!c.Expect(j.is_string(), path, "a duration string such as \"90s\" or \"1h30m\"")) return;
+  if (!c.Expect(j.is_string(), path, R"(a duration string such as "90s" or "1h30m")")) return;
   auto d = Duration::Parse(j.get<std::string>());
-  if (!d) return c.Error(path, reason::kInvalid, d.error() + " (use e.g. \"90s\", \"1h30m\")");
-  if (d->value.count() < 0) return c.Error(path, reason::kInvalid, "must not be negative");
-  out = std::move(*d);
+  if (!d) {
+    c.Error(path, reason::kInvalid, d.error() + R"( (use e.g. "90s", "1h30m"))");
+  } else if (d->value.count() < 0) {
+    c.Error(path, reason::kInvalid, "must not be negative");
+  } else {
+    out = std::move(*d);
+  }
 }
 inline void Decode(Context& c, const Json& j, const std::string& path, Quantity& out) {
   if (j.is_number_integer()) {
     auto q = Quantity::Parse(j.dump());
-    if (!q) return c.Error(path, reason::kInvalid, q.error());
+    if (!q) {
+      c.Error(path, reason::kInvalid, q.error());
+      return;
+    }
     out = std::move(*q);
     out.set_json_number(true);
     return;
   }
-  if (!c.Expect(j.is_string(), path, "a quantity such as \"500m\", \"2Gi\" or 4")) return;
+  if (!c.Expect(j.is_string(), path, R"(a quantity such as "500m", "2Gi" or 4)")) return;
   auto q = Quantity::Parse(j.get<std::string>());
-  if (!q) return c.Error(path, reason::kInvalid, q.error() + " (use e.g. \"500m\", \"2Gi\", 4)");
+  if (!q) {
+    c.Error(path, reason::kInvalid, q.error() + R"( (use e.g. "500m", "2Gi", 4))");
+    return;
+  }
   out = std::move(*q);
 }
 inline void Decode(Context& c, const Json& j, const std::string& path, Time& out) {
   if (!c.Expect(j.is_string(), path, "an RFC 3339 time")) return;
   auto t = ParseTime(j.get<std::string>());
-  if (!t) return c.Error(path, reason::kInvalid, t.error());
+  if (!t) {
+    c.Error(path, reason::kInvalid, t.error());
+    return;
+  }
   out = *t;
 }
 template <NamedEnum E>

@@ -34,7 +34,9 @@ std::expected<Quantity, std::string> Quantity::Parse(std::string_view text) {
   // The number: digits with at most one '.', at least one digit.
   int64_t mantissa = 0;
   int frac_digits = 0;
-  bool any_digit = false, seen_dot = false, truncated = false;
+  bool any_digit = false;
+  bool seen_dot = false;
+  bool truncated = false;
   size_t i = 0;
   for (; i < s.size(); ++i) {
     const char c = s[i];
@@ -102,7 +104,7 @@ std::expected<Quantity, std::string> Quantity::Parse(std::string_view text) {
   int64_t v = mantissa;
   for (int k = 0; k < exp1024; ++k)
     if (!Mul(v, 1024, v)) return std::unexpected(quoted + ": too large");
-  int e = exp10 - frac_digits;
+  const int e = exp10 - frac_digits;
   if (e >= 0) {
     if (e > 18 && v != 0) return std::unexpected(quoted + ": too large");
     if (!Mul(v, Pow10(e), v)) return std::unexpected(quoted + ": too large");
@@ -134,7 +136,7 @@ Quantity Quantity::FromUnits(int64_t units) {
   return FromMilli(m);
 }
 
-int64_t Quantity::units() const { return milli_ / 1000 + (milli_ % 1000 > 0 ? 1 : 0); }
+int64_t Quantity::units() const { return (milli_ / 1000) + (milli_ % 1000 > 0 ? 1 : 0); }
 
 std::string Quantity::Canonical() const {
   if (milli_ == 0) return "0";
@@ -143,21 +145,24 @@ std::string Quantity::Canonical() const {
   const uint64_t mag =
       milli_ < 0 ? static_cast<uint64_t>(-(milli_ + 1)) + 1 : static_cast<uint64_t>(milli_);
   if (mag % 1000 != 0) return sign + std::to_string(mag) + "m";
-  uint64_t units = mag / 1000;
-  static constexpr std::array<std::string_view, 6> kBinary{"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"};
-  int b = -1;
-  while (units % 1024 == 0 && b + 1 < 6) {
-    units /= 1024;
-    ++b;
+  const uint64_t units = mag / 1000;
+  // units with the largest suffix (powers of `base`) that divides it exactly, if any.
+  const auto suffixed = [&](uint64_t base, const std::array<std::string_view, 6>& suffixes) {
+    uint64_t n = units;
+    size_t power = 0;
+    while (n % base == 0 && power < suffixes.size()) {
+      n /= base;
+      ++power;
+    }
+    return power == 0 ? std::string()
+                      : sign + std::to_string(n) + std::string(suffixes.at(power - 1));
+  };
+  if (auto binary = suffixed(1024, {"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"}); !binary.empty()) {
+    return binary;
   }
-  if (b >= 0) return sign + std::to_string(units) + std::string(kBinary[static_cast<size_t>(b)]);
-  static constexpr std::array<std::string_view, 6> kDecimal{"k", "M", "G", "T", "P", "E"};
-  int d = -1;
-  while (units % 1000 == 0 && d + 1 < 6) {
-    units /= 1000;
-    ++d;
+  if (auto decimal = suffixed(1000, {"k", "M", "G", "T", "P", "E"}); !decimal.empty()) {
+    return decimal;
   }
-  if (d >= 0) return sign + std::to_string(units) + std::string(kDecimal[static_cast<size_t>(d)]);
   return sign + std::to_string(units);
 }
 

@@ -11,3 +11,31 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #pragma GCC diagnostic pop
+
+#include <cstdint>
+#include <expected>
+#include <string>
+
+namespace millrace::kube {
+
+// Opens `acceptor` on address:port (port 0: any free port), with SO_REUSEADDR, and listens: the
+// start of Millrace's HTTP servers (controller/http_server.cc, webhooks/server.cc). On failure the
+// acceptor is closed and the error names the address and the reason.
+inline std::expected<void, std::string> Listen(boost::asio::ip::tcp::acceptor& acceptor,
+                                               const std::string& address, std::uint16_t port) {
+  namespace asio = boost::asio;
+  boost::beast::error_code ec;
+  const auto ip = asio::ip::make_address(address, ec);
+  if (ec) return std::unexpected("bad address " + address + ": " + ec.message());
+  const asio::ip::tcp::endpoint endpoint{ip, port};
+  if (!acceptor.open(endpoint.protocol(), ec) &&
+      !acceptor.set_option(asio::socket_base::reuse_address(true), ec) &&
+      !acceptor.bind(endpoint, ec) &&
+      !acceptor.listen(asio::socket_base::max_listen_connections, ec)) {
+    return {};
+  }
+  acceptor.close();
+  return std::unexpected("listen on " + address + ":" + std::to_string(port) + ": " + ec.message());
+}
+
+}  // namespace millrace::kube

@@ -1,5 +1,6 @@
 #include "kubeclient/client.h"
 
+#include <array>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -45,15 +46,12 @@ Result<json> ParseBody(const std::string& body) {
 }
 
 std::string_view PatchContentType(PatchType type) {
-  switch (type) {
-    case PatchType::kMerge:
-      return "application/merge-patch+json";
-    case PatchType::kJson:
-      return "application/json-patch+json";
-    case PatchType::kStrategicMerge:
-      return "application/strategic-merge-patch+json";
-  }
-  return "application/merge-patch+json";
+  // In PatchType's order: merge, JSON, strategic merge.
+  static constexpr std::array<std::string_view, 3> kTypes{"application/merge-patch+json",
+                                                          "application/json-patch+json",
+                                                          "application/strategic-merge-patch+json"};
+  const auto i = static_cast<size_t>(type);
+  return i < kTypes.size() ? kTypes.at(i) : kTypes[0];
 }
 
 class ClientImpl final : public Client {
@@ -91,33 +89,14 @@ class ClientImpl final : public Client {
 
   Result<json> Create(const ResourceRef& ref, const json& object,
                       const WriteOptions& options) override {
-    const std::string ns = Namespace(object);
-    if (auto bad = CheckNamespace(ref, ns)) return std::unexpected(*bad);
-    HttpRequest r;
-    r.verb = "create";
-    r.method = "POST";
-    r.content_type = "application/json";
-    r.body = object.dump();
-    r.path = ResourcePath(ref, ns, options.subresource.empty() ? "" : Name(object),
-                          options.subresource) +
-             WriteQuery(options.field_manager, options.dry_run).str();
-    r.timeout = options.timeout;
-    return Send(r);
+    // A create posts to the collection; a subresource create (eviction) to the object's name.
+    return SendObject("create", "POST", ref, object,
+                      options.subresource.empty() ? "" : Name(object), options);
   }
 
   Result<json> Update(const ResourceRef& ref, const json& object,
                       const WriteOptions& options) override {
-    const std::string ns = Namespace(object);
-    if (auto bad = CheckNamespace(ref, ns)) return std::unexpected(*bad);
-    HttpRequest r;
-    r.verb = "update";
-    r.method = "PUT";
-    r.content_type = "application/json";
-    r.body = object.dump();
-    r.path = ResourcePath(ref, ns, Name(object), options.subresource) +
-             WriteQuery(options.field_manager, options.dry_run).str();
-    r.timeout = options.timeout;
-    return Send(r);
+    return SendObject("update", "PUT", ref, object, Name(object), options);
   }
 
   Result<json> Patch(const ResourceRef& ref, std::string_view ns, std::string_view name,
@@ -283,6 +262,23 @@ class ClientImpl final : public Client {
                        "a " + ref.resource + " object needs metadata.namespace");
     }
     return std::nullopt;
+  }
+
+  // `object` as the body of a POST or PUT to `name` (empty: the collection) in its namespace.
+  Result<json> SendObject(std::string verb, std::string method, const ResourceRef& ref,
+                          const json& object, const std::string& name,
+                          const WriteOptions& options) {
+    const std::string ns = Namespace(object);
+    if (auto bad = CheckNamespace(ref, ns)) return std::unexpected(*bad);
+    HttpRequest r;
+    r.verb = std::move(verb);
+    r.method = std::move(method);
+    r.content_type = "application/json";
+    r.body = object.dump();
+    r.path = ResourcePath(ref, ns, name, options.subresource) +
+             WriteQuery(options.field_manager, options.dry_run).str();
+    r.timeout = options.timeout;
+    return Send(r);
   }
 
   Result<json> Send(const HttpRequest& request) {

@@ -1,50 +1,48 @@
 #include "kubeclient/error.h"
 
+#include <array>
+#include <string_view>
 #include <utility>
 
 namespace millrace::kube {
 namespace {
 
+// The name of each ErrorKind, in declaration order (kubeclient/error.h); for the named HTTP
+// failures, the metav1.StatusReason the API server sends.
+constexpr std::array<std::string_view, static_cast<size_t>(ErrorKind::kOther) + 1> kKindNames{
+    "NotFound",  "AlreadyExists", "Conflict",         "Invalid",
+    "Forbidden", "Unauthorized",  "TooManyRequests",  "Gone",
+    "Timeout",   "BadRequest",    "MethodNotAllowed", "ServerError",
+    "Transport", "Decode",        "Config",           "Fenced",
+    "Other"};
+
 ErrorKind KindFromCode(int code) {
-  switch (code) {
-    case 400:
-      return ErrorKind::kBadRequest;
-    case 401:
-      return ErrorKind::kUnauthorized;
-    case 403:
-      return ErrorKind::kForbidden;
-    case 404:
-      return ErrorKind::kNotFound;
-    case 405:
-      return ErrorKind::kMethodNotAllowed;
-    case 409:
-      return ErrorKind::kConflict;
-    case 410:
-      return ErrorKind::kGone;
-    case 422:
-      return ErrorKind::kInvalid;
-    case 429:
-      return ErrorKind::kTooManyRequests;
-    case 504:
-      return ErrorKind::kTimeout;
-    default:
-      return code >= 500 && code < 600 ? ErrorKind::kServerError : ErrorKind::kOther;
+  static constexpr std::array<std::pair<int, ErrorKind>, 10> kByCode{{
+      {400, ErrorKind::kBadRequest},
+      {401, ErrorKind::kUnauthorized},
+      {403, ErrorKind::kForbidden},
+      {404, ErrorKind::kNotFound},
+      {405, ErrorKind::kMethodNotAllowed},
+      {409, ErrorKind::kConflict},
+      {410, ErrorKind::kGone},
+      {422, ErrorKind::kInvalid},
+      {429, ErrorKind::kTooManyRequests},
+      {504, ErrorKind::kTimeout},
+  }};
+  for (const auto& [c, kind] : kByCode) {
+    if (c == code) return kind;
   }
+  return code >= 500 && code < 600 ? ErrorKind::kServerError : ErrorKind::kOther;
 }
 
-// metav1.StatusReason values (k8s.io/apimachinery/pkg/apis/meta/v1/types.go).
+// metav1.StatusReason values (k8s.io/apimachinery/pkg/apis/meta/v1/types.go): those named as an
+// ErrorKind, and the others that mean one.
 ErrorKind KindFromReason(std::string_view reason, int code) {
-  if (reason == "NotFound") return ErrorKind::kNotFound;
-  if (reason == "AlreadyExists") return ErrorKind::kAlreadyExists;
-  if (reason == "Conflict") return ErrorKind::kConflict;
-  if (reason == "Invalid") return ErrorKind::kInvalid;
-  if (reason == "Forbidden") return ErrorKind::kForbidden;
-  if (reason == "Unauthorized") return ErrorKind::kUnauthorized;
-  if (reason == "TooManyRequests") return ErrorKind::kTooManyRequests;
-  if (reason == "Gone" || reason == "Expired") return ErrorKind::kGone;
-  if (reason == "Timeout" || reason == "ServerTimeout") return ErrorKind::kTimeout;
-  if (reason == "BadRequest") return ErrorKind::kBadRequest;
-  if (reason == "MethodNotAllowed") return ErrorKind::kMethodNotAllowed;
+  for (size_t i = 0; i <= static_cast<size_t>(ErrorKind::kMethodNotAllowed); ++i) {
+    if (kKindNames[i] == reason) return static_cast<ErrorKind>(i);
+  }
+  if (reason == "Expired") return ErrorKind::kGone;
+  if (reason == "ServerTimeout") return ErrorKind::kTimeout;
   if (reason == "InternalError" || reason == "ServiceUnavailable") return ErrorKind::kServerError;
   return KindFromCode(code);
 }
@@ -52,43 +50,8 @@ ErrorKind KindFromReason(std::string_view reason, int code) {
 }  // namespace
 
 std::string_view ErrorKindName(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::kNotFound:
-      return "NotFound";
-    case ErrorKind::kAlreadyExists:
-      return "AlreadyExists";
-    case ErrorKind::kConflict:
-      return "Conflict";
-    case ErrorKind::kInvalid:
-      return "Invalid";
-    case ErrorKind::kForbidden:
-      return "Forbidden";
-    case ErrorKind::kUnauthorized:
-      return "Unauthorized";
-    case ErrorKind::kTooManyRequests:
-      return "TooManyRequests";
-    case ErrorKind::kGone:
-      return "Gone";
-    case ErrorKind::kTimeout:
-      return "Timeout";
-    case ErrorKind::kBadRequest:
-      return "BadRequest";
-    case ErrorKind::kMethodNotAllowed:
-      return "MethodNotAllowed";
-    case ErrorKind::kServerError:
-      return "ServerError";
-    case ErrorKind::kTransport:
-      return "Transport";
-    case ErrorKind::kDecode:
-      return "Decode";
-    case ErrorKind::kConfig:
-      return "Config";
-    case ErrorKind::kFenced:
-      return "Fenced";
-    case ErrorKind::kOther:
-      return "Other";
-  }
-  return "Other";
+  const auto i = static_cast<size_t>(kind);
+  return i < kKindNames.size() ? kKindNames.at(i) : "Other";
 }
 
 std::string Error::ToString() const {

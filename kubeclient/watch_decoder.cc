@@ -1,5 +1,6 @@
 #include "kubeclient/watch_decoder.h"
 
+#include <array>
 #include <utility>
 
 namespace millrace::kube {
@@ -10,19 +11,11 @@ bool IsBlank(std::string_view s) { return s.find_first_not_of(" \t\r") == std::s
 }  // namespace
 
 std::string_view EventTypeName(EventType type) {
-  switch (type) {
-    case EventType::kAdded:
-      return "ADDED";
-    case EventType::kModified:
-      return "MODIFIED";
-    case EventType::kDeleted:
-      return "DELETED";
-    case EventType::kBookmark:
-      return "BOOKMARK";
-    case EventType::kError:
-      return "ERROR";
-  }
-  return "ERROR";
+  // The watch event types of the API server, in EventType's order.
+  static constexpr std::array<std::string_view, 5> kNames{"ADDED", "MODIFIED", "DELETED",
+                                                          "BOOKMARK", "ERROR"};
+  const auto i = static_cast<size_t>(type);
+  return i < kNames.size() ? kNames.at(i) : "ERROR";
 }
 
 Result<WatchEvent> DecodeWatchEvent(std::string_view line) {

@@ -183,34 +183,33 @@ std::optional<Json> LimitRangeObject(const api::Zone& zone) {
   return lr;
 }
 
+// A NetworkPolicy of the zone's namespace that selects all its pods, with one policy type
+// (Ingress or Egress) and its rules (`key`: ingress or egress).
+Json IsolationPolicy(const api::Zone& zone, std::string_view name, std::string_view type,
+                     std::string_view key, Json rules) {
+  Json np = Object(kNetworkingApiVersion, "NetworkPolicy", api::TargetNamespace(zone),
+                   std::string(name), zone);
+  np["spec"] = Json{{"podSelector", Json::object()}, {"policyTypes", Json::array({type})}};
+  np["spec"][std::string(key)] = std::move(rules);
+  return np;
+}
+
 std::optional<Json> NetworkPolicyObject(const api::Zone& zone) {
   if (!zone.spec.network_isolation.value_or(true)) return std::nullopt;
-  Json np = Object(kNetworkingApiVersion, "NetworkPolicy", api::TargetNamespace(zone),
-                   std::string(kZoneNetworkPolicyName), zone);
-  np["spec"] = Json{
-      {"podSelector", Json::object()},
-      {"policyTypes", Json::array({"Ingress"})},
-      {"ingress",
-       Json::array({Json{{"from", Json::array({Json{{"podSelector", Json::object()}}})}}})},
-  };
-  return np;
+  return IsolationPolicy(
+      zone, kZoneNetworkPolicyName, "Ingress", "ingress",
+      Json::array({Json{{"from", Json::array({Json{{"podSelector", Json::object()}}})}}}));
 }
 
 // Egress only to the namespace's own pods and to DNS on any address (a cluster's resolver may be
 // CoreDNS in kube-system or a node-local cache, under labels no policy can know).
 std::optional<Json> EgressPolicyObject(const api::Zone& zone) {
   if (!zone.spec.egress_isolation.value_or(false)) return std::nullopt;
-  Json np = Object(kNetworkingApiVersion, "NetworkPolicy", api::TargetNamespace(zone),
-                   std::string(kZoneEgressPolicyName), zone);
-  np["spec"] = Json{
-      {"podSelector", Json::object()},
-      {"policyTypes", Json::array({"Egress"})},
-      {"egress",
-       Json::array({Json{{"to", Json::array({Json{{"podSelector", Json::object()}}})}},
-                    Json{{"ports", Json::array({Json{{"port", 53}, {"protocol", "UDP"}},
-                                                Json{{"port", 53}, {"protocol", "TCP"}}})}}})},
-  };
-  return np;
+  return IsolationPolicy(
+      zone, kZoneEgressPolicyName, "Egress", "egress",
+      Json::array({Json{{"to", Json::array({Json{{"podSelector", Json::object()}}})}},
+                   Json{{"ports", Json::array({Json{{"port", 53}, {"protocol", "UDP"}},
+                                               Json{{"port", 53}, {"protocol", "TCP"}}})}}}));
 }
 
 Json RbacSubject(std::optional<api::SubjectKind> kind, const std::string& name) {

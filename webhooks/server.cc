@@ -416,29 +416,21 @@ WebhookServer::~WebhookServer() { Stop(); }
 
 std::expected<void, std::string> WebhookServer::Start() {
   if (auto loaded = impl_->certificates.Load(); !loaded) return loaded;
-  beast::error_code ec;
-  const auto address = asio::ip::make_address(impl_->options.address, ec);
-  if (ec) return std::unexpected("bad address " + impl_->options.address + ": " + ec.message());
-  const tcp::endpoint endpoint{address, impl_->options.port};
   auto& acceptor = impl_->acceptor;
-  if (!acceptor.open(endpoint.protocol(), ec) &&
-      !acceptor.set_option(asio::socket_base::reuse_address(true), ec) &&
-      !acceptor.bind(endpoint, ec) &&
-      !acceptor.listen(asio::socket_base::max_listen_connections, ec)) {
-    impl_->port = acceptor.local_endpoint().port();
-    impl_->Accept();
-    impl_->WatchCertificates();
-    for (int i = 0; i < std::max(1, impl_->options.threads); ++i) {
-      impl_->threads.emplace_back([this] { impl_->ioc.run(); });
-    }
-    impl_->options.logger.With("port", impl_->port)
-        .With("serial", serving_serial())
-        .Info("serving admission webhooks");
-    return {};
+  if (auto listening = kube::Listen(acceptor, impl_->options.address, impl_->options.port);
+      !listening) {
+    return listening;
   }
-  acceptor.close();
-  return std::unexpected("listen on " + impl_->options.address + ":" +
-                         std::to_string(impl_->options.port) + ": " + ec.message());
+  impl_->port = acceptor.local_endpoint().port();
+  impl_->Accept();
+  impl_->WatchCertificates();
+  for (int i = 0; i < std::max(1, impl_->options.threads); ++i) {
+    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  }
+  impl_->options.logger.With("port", impl_->port)
+      .With("serial", serving_serial())
+      .Info("serving admission webhooks");
+  return {};
 }
 
 std::uint16_t WebhookServer::port() const { return impl_->port; }

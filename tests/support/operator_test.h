@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -151,17 +152,38 @@ class OperatorTest : public ::testing::Test {
     return reasons;
   }
 
-  // Waits until `kind` `name` has status.phase `phase`; returns it as last seen.
-  json WaitForPhase(const std::string& kind, const std::string& name, const std::string& phase,
-                    std::chrono::seconds timeout) const {
+  // Waits until `holds` is true of `kind` `name` (null while it does not exist); returns the
+  // object as last seen, for the test to assert on.
+  json WaitForObject(const std::string& kind, const std::string& name,
+                     const std::function<bool(const json&)>& holds,
+                     std::chrono::seconds timeout) const {
     json object;
     WaitFor(
         [&] {
           object = Get(kind, name);
-          return Phase(object) == phase;
+          return holds(object);
         },
         timeout);
     return object;
+  }
+
+  // Waits until `kind` `name` has status.phase `phase`; returns it as last seen.
+  json WaitForPhase(const std::string& kind, const std::string& name, const std::string& phase,
+                    std::chrono::seconds timeout) const {
+    return WaitForObject(kind, name, [&](const json& o) { return Phase(o) == phase; }, timeout);
+  }
+
+  // True when `object` exists and is being deleted (metadata.deletionTimestamp is set).
+  static bool Terminating(const json& object) {
+    return object.is_object() && object["metadata"].contains("deletionTimestamp");
+  }
+
+  // Sets (hold) or clears the finalizers of `kind` `name` to millrace-test/hold, so that a
+  // deletion of it waits until the test lets it go; returns kubectl's exit code.
+  int Hold(const std::string& kind, const std::string& name, bool hold) const {
+    const std::string patch = hold ? R"({"metadata":{"finalizers":["millrace-test/hold"]}})"
+                                   : R"({"metadata":{"finalizers":null}})";
+    return C().Kubectl({"patch", kind, name, "-n", ns_, "--type=merge", "-p", patch}).exit_code;
   }
 
   std::string ns_;

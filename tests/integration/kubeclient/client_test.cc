@@ -245,18 +245,41 @@ TEST(ClientApply, SecondManagerConflictsUntilItForces) {
   EXPECT_TRUE(b_owns_key) << (*forced)["metadata"]["managedFields"].dump(2);
 }
 
-constexpr char kWidgetCrd[] = R"(
+// A namespaced CRD of group kubeclient.millrace.io, version v1: `kind`, plural `plural`, with the
+// lines `version_extra` (indented 4 spaces: subresources, schema) in its one version.
+std::string TestCrd(const std::string& plural, const std::string& kind,
+                    const std::string& version_extra) {
+  return R"(
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
-metadata: {name: widgets.kubeclient.millrace.io}
+metadata: {name: )" +
+         plural + R"(.kubeclient.millrace.io}
 spec:
   group: kubeclient.millrace.io
   scope: Namespaced
-  names: {plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}
+  names: {plural: )" +
+         plural + ", kind: " + kind + R"(}
   versions:
   - name: v1
     served: true
     storage: true
+)" + version_extra;
+}
+
+// Applies a TestCrd and waits until `client` discovers its resource.
+Result<ResourceRef> InstallTestCrd(Client& client, const std::string& plural,
+                                   const std::string& kind, const std::string& version_extra) {
+  C().Apply(TestCrd(plural, kind, version_extra));
+  Result<ResourceRef> ref;
+  WaitFor([&] { return (ref = client.Discover("kubeclient.millrace.io/v1", kind)).has_value(); },
+          seconds(60));
+  return ref;
+}
+
+TEST(ClientCustomResources, CrudAndStatusSubresourceOfACrd) {
+  const std::string ns = C().CreateNamespace();
+  auto client = Admin();
+  const Result<ResourceRef> widgets = InstallTestCrd(*client, "widgets", "Widget", R"(
     subresources: {status: {}}
     schema:
       openAPIV3Schema:
@@ -268,30 +291,8 @@ spec:
           status:
             type: object
             properties: {phase: {type: string}, observed: {type: integer}}
-)";
-
-TEST(ClientCustomResources, CrudAndStatusSubresourceOfACrd) {
-  C().Apply(kWidgetCrd);
-  json crd;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        crd = C().KubectlJson({"get", "crd", "widgets.kubeclient.millrace.io"});
-        for (const auto& c : crd["status"].value("conditions", json::array())) {
-          if (c["type"] == "Established" && c["status"] == "True") return true;
-        }
-        return false;
-      },
-      seconds(60)))
-      << crd.dump(2);
-  const std::string ns = C().CreateNamespace();
-  auto client = Admin();
-  Result<ResourceRef> widgets;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return (widgets = client->Discover("kubeclient.millrace.io/v1", "Widget")).has_value();
-      },
-      seconds(30)))
-      << widgets.error().ToString();
+)");
+  ASSERT_TRUE(widgets) << widgets.error().ToString();
   EXPECT_EQ(widgets->resource, "widgets");
   EXPECT_TRUE(widgets->namespaced);
 
@@ -445,21 +446,6 @@ TEST(ClientWatch, SendsBookmarksWhenAsked) {
   EXPECT_TRUE(bookmark) << ::testing::PrintToString(events);
 }
 
-constexpr char kGadgetCrd[] = R"(
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: gadgets.kubeclient.millrace.io}
-spec:
-  group: kubeclient.millrace.io
-  scope: Namespaced
-  names: {plural: gadgets, singular: gadget, kind: Gadget}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-)";
-
 TEST(ClientWatch, WatchAndListFromACompactedResourceVersionAreGone) {
   const std::string ns = C().CreateNamespace();
   auto client = Admin();
@@ -475,13 +461,10 @@ TEST(ClientWatch, WatchAndListFromACompactedResourceVersionAreGone) {
   // The API server's watch cache still holds recent history of ConfigMaps in memory, so it may
   // serve old_rv despite the compaction. A resource whose cache starts after old_rv cannot: etcd
   // has compacted old_rv away, as an informer sees it after an API server restart.
-  C().Apply(kGadgetCrd);
-  Result<ResourceRef> gadgets;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return (gadgets = client->Discover("kubeclient.millrace.io/v1", "Gadget")).has_value();
-      },
-      seconds(30)));
+  const Result<ResourceRef> gadgets = InstallTestCrd(
+      *client, "gadgets", "Gadget",
+      "    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n");
+  ASSERT_TRUE(gadgets) << gadgets.error().ToString();
 
   // An exact list at the compacted version is Gone (answered by etcd).
   Result<json> list;

@@ -246,17 +246,9 @@ TEST_F(PipelineTest, OperatorKilledMidPipelineRunsNoStepTwice) {
 TEST_F(PipelineTest, ARecreatedPipelineWaitsForItsPredecessorsTaskInsteadOfFailing) {
   C().Apply(Pipeline("rerun", "", Step("only", RunFor("60s"))), ns_);
   ASSERT_TRUE(WaitFor([&] { return Phase(Get("task", "rerun-only")) == "Running"; }, seconds(60)));
-  ASSERT_EQ(C().Kubectl({"patch", "task", "rerun-only", "-n", ns_, "--type=merge", "-p",
-                         R"({"metadata":{"finalizers":["millrace-test/hold"]}})"})
-                .exit_code,
-            0);
+  ASSERT_EQ(Hold("task", "rerun-only", true), 0);
   ASSERT_EQ(C().Kubectl({"delete", "pipeline", "rerun", "-n", ns_, "--wait=true"}).exit_code, 0);
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        const json t = Get("task", "rerun-only");
-        return t.is_object() && t["metadata"].contains("deletionTimestamp");
-      },
-      seconds(30)));
+  ASSERT_TRUE(Terminating(WaitForObject("task", "rerun-only", Terminating, seconds(30))));
   C().Apply(Pipeline("rerun", "", Step("only")), ns_);
   ASSERT_TRUE(WaitFor(
       [&] {
@@ -267,10 +259,7 @@ TEST_F(PipelineTest, ARecreatedPipelineWaitsForItsPredecessorsTaskInsteadOfFaili
       << Tail(op_->Log());
   const json waiting = Get("pipeline", "rerun");
   EXPECT_NE(Phase(waiting), "Failed") << waiting.dump(2);
-  ASSERT_EQ(C().Kubectl({"patch", "task", "rerun-only", "-n", ns_, "--type=merge", "-p",
-                         R"({"metadata":{"finalizers":null}})"})
-                .exit_code,
-            0);
+  ASSERT_EQ(Hold("task", "rerun-only", false), 0);
   const json p = WaitForPhase("rerun", "Succeeded", seconds(90));
   ASSERT_EQ(Phase(p), "Succeeded") << p.dump(2) << waiting.dump(2);
   EXPECT_EQ(Get("task", "rerun-only")["metadata"]["ownerReferences"][0]["uid"],

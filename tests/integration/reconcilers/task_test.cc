@@ -175,14 +175,9 @@ spec: {hard: {requests.cpu: 500m}}
                       seconds(30)));
   C().Apply(BatchTask("big", "", "  resources: {requests: {cpu: \"1\"}, limits: {cpu: \"1\"}}\n"),
             ns_);
-  json task;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        task = Get("task", "big");
-        return ReadyReason(task) == "QuotaExceeded";
-      },
-      seconds(30)))
-      << task.dump(2);
+  json task = WaitForObject(
+      "task", "big", [&](const json& t) { return ReadyReason(t) == "QuotaExceeded"; }, seconds(30));
+  ASSERT_EQ(ReadyReason(task), "QuotaExceeded") << task.dump(2);
   EXPECT_EQ(task["status"]["phase"], "Pending");
   std::string message;
   for (const auto& c : task["status"]["conditions"]) {
@@ -377,31 +372,16 @@ spec:
 TEST_F(TaskTest, ARecreatedTaskWaitsForItsPredecessorsJobInsteadOfFailing) {
   C().Apply(BatchTask("again", RunFor("60s")), ns_);
   ASSERT_EQ(Phase(WaitForPhase("again", "Running")), "Running");
-  ASSERT_EQ(C().Kubectl({"patch", "job", "again-1", "-n", ns_, "--type=merge", "-p",
-                         R"({"metadata":{"finalizers":["millrace-test/hold"]}})"})
-                .exit_code,
-            0);
+  ASSERT_EQ(Hold("job", "again-1", true), 0);
   ASSERT_EQ(C().Kubectl({"delete", "task", "again", "-n", ns_, "--wait=true"}).exit_code, 0);
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        const json job = Get("job", "again-1");
-        return job.is_object() && job["metadata"].contains("deletionTimestamp");
-      },
-      seconds(30)));
+  ASSERT_TRUE(Terminating(WaitForObject("job", "again-1", Terminating, seconds(30))));
   C().Apply(BatchTask("again"), ns_);
-  json task;
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        task = Get("task", "again");
-        return ReadyReason(task) == "WaitingForOldJob";
-      },
-      seconds(30)))
-      << task.dump(2);
+  json task = WaitForObject(
+      "task", "again", [&](const json& t) { return ReadyReason(t) == "WaitingForOldJob"; },
+      seconds(30));
+  ASSERT_EQ(ReadyReason(task), "WaitingForOldJob") << task.dump(2);
   EXPECT_EQ(Phase(task), "Pending");
-  ASSERT_EQ(C().Kubectl({"patch", "job", "again-1", "-n", ns_, "--type=merge", "-p",
-                         R"({"metadata":{"finalizers":null}})"})
-                .exit_code,
-            0);
+  ASSERT_EQ(Hold("job", "again-1", false), 0);
   task = WaitForPhase("again", "Succeeded", seconds(90));
   ASSERT_EQ(Phase(task), "Succeeded") << task.dump(2);
   EXPECT_EQ(task["status"]["attempts"], 1);

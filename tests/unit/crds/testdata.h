@@ -2,10 +2,14 @@
 
 // Loading of config/samples and tests/testdata/invalid for the crds tests (unit and integration).
 
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "crds/errors.h"
 
 namespace millrace::api::testing {
 
@@ -41,5 +45,20 @@ struct InvalidExample {
   std::vector<nlohmann::json> docs;
 };
 std::vector<InvalidExample> LoadInvalidExamples();
+
+// `j` decoded as a T (api::Task, api::Pipeline, ...) with apiVersion and kind filled in,
+// metadata.uid `uid`, metadata.generation 1, and `status` unless it is null. Throws
+// std::runtime_error with the decoding errors if it does not decode.
+template <class T>
+T ObjectFrom(nlohmann::json j, const std::string& uid, const nlohmann::json& status = nullptr) {
+  j["apiVersion"] = "millrace.io/v1alpha1";
+  j["kind"] = std::string(T::kKind);
+  j["metadata"]["uid"] = uid;
+  j["metadata"]["generation"] = 1;
+  if (!status.is_null()) j["status"] = status;
+  auto object = T::FromJson(j);
+  if (!object) throw std::runtime_error(ToString(object.error()));
+  return *std::move(object);
+}
 
 }  // namespace millrace::api::testing

@@ -33,17 +33,10 @@ spec:
   serving: {image: server:1, port: 9000, rolloutDeadline: 5m}
 )" + extra)
                .at(0);
-  j["apiVersion"] = "millrace.io/v1alpha1";
-  j["kind"] = "ModelVersion";
   j["metadata"]["name"] = "churn-" + version;
-  j["metadata"]["uid"] = "uid-" + version;
-  j["metadata"]["generation"] = 1;
   j["spec"]["version"] = version;
   j["spec"]["stage"] = stage;
-  if (!status.is_null()) j["status"] = status;
-  auto mv = api::ModelVersion::FromJson(j);
-  if (!mv) throw std::runtime_error(api::ToString(mv.error()));
-  return *mv;
+  return api::testing::ObjectFrom<api::ModelVersion>(std::move(j), "uid-" + version, status);
 }
 
 Json ReadyDeployment() {

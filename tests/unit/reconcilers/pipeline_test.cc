@@ -22,15 +22,8 @@ using ::testing::IsEmpty;
 const api::Time kT0 = *api::ParseTime("2026-11-23T10:00:00Z");
 
 api::Pipeline PipelineFrom(const std::string& yaml, const Json& status = nullptr) {
-  Json j = api::testing::YamlToJson(yaml).at(0);
-  j["apiVersion"] = "millrace.io/v1alpha1";
-  j["kind"] = "Pipeline";
-  j["metadata"]["uid"] = "uid-p";
-  j["metadata"]["generation"] = 1;
-  if (!status.is_null()) j["status"] = status;
-  auto p = api::Pipeline::FromJson(j);
-  if (!p) throw std::runtime_error(api::ToString(p.error()));
-  return *p;
+  return api::testing::ObjectFrom<api::Pipeline>(api::testing::YamlToJson(yaml).at(0), "uid-p",
+                                                 status);
 }
 
 const std::string kDiamond = R"(

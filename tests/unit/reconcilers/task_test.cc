@@ -22,15 +22,7 @@ using ::testing::IsEmpty;
 const api::Time kT0 = *api::ParseTime("2026-11-23T10:00:00Z");
 
 api::Task TaskFrom(const std::string& yaml, const Json& status = nullptr) {
-  Json j = api::testing::YamlToJson(yaml).at(0);
-  j["apiVersion"] = "millrace.io/v1alpha1";
-  j["kind"] = "Task";
-  j["metadata"]["uid"] = "uid-1";
-  j["metadata"]["generation"] = 1;
-  if (!status.is_null()) j["status"] = status;
-  auto t = api::Task::FromJson(j);
-  if (!t) throw std::runtime_error(api::ToString(t.error()));
-  return *t;
+  return api::testing::ObjectFrom<api::Task>(api::testing::YamlToJson(yaml).at(0), "uid-1", status);
 }
 
 const std::string kBatch = R"(
@@ -85,6 +77,16 @@ Json PodWith(int attempt, const std::string& phase, const Json& state,
 
 Json Terminated(int code, const std::string& reason, const std::string& message = "") {
   return Json{{"terminated", {{"exitCode", code}, {"reason", reason}, {"message", message}}}};
+}
+
+// What the cache shows of a failed attempt `n` of kBatch: its Job ingest-<n> failed, and its pod
+// terminated with `code`, `reason` and `message`.
+ObservedTask FailedAttempt(int n, int code, const std::string& reason,
+                           const std::string& message = "") {
+  ObservedTask observed;
+  observed.jobs = {JobWith("ingest-" + std::to_string(n), n, "Failed", "BackoffLimitExceeded")};
+  observed.pods = {PodWith(n, "Failed", Terminated(code, reason, message))};
+  return observed;
 }
 
 const api::Condition& Ready(const TaskPlan& plan) {
@@ -206,9 +208,7 @@ TEST(TaskPlan, RunningPodMakesTheTaskRunning) {
 }
 
 TEST(TaskPlan, FailedAttemptWaitsOutTheBackoffThenRetries) {
-  ObservedTask observed;
-  observed.jobs = {JobWith("ingest-1", 1, "Failed", "BackoffLimitExceeded")};
-  observed.pods = {PodWith(1, "Failed", Terminated(3, "Error", "bad row"))};
+  const ObservedTask observed = FailedAttempt(1, 3, "Error", "bad row");
   const api::Task t = TaskFrom(kBatch, Json{{"attempts", 1}, {"phase", "Running"}});
 
   const TaskPlan waiting = PlanTask(t, observed, kT0 + seconds{4});
@@ -245,9 +245,7 @@ TEST(TaskPlan, FailedAttemptWaitsOutTheBackoffThenRetries) {
 }
 
 TEST(TaskPlan, LastAttemptFailureFailsTheTaskWithExitCodeAndReason) {
-  ObservedTask observed;
-  observed.jobs = {JobWith("ingest-3", 3, "Failed", "BackoffLimitExceeded")};
-  observed.pods = {PodWith(3, "Failed", Terminated(137, "Error", "killed"))};
+  const ObservedTask observed = FailedAttempt(3, 137, "Error", "killed");
   const api::Task t = TaskFrom(kBatch, Json{{"attempts", 3}, {"phase", "Running"}});
   const TaskPlan plan = PlanTask(t, observed, kT0);
   EXPECT_FALSE(plan.create_job);
@@ -270,9 +268,7 @@ spec:
   image: busybox
   retries: {limit: 5, onFailure: [Evicted]}
 )";
-  ObservedTask observed;
-  observed.jobs = {JobWith("ingest-1", 1, "Failed", "BackoffLimitExceeded")};
-  observed.pods = {PodWith(1, "Failed", Terminated(1, "Error"))};
+  ObservedTask observed = FailedAttempt(1, 1, "Error");
   const TaskPlan plan = PlanTask(TaskFrom(yaml, Json{{"attempts", 1}}), observed, kT0);
   EXPECT_EQ(plan.status.phase, TaskPhase::kFailed);
   EXPECT_THAT(Ready(plan).message, HasSubstr("Error is not in retries.onFailure"));
