@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <utility>
 
 namespace millrace::controller {
 namespace {
@@ -13,44 +14,34 @@ double Seconds(Duration d) { return std::chrono::duration<double>(d).count(); }
 WorkQueue::Metrics WorkQueue::MakeMetrics(Registry& registry, const std::string& name) {
   // client-go's buckets for queue latency and work duration: 10ns .. 1000s.
   const std::vector<double> buckets = ExponentialBuckets(10e-9, 10, 12);
+  // client-go's workqueue metrics, each labelled with the queue's name.
+  const auto gauge = [&](std::string_view metric, std::string_view help) -> auto& {
+    return registry.AddGauge(std::string(metric), std::string(help), {"name"}).WithLabels({name});
+  };
+  const auto counter = [&](std::string_view metric, std::string_view help) -> auto& {
+    return registry.AddCounter(std::string(metric), std::string(help), {"name"}).WithLabels({name});
+  };
+  const auto histogram = [&](std::string_view metric, std::string_view help) -> auto& {
+    return registry.AddHistogram(std::string(metric), std::string(help), {"name"}, buckets)
+        .WithLabels({name});
+  };
   return Metrics{
-      .depth = registry.AddGauge("workqueue_depth", "Current depth of workqueue", {"name"})
-                   .WithLabels({name}),
-      .adds = registry
-                  .AddCounter("workqueue_adds_total", "Total number of adds handled by workqueue",
-                              {"name"})
-                  .WithLabels({name}),
-      .retries = registry
-                     .AddCounter("workqueue_retries_total",
-                                 "Total number of retries handled by workqueue", {"name"})
-                     .WithLabels({name}),
-      .queue_duration = registry
-                            .AddHistogram("workqueue_queue_duration_seconds",
-                                          "How long in seconds an item stays in workqueue before "
-                                          "being requested",
-                                          {"name"}, buckets)
-                            .WithLabels({name}),
-      .work_duration = registry
-                           .AddHistogram("workqueue_work_duration_seconds",
-                                         "How long in seconds processing an item from workqueue "
-                                         "takes.",
-                                         {"name"}, buckets)
-                           .WithLabels({name}),
+      .depth = gauge("workqueue_depth", "Current depth of workqueue"),
+      .adds = counter("workqueue_adds_total", "Total number of adds handled by workqueue"),
+      .retries = counter("workqueue_retries_total", "Total number of retries handled by workqueue"),
+      .queue_duration = histogram("workqueue_queue_duration_seconds",
+                                  "How long in seconds an item stays in workqueue before being "
+                                  "requested"),
+      .work_duration = histogram("workqueue_work_duration_seconds",
+                                 "How long in seconds processing an item from workqueue takes."),
       .unfinished_work =
-          registry
-              .AddGauge("workqueue_unfinished_work_seconds",
-                        "How many seconds of work has been done that is in progress and hasn't "
-                        "been observed by work_duration. Large values indicate stuck threads. One "
-                        "can deduce the number of stuck threads by observing the rate at which "
-                        "this increases.",
-                        {"name"})
-              .WithLabels({name}),
-      .longest_running = registry
-                             .AddGauge("workqueue_longest_running_processor_seconds",
-                                       "How many seconds has the longest running processor for "
-                                       "workqueue been running.",
-                                       {"name"})
-                             .WithLabels({name}),
+          gauge("workqueue_unfinished_work_seconds",
+                "How many seconds of work has been done that is in progress and hasn't been "
+                "observed by work_duration. Large values indicate stuck threads. One can deduce "
+                "the number of stuck threads by observing the rate at which this increases."),
+      .longest_running = gauge("workqueue_longest_running_processor_seconds",
+                               "How many seconds has the longest running processor for workqueue "
+                               "been running."),
   };
 }
 
@@ -62,10 +53,10 @@ WorkQueue::WorkQueue(WorkQueueOptions options)
       limiter_(options.rate_limits, clock_),
       collect_hook_(
           (options.metrics != nullptr ? *options.metrics : *own_registry_).OnCollect([this] {
-            std::lock_guard lock(mu_);
+            const std::lock_guard lock(mu_);
             CollectLocked(clock_.Now());
           })),
-      timer_([this](std::stop_token stop) { TimerLoop(std::move(stop)); }) {}
+      timer_([this](const std::stop_token& stop) { TimerLoop(stop); }) {}
 
 WorkQueue::~WorkQueue() {
   ShutDown();
@@ -74,7 +65,7 @@ WorkQueue::~WorkQueue() {
 }
 
 void WorkQueue::Add(std::string_view key) {
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   AddLocked(std::string(key), clock_.Now());
 }
 
@@ -89,7 +80,7 @@ void WorkQueue::AddLocked(std::string key, TimePoint now) {
 }
 
 void WorkQueue::AddAfter(std::string_view key, Duration delay) {
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   if (shutting_down_) return;
   metrics_.retries.Inc();
   const TimePoint now = clock_.Now();
@@ -114,7 +105,7 @@ void WorkQueue::AddAfter(std::string_view key, Duration delay) {
 void WorkQueue::AddRateLimited(std::string_view key) {
   Duration delay{};
   {
-    std::lock_guard lock(mu_);
+    const std::lock_guard lock(mu_);
     if (shutting_down_) return;
     delay = limiter_.When(std::string(key));
   }
@@ -122,12 +113,12 @@ void WorkQueue::AddRateLimited(std::string_view key) {
 }
 
 void WorkQueue::Forget(std::string_view key) {
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   limiter_.Forget(key);
 }
 
 int WorkQueue::NumRequeues(std::string_view key) {
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   return limiter_.NumRequeues(key);
 }
 
@@ -159,7 +150,7 @@ std::optional<std::string> WorkQueue::Get() {
 }
 
 void WorkQueue::Done(std::string_view key) {
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   const auto it = processing_.find(std::string(key));
   if (it == processing_.end()) return;
   const TimePoint now = clock_.Now();
@@ -174,14 +165,14 @@ void WorkQueue::Done(std::string_view key) {
 }
 
 std::size_t WorkQueue::Len() {
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   if (!shutting_down_) PromoteDueLocked(clock_.Now());
   return queue_.size();
 }
 
 bool WorkQueue::WaitIdle(std::stop_token stop) {
   std::unique_lock lock(mu_);
-  return drained_cv_.wait(lock, stop, [this] {
+  return drained_cv_.wait(lock, std::move(stop), [this] {
     if (shutting_down_) return true;
     PromoteDueLocked(clock_.Now());
     return queue_.empty() && processing_.empty();
@@ -189,7 +180,7 @@ bool WorkQueue::WaitIdle(std::stop_token stop) {
 }
 
 void WorkQueue::ShutDown() {
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   ShutDownLocked();
 }
 
@@ -208,11 +199,11 @@ void WorkQueue::ShutDownWithDrain() {
 }
 
 bool WorkQueue::shutting_down() {
-  std::lock_guard lock(mu_);
+  const std::lock_guard lock(mu_);
   return shutting_down_;
 }
 
-void WorkQueue::TimerLoop(std::stop_token stop) {
+void WorkQueue::TimerLoop(const std::stop_token& stop) {
   std::unique_lock lock(mu_);
   while (!shutting_down_ && !stop.stop_requested()) {
     const std::size_t before = queue_.size();

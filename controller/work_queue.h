@@ -82,7 +82,7 @@ class WorkQueue {
 
   void AddLocked(std::string key, TimePoint now);
   void PromoteDueLocked(TimePoint now);
-  void TimerLoop(std::stop_token stop);
+  void TimerLoop(const std::stop_token& stop);
   void ShutDownLocked();
   void CollectLocked(TimePoint now);
 

@@ -245,6 +245,12 @@ void TaskSpecChecks(Checker& c, const TaskSpec& s, const std::string& path) {
   }
 }
 
+// A field an update must not change.
+void CheckImmutable(ValidationErrors& errors, bool changed, std::string path) {
+  if (changed)
+    errors.push_back({std::move(path), std::string(reason::kInvalid), "field is immutable"});
+}
+
 }  // namespace
 
 bool IsDnsLabel(std::string_view s) { return Matches(s, 63, false); }
@@ -381,12 +387,8 @@ ValidationErrors Validate(const Zone& zone, ValidationErrors* warnings) {
 ValidationErrors ValidateUpdate(const Zone& old_zone, const Zone& zone,
                                 ValidationErrors* warnings) {
   ValidationErrors errors = Validate(zone, warnings);
-  if (old_zone.spec.type != zone.spec.type) {
-    errors.push_back({"spec.type", std::string(reason::kInvalid), "field is immutable"});
-  }
-  if (old_zone.spec.namespace_ != zone.spec.namespace_) {
-    errors.push_back({"spec.namespace", std::string(reason::kInvalid), "field is immutable"});
-  }
+  CheckImmutable(errors, old_zone.spec.type != zone.spec.type, "spec.type");
+  CheckImmutable(errors, old_zone.spec.namespace_ != zone.spec.namespace_, "spec.namespace");
   return errors;
 }
 
@@ -407,9 +409,7 @@ ValidationErrors Validate(const Task& task, ValidationErrors* warnings) {
 ValidationErrors ValidateUpdate(const Task& old_task, const Task& task,
                                 ValidationErrors* warnings) {
   ValidationErrors errors = Validate(task, warnings);
-  if (old_task.spec.role != task.spec.role) {
-    errors.push_back({"spec.role", std::string(reason::kInvalid), "field is immutable"});
-  }
+  CheckImmutable(errors, old_task.spec.role != task.spec.role, "spec.role");
   if (Streaming(old_task.spec) != Streaming(task.spec)) {
     errors.push_back({"spec.input", std::string(reason::kInvalid),
                       "a task cannot switch between batch and streaming; create a new Task"});
@@ -875,12 +875,8 @@ ValidationErrors ValidateUpdate(const ModelVersion& old_mv, const ModelVersion& 
   ValidationErrors errors = Validate(mv, warnings);
   const auto& o = old_mv.spec;
   const auto& n = mv.spec;
-  if (o.model != n.model) {
-    errors.push_back({"spec.model", std::string(reason::kInvalid), "field is immutable"});
-  }
-  if (o.version != n.version) {
-    errors.push_back({"spec.version", std::string(reason::kInvalid), "field is immutable"});
-  }
+  CheckImmutable(errors, o.model != n.model, "spec.model");
+  CheckImmutable(errors, o.version != n.version, "spec.version");
   if (!(o.artifact == n.artifact)) {
     errors.push_back({"spec.artifact", std::string(reason::kInvalid),
                       "the artifact of a registered version is immutable; register a new version"});

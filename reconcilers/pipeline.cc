@@ -638,25 +638,15 @@ class Planner {
     if (phase == old_.phase || !phase) return;
     const api::Condition* c = api::FindCondition(status().conditions, kPipelineConditionSucceeded);
     const std::string message = c != nullptr ? c->message : std::string{};
-    switch (*phase) {
-      case PipelinePhase::kRunning:
-        plan_.events.push_back({"Normal", "Started", "the pipeline started"});
-        break;
-      case PipelinePhase::kSuspended:
-        plan_.events.push_back({"Normal", "Suspended", message});
-        break;
-      case PipelinePhase::kSucceeded:
-        plan_.events.push_back({"Normal", "Succeeded", message});
-        break;
-      case PipelinePhase::kFailed:
-        plan_.events.push_back({"Warning", "Failed", message});
-        break;
-      case PipelinePhase::kCancelled:
-        plan_.events.push_back({"Normal", "Cancelled", message});
-        break;
-      case PipelinePhase::kPending:
-        break;
+    // Entering Running is "Started"; Suspended, Succeeded, Failed and Cancelled are events of
+    // their own name with the Succeeded condition's message; Pending has none.
+    if (*phase == PipelinePhase::kPending) return;
+    if (*phase == PipelinePhase::kRunning) {
+      plan_.events.push_back({"Normal", "Started", "the pipeline started"});
+      return;
     }
+    plan_.events.push_back({*phase == PipelinePhase::kFailed ? "Warning" : "Normal",
+                            std::string(api::ToString(*phase)), message});
   }
 
   const api::Pipeline& p_;

@@ -170,7 +170,8 @@ class OperatorTest : public ::testing::Test {
   // Waits until `kind` `name` has status.phase `phase`; returns it as last seen.
   json WaitForPhase(const std::string& kind, const std::string& name, const std::string& phase,
                     std::chrono::seconds timeout) const {
-    return WaitForObject(kind, name, [&](const json& o) { return Phase(o) == phase; }, timeout);
+    return WaitForObject(
+        kind, name, [&](const json& o) { return Phase(o) == phase; }, timeout);
   }
 
   // True when `object` exists and is being deleted (metadata.deletionTimestamp is set).
@@ -178,12 +179,17 @@ class OperatorTest : public ::testing::Test {
     return object.is_object() && object["metadata"].contains("deletionTimestamp");
   }
 
+  // kubectl patch --type=merge of `kind` `name` in the test's namespace; kubectl's exit code.
+  int MergePatch(const std::string& kind, const std::string& name, const std::string& patch) const {
+    return C().Kubectl({"patch", kind, name, "-n", ns_, "--type=merge", "-p", patch}).exit_code;
+  }
+
   // Sets (hold) or clears the finalizers of `kind` `name` to millrace-test/hold, so that a
   // deletion of it waits until the test lets it go; returns kubectl's exit code.
   int Hold(const std::string& kind, const std::string& name, bool hold) const {
-    const std::string patch = hold ? R"({"metadata":{"finalizers":["millrace-test/hold"]}})"
-                                   : R"({"metadata":{"finalizers":null}})";
-    return C().Kubectl({"patch", kind, name, "-n", ns_, "--type=merge", "-p", patch}).exit_code;
+    return MergePatch(kind, name,
+                      hold ? R"({"metadata":{"finalizers":["millrace-test/hold"]}})"
+                           : R"({"metadata":{"finalizers":null}})");
   }
 
   std::string ns_;

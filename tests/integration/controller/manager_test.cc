@@ -109,6 +109,17 @@ std::string Holder(const std::string& ns) {
   return r.exit_code == 0 ? r.out : std::string{};
 }
 
+// Two replicas, <name>-a and <name>-b, electing a leader in `ns`.
+std::vector<Operator> TwoReplicas(const std::string& ns, const std::string& name,
+                                  const std::vector<std::string>& extra,
+                                  const std::vector<std::string>& env = {}) {
+  std::vector<Operator> ops;
+  ops.reserve(2);
+  ops.emplace_back(ns, name + "-a", extra, C().kubeconfig(), env);
+  ops.emplace_back(ns, name + "-b", extra, C().kubeconfig(), env);
+  return ops;
+}
+
 // Waits until exactly one of the two leads and returns its index.
 int WaitForOneLeader(const Operator& a, const Operator& b, seconds timeout) {
   int leader = -1;
@@ -124,9 +135,7 @@ int WaitForOneLeader(const Operator& a, const Operator& b, seconds timeout) {
 
 TEST_F(LeaderElection, ExactlyOneLeadsAndSigkillFailsOverWithinTheLeaseDuration) {
   const std::string ns = C().CreateNamespace();
-  std::vector<Operator> ops;
-  ops.emplace_back(ns, "le-kill-a", kFastLease);
-  ops.emplace_back(ns, "le-kill-b", kFastLease);
+  std::vector<Operator> ops = TwoReplicas(ns, "le-kill", kFastLease);
   const int leader = WaitForOneLeader(ops[0], ops[1], seconds(60));
   ASSERT_GE(leader, 0) << ops[0].process->Log() << ops[1].process->Log();
   EXPECT_FALSE(Holder(ns).empty());
@@ -155,9 +164,7 @@ TEST_F(LeaderElection, SigtermReleasesTheLeaseAndTheStandbyLeadsWithinTwoSeconds
   const std::string ns = C().CreateNamespace();
   // The default retry period (1s) decides how soon a standby notices a released lease.
   const std::vector<std::string> defaults = {};
-  std::vector<Operator> ops;
-  ops.emplace_back(ns, "le-term-a", defaults);
-  ops.emplace_back(ns, "le-term-b", defaults);
+  std::vector<Operator> ops = TwoReplicas(ns, "le-term", defaults);
   const int leader = WaitForOneLeader(ops[0], ops[1], seconds(60));
   ASSERT_GE(leader, 0) << ops[0].process->Log() << ops[1].process->Log();
 
@@ -199,9 +206,7 @@ TEST_F(LeaderElection, AFrozenLeaderMakesNoWriteAfterTheStandbyTookOver) {
   // An injected fault, not synchronisation: the operator holds each status write 1 s.
   const std::vector<std::string> slow_writes = {
       "MILLRACE_FAILPOINTS=task.before-status-patch=sleep(1000)"};
-  std::vector<Operator> ops;
-  ops.emplace_back(ns, "le-freeze-a", kFastLease, C().kubeconfig(), slow_writes);
-  ops.emplace_back(ns, "le-freeze-b", kFastLease, C().kubeconfig(), slow_writes);
+  std::vector<Operator> ops = TwoReplicas(ns, "le-freeze", kFastLease, slow_writes);
   const int leader = WaitForOneLeader(ops[0], ops[1], seconds(60));
   ASSERT_GE(leader, 0) << ops[0].process->Log() << ops[1].process->Log();
   Operator& old = ops[static_cast<size_t>(leader)];
@@ -363,9 +368,7 @@ TEST_F(Manager, ACacheSyncTimeoutExitsOneCleanly) {
 
 TEST_F(Manager, SigtermToAStandbyExitsCleanly) {
   const std::string ns = C().CreateNamespace();
-  std::vector<Operator> ops;
-  ops.emplace_back(ns, "standby-a", kFastLease);
-  ops.emplace_back(ns, "standby-b", kFastLease);
+  std::vector<Operator> ops = TwoReplicas(ns, "standby", kFastLease);
   const int leader = WaitForOneLeader(ops[0], ops[1], seconds(60));
   ASSERT_GE(leader, 0);
   TaskStream stream(ns);

@@ -77,10 +77,7 @@ TEST_F(ModelVersionTest, PromotingV2ArchivesV1AndMovesTheStableService) {
 
   C().Apply(Version("2", "Staging"), ns_);
   ASSERT_EQ(Stage(WaitForStage("churn-2", "Staging")), "Staging");
-  ASSERT_EQ(C().Kubectl({"patch", "modelversion", "churn-2", "-n", ns_, "--type=merge", "-p",
-                         R"({"spec":{"stage":"Production"}})"})
-                .exit_code,
-            0);
+  ASSERT_EQ(MergePatch("modelversion", "churn-2", R"({"spec":{"stage":"Production"}})"), 0);
   const json v2 = WaitForStage("churn-2", "Production");
   ASSERT_EQ(Stage(v2), "Production") << v2.dump(2);
   EXPECT_EQ(v2["status"]["previousProductionVersion"], "1");

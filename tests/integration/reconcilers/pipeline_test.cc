@@ -272,10 +272,7 @@ TEST_F(PipelineTest, CancelStopsRunningStepsAndStillRunsFinally) {
                Step("cleanup")),
       ns_);
   ASSERT_TRUE(WaitFor([&] { return Phase(Get("task", "stop-long")) == "Running"; }, seconds(60)));
-  ASSERT_EQ(C().Kubectl({"patch", "pipeline", "stop", "-n", ns_, "--type=merge", "-p",
-                         R"({"spec":{"cancel":true}})"})
-                .exit_code,
-            0);
+  ASSERT_EQ(MergePatch("pipeline", "stop", R"({"spec":{"cancel":true}})"), 0);
   const json p = WaitForPhase("stop", "Cancelled");
   ASSERT_EQ(Phase(p), "Cancelled") << p.dump(2);
   auto steps = Steps(p);

@@ -463,10 +463,7 @@ TEST_F(TaskTest, TimeoutFailsTheTaskAndStopsItsJob) {
 TEST_F(TaskTest, CancelStopsARunningTask) {
   C().Apply(BatchTask("stopme", RunFor("120s")), ns_);
   ASSERT_EQ(Phase(WaitForPhase("stopme", "Running")), "Running");
-  ASSERT_EQ(C().Kubectl({"patch", "task", "stopme", "-n", ns_, "--type=merge", "-p",
-                         R"({"spec":{"cancel":true}})"})
-                .exit_code,
-            0);
+  ASSERT_EQ(MergePatch("task", "stopme", R"({"spec":{"cancel":true}})"), 0);
   const json task = WaitForPhase("stopme", "Cancelled");
   ASSERT_EQ(Phase(task), "Cancelled") << task.dump(2);
   EXPECT_EQ(ReadyReason(task), "Cancelled");
@@ -486,10 +483,7 @@ TEST_F(TaskTest, ACancelCountsTheJobOfAnUnrecordedAttempt) {
                               "informer.jobs.batch.event=sleep(10000)"});
   C().Apply(BatchTask("unrecorded", RunFor("120s")), ns_);
   ASSERT_TRUE(WaitFor([&] { return Jobs("unrecorded").size() == 1; }, seconds(60)));
-  ASSERT_EQ(C().Kubectl({"patch", "task", "unrecorded", "-n", ns_, "--type=merge", "-p",
-                         R"({"spec":{"cancel":true}})"})
-                .exit_code,
-            0);
+  ASSERT_EQ(MergePatch("task", "unrecorded", R"({"spec":{"cancel":true}})"), 0);
   const json task = WaitForPhase("unrecorded", "Cancelled", seconds(60));
   ASSERT_EQ(Phase(task), "Cancelled") << task.dump(2);
   EXPECT_EQ(task["status"]["attempts"], 1) << task.dump(2);
@@ -512,10 +506,7 @@ void TaskTest::CancelKilledAt(const std::string& failpoint, bool status_written)
   ASSERT_EQ(Jobs("killed").size(), 1u);
   ASSERT_FALSE(
       C().KubectlJson({"get", "task", "killed", "-n", ns_})["status"].contains("attempts"));
-  ASSERT_EQ(C().Kubectl({"patch", "task", "killed", "-n", ns_, "--type=merge", "-p",
-                         R"({"spec":{"cancel":true}})"})
-                .exit_code,
-            0);
+  ASSERT_EQ(MergePatch("task", "killed", R"({"spec":{"cancel":true}})"), 0);
 
   op_ = StartOperator("task-operator-killed-stopping.log", {},
                       {"MILLRACE_FAILPOINTS=" + failpoint + "=1*kill"});

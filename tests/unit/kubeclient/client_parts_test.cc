@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -121,30 +122,29 @@ TEST(RequestMetrics, CountsByVerbAndCode) {
 }
 
 TEST(ParseHttpUrl, SchemeHostPortAndPathPrefix) {
-  auto plain = internal::ParseHttpUrl("https://10.0.0.1:6443", "server");
-  ASSERT_TRUE(plain) << plain.error().ToString();
-  EXPECT_TRUE(plain->tls);
-  EXPECT_EQ(plain->host, "10.0.0.1");
-  EXPECT_EQ(plain->port, "6443");
-  EXPECT_EQ(plain->path, "");
-  EXPECT_EQ(plain->authority(), "10.0.0.1:6443");
-  auto prefixed = internal::ParseHttpUrl("HTTPS://lb.example/k8s/clusters/a/", "server");
-  ASSERT_TRUE(prefixed);
-  EXPECT_EQ(prefixed->port, "443");
-  EXPECT_EQ(prefixed->path, "/k8s/clusters/a");
-  auto v6 = internal::ParseHttpUrl("http://user:pw@[::1]:8080/", "proxy-url");
-  ASSERT_TRUE(v6);
-  EXPECT_FALSE(v6->tls);
-  EXPECT_EQ(v6->host, "::1");
-  EXPECT_EQ(v6->authority(), "[::1]:8080");
-  EXPECT_EQ(v6->userinfo, "user:pw");
-  auto escaped = internal::ParseHttpUrl("http://ops:p%40ss%3A1@proxy:3128", "proxy-url");
-  ASSERT_TRUE(escaped);
-  EXPECT_EQ(escaped->userinfo, "ops:p@ss:1");
-  EXPECT_EQ(escaped->host, "proxy");
-  auto no_port = internal::ParseHttpUrl("http://proxy", "proxy-url");
-  ASSERT_TRUE(no_port);
-  EXPECT_EQ(no_port->port, "80");
+  struct Case {
+    std::string url;
+    bool tls;
+    std::string host, port, path, authority, userinfo;
+  };
+  const std::vector<Case> cases = {
+      {"https://10.0.0.1:6443", true, "10.0.0.1", "6443", "", "10.0.0.1:6443", ""},
+      {"HTTPS://lb.example/k8s/clusters/a/", true, "lb.example", "443", "/k8s/clusters/a",
+       "lb.example:443", ""},
+      {"http://user:pw@[::1]:8080/", false, "::1", "8080", "", "[::1]:8080", "user:pw"},
+      {"http://ops:p%40ss%3A1@proxy:3128", false, "proxy", "3128", "", "proxy:3128", "ops:p@ss:1"},
+      {"http://proxy", false, "proxy", "80", "", "proxy:80", ""},
+  };
+  for (const Case& c : cases) {
+    const auto url = internal::ParseHttpUrl(c.url, "server");
+    ASSERT_TRUE(url) << c.url << ": " << url.error().ToString();
+    EXPECT_EQ(url->tls, c.tls) << c.url;
+    EXPECT_EQ(url->host, c.host) << c.url;
+    EXPECT_EQ(url->port, c.port) << c.url;
+    EXPECT_EQ(url->path, c.path) << c.url;
+    EXPECT_EQ(url->authority(), c.authority) << c.url;
+    EXPECT_EQ(url->userinfo, c.userinfo) << c.url;
+  }
 }
 
 TEST(ParseHttpUrl, RejectsWhatItCannotReachWithTheReason) {

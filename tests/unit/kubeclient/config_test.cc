@@ -64,11 +64,17 @@ contexts:
   context: {cluster: other, user: plugin}
 )";
 
-TEST(Kubeconfig, FirstFileWinsForMapKeysAndCurrentContext) {
-  TempDir dir;
+// kFirst and kSecond written to <dir>/a/config and <dir>/b/config and loaded in that order, with
+// `context` (empty: the current context).
+auto LoadBoth(TempDir& dir, const std::string& context) {
   const auto a = dir.Write("a/config", kFirst);
   const auto b = dir.Write("b/config", kSecond);
-  const auto config = LoadKubeconfig({.paths = {a, b}, .context = {}});
+  return LoadKubeconfig({.paths = {a, b}, .context = context});
+}
+
+TEST(Kubeconfig, FirstFileWinsForMapKeysAndCurrentContext) {
+  TempDir dir;
+  const auto config = LoadBoth(dir, "");
   ASSERT_TRUE(config) << config.error().ToString();
   EXPECT_EQ(config->context, "first");
   EXPECT_EQ(config->server, "https://first.example:6443/prefix");  // not the second file's
@@ -81,9 +87,7 @@ TEST(Kubeconfig, FirstFileWinsForMapKeysAndCurrentContext) {
 
 TEST(Kubeconfig, ExplicitContextOverridesCurrentAndCanUseEntriesFromAnyFile) {
   TempDir dir;
-  const auto a = dir.Write("a/config", kFirst);
-  const auto b = dir.Write("b/config", kSecond);
-  const auto config = LoadKubeconfig({.paths = {a, b}, .context = "to-other"});
+  const auto config = LoadBoth(dir, "to-other");
   ASSERT_TRUE(config) << config.error().ToString();
   EXPECT_EQ(config->server, "https://other.example");
   EXPECT_TRUE(config->insecure_skip_tls_verify);
@@ -93,12 +97,10 @@ TEST(Kubeconfig, ExplicitContextOverridesCurrentAndCanUseEntriesFromAnyFile) {
 
 TEST(Kubeconfig, FilesAreResolvedAgainstTheDirectoryOfTheirKubeconfig) {
   TempDir dir;
-  const auto a = dir.Write("a/config", kFirst);
-  const auto b = dir.Write("b/config", kSecond);
   dir.Write("b/tokens/t", "file-token\n");
   dir.Write("b/certs/c.crt", "CERT-FROM-FILE");
   dir.Write("b/certs/c.key", "KEY-FROM-FILE");
-  const auto config = LoadKubeconfig({.paths = {a, b}, .context = "second"});
+  const auto config = LoadBoth(dir, "second");
   ASSERT_TRUE(config) << config.error().ToString();
   EXPECT_EQ(config->token_file, dir.path() + "/b/tokens/t");
   EXPECT_EQ(config->client_cert_file, dir.path() + "/b/certs/c.crt");
@@ -108,9 +110,7 @@ TEST(Kubeconfig, FilesAreResolvedAgainstTheDirectoryOfTheirKubeconfig) {
 
 TEST(Kubeconfig, ExecPluginSpecIsParsed) {
   TempDir dir;
-  const auto a = dir.Write("a/config", kFirst);
-  const auto b = dir.Write("b/config", kSecond);
-  const auto config = LoadKubeconfig({.paths = {a, b}, .context = "exec"});
+  const auto config = LoadBoth(dir, "exec");
   ASSERT_TRUE(config) << config.error().ToString();
   ASSERT_TRUE(config->exec.has_value());
   EXPECT_EQ(config->exec->api_version, "client.authentication.k8s.io/v1");

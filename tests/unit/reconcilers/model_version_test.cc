@@ -4,23 +4,14 @@
 #include <string>
 #include <vector>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
-#include "crds/meta.h"
-#include "tests/unit/crds/testdata.h"
+#include "tests/unit/reconcilers/plan_test.h"
 
 namespace millrace::reconcilers {
 namespace {
 
-using api::Json;
+using namespace plan_test;
 using api::ModelVersionPhase;
 using api::Stage;
-using std::chrono::seconds;
-using ::testing::HasSubstr;
-using ::testing::IsEmpty;
-
-const api::Time kT0 = *api::ParseTime("2026-11-23T10:00:00Z");
 
 api::ModelVersion Version(const std::string& version, const std::string& stage,
                           const Json& status = nullptr, const std::string& extra = "") {

@@ -2,24 +2,14 @@
 
 #include <stdexcept>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
-#include "crds/meta.h"
-#include "tests/unit/crds/testdata.h"
+#include "tests/unit/reconcilers/plan_test.h"
 
 namespace millrace::reconcilers {
 namespace {
 
-using api::Json;
+using namespace plan_test;
 using api::PipelinePhase;
 using api::StepPhase;
-using std::chrono::seconds;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
-using ::testing::IsEmpty;
-
-const api::Time kT0 = *api::ParseTime("2026-11-23T10:00:00Z");
 
 api::Pipeline PipelineFrom(const std::string& yaml, const Json& status = nullptr) {
   return api::testing::ObjectFrom<api::Pipeline>(api::testing::YamlToJson(yaml).at(0), "uid-p",

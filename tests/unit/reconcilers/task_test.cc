@@ -3,23 +3,14 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
-#include "crds/meta.h"
 #include "reconcilers/names.h"
-#include "tests/unit/crds/testdata.h"
+#include "tests/unit/reconcilers/plan_test.h"
 
 namespace millrace::reconcilers {
 namespace {
 
-using api::Json;
+using namespace plan_test;
 using api::TaskPhase;
-using std::chrono::seconds;
-using ::testing::HasSubstr;
-using ::testing::IsEmpty;
-
-const api::Time kT0 = *api::ParseTime("2026-11-23T10:00:00Z");
 
 api::Task TaskFrom(const std::string& yaml, const Json& status = nullptr) {
   return api::testing::ObjectFrom<api::Task>(api::testing::YamlToJson(yaml).at(0), "uid-1", status);

@@ -2,18 +2,12 @@
 
 #include <stdexcept>
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
-#include "crds/meta.h"
-#include "tests/unit/crds/testdata.h"
+#include "tests/unit/reconcilers/plan_test.h"
 
 namespace millrace::reconcilers {
 namespace {
 
-using api::Json;
-using ::testing::ElementsAre;
-using ::testing::IsEmpty;
+using namespace plan_test;
 
 api::Zone ZoneFrom(const Json& j) {
   auto z = api::Zone::FromJson(j);
