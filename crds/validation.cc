@@ -384,13 +384,16 @@ ValidationErrors Validate(const Zone& zone, ValidationErrors* warnings) {
   return errors;
 }
 
-ValidationErrors ValidateUpdate(const Zone& old_zone, const Zone& zone,
-                                ValidationErrors* warnings) {
-  ValidationErrors errors = Validate(zone, warnings);
+namespace {
+
+// What an update of a Zone must not change.
+void CheckUpdate(const Zone& old_zone, const Zone& zone, ValidationErrors& errors,
+                 ValidationErrors* /*warnings*/) {
   CheckImmutable(errors, old_zone.spec.type != zone.spec.type, "spec.type");
   CheckImmutable(errors, old_zone.spec.namespace_ != zone.spec.namespace_, "spec.namespace");
-  return errors;
 }
+
+}  // namespace
 
 // ---- Task
 // -----------------------------------------------------------------------------------------
@@ -406,9 +409,11 @@ ValidationErrors Validate(const Task& task, ValidationErrors* warnings) {
   return errors;
 }
 
-ValidationErrors ValidateUpdate(const Task& old_task, const Task& task,
-                                ValidationErrors* warnings) {
-  ValidationErrors errors = Validate(task, warnings);
+namespace {
+
+// What an update of a Task must not change.
+void CheckUpdate(const Task& old_task, const Task& task, ValidationErrors& errors,
+                 ValidationErrors* /*warnings*/) {
   CheckImmutable(errors, old_task.spec.role != task.spec.role, "spec.role");
   if (Streaming(old_task.spec) != Streaming(task.spec)) {
     errors.push_back({"spec.input", std::string(reason::kInvalid),
@@ -417,8 +422,9 @@ ValidationErrors ValidateUpdate(const Task& old_task, const Task& task,
   if (Cancelled(old_task.spec) && !Cancelled(task.spec)) {
     errors.push_back({"spec.cancel", std::string(reason::kForbidden), "cancel cannot be undone"});
   }
-  return errors;
 }
+
+}  // namespace
 
 // ---- Pipeline
 // -------------------------------------------------------------------------------------
@@ -678,9 +684,12 @@ ValidationErrors Validate(const Pipeline& pipeline, ValidationErrors* warnings) 
   return errors;
 }
 
-ValidationErrors ValidateUpdate(const Pipeline& old_pipeline, const Pipeline& pipeline,
-                                ValidationErrors* warnings) {
-  ValidationErrors errors = Validate(pipeline, warnings);
+namespace {
+
+// What an update of a Pipeline must not change (a Pipeline is one run), and what it changes too
+// late to matter (a warning).
+void CheckUpdate(const Pipeline& old_pipeline, const Pipeline& pipeline, ValidationErrors& errors,
+                 ValidationErrors* warnings) {
   const auto& o = old_pipeline.spec;
   const auto& n = pipeline.spec;
   const auto steps_json = [](const std::vector<Step>& steps) {
@@ -722,8 +731,9 @@ ValidationErrors ValidateUpdate(const Pipeline& old_pipeline, const Pipeline& pi
   if (started && warnings != nullptr && !o.suspend.value_or(false) && n.suspend.value_or(false)) {
     warnings->push_back({"spec.suspend", "Warning", "no effect: the run has already started"});
   }
-  return errors;
 }
+
+}  // namespace
 
 // ---- ModelVersion
 // -----------------------------------------------------------------------------------
@@ -870,9 +880,11 @@ ValidationErrors Validate(const ModelVersion& mv, ValidationErrors* warnings) {
   return errors;
 }
 
-ValidationErrors ValidateUpdate(const ModelVersion& old_mv, const ModelVersion& mv,
-                                ValidationErrors* warnings) {
-  ValidationErrors errors = Validate(mv, warnings);
+namespace {
+
+// What an update of a ModelVersion must not change: the registered version.
+void CheckUpdate(const ModelVersion& old_mv, const ModelVersion& mv, ValidationErrors& errors,
+                 ValidationErrors* /*warnings*/) {
   const auto& o = old_mv.spec;
   const auto& n = mv.spec;
   CheckImmutable(errors, o.model != n.model, "spec.model");
@@ -885,8 +897,21 @@ ValidationErrors ValidateUpdate(const ModelVersion& old_mv, const ModelVersion& 
     errors.push_back(
         {"spec.lineage", std::string(reason::kInvalid), "lineage is immutable once set"});
   }
+}
+
+}  // namespace
+
+template <class T>
+ValidationErrors ValidateUpdate(const T& old_object, const T& object, ValidationErrors* warnings) {
+  ValidationErrors errors = Validate(object, warnings);
+  CheckUpdate(old_object, object, errors, warnings);
   return errors;
 }
+template ValidationErrors ValidateUpdate(const Zone&, const Zone&, ValidationErrors*);
+template ValidationErrors ValidateUpdate(const Task&, const Task&, ValidationErrors*);
+template ValidationErrors ValidateUpdate(const Pipeline&, const Pipeline&, ValidationErrors*);
+template ValidationErrors ValidateUpdate(const ModelVersion&, const ModelVersion&,
+                                         ValidationErrors*);
 
 ValidationErrors ValidateProductionUnique(const ModelVersion& mv,
                                           std::span<const ModelVersion> others) {

@@ -23,14 +23,10 @@ ValidationErrors Validate(const Task& task, ValidationErrors* warnings = nullptr
 ValidationErrors Validate(const Pipeline& pipeline, ValidationErrors* warnings = nullptr);
 ValidationErrors Validate(const ModelVersion& mv, ValidationErrors* warnings = nullptr);
 
-// Validate(new) plus the rules of a change: immutable fields, cancel cannot be undone.
-ValidationErrors ValidateUpdate(const Zone& old_zone, const Zone& zone,
-                                ValidationErrors* warnings = nullptr);
-ValidationErrors ValidateUpdate(const Task& old_task, const Task& task,
-                                ValidationErrors* warnings = nullptr);
-ValidationErrors ValidateUpdate(const Pipeline& old_pipeline, const Pipeline& pipeline,
-                                ValidationErrors* warnings = nullptr);
-ValidationErrors ValidateUpdate(const ModelVersion& old_mv, const ModelVersion& mv,
+// Validate(new) plus the rules of a change: immutable fields, cancel cannot be undone. For Zone,
+// Task, Pipeline and ModelVersion.
+template <class T>
+ValidationErrors ValidateUpdate(const T& old_object, const T& object,
                                 ValidationErrors* warnings = nullptr);
 
 // A Task spec at `path` (e.g. "spec" or "spec.steps[3].task").

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -24,6 +25,11 @@
 #include "tests/support/process.h"
 
 namespace millrace::testing {
+
+// The names every operator test uses.
+using nlohmann::json;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
 
 class OperatorTest : public ::testing::Test {
  protected:

@@ -20,10 +20,6 @@
 namespace millrace::testing {
 namespace {
 
-using nlohmann::json;
-using std::chrono::seconds;
-using ::testing::HasSubstr;
-
 api::Time TimeOf(const json& j, const char* key) {
   return *api::ParseTime(j.at(key).get<std::string>());
 }

@@ -19,10 +19,6 @@
 namespace millrace::testing {
 namespace {
 
-using nlohmann::json;
-using std::chrono::seconds;
-using ::testing::HasSubstr;
-
 class TaskTest : public OperatorTest {
  protected:
   static void SetUpTestSuite() { StartSuite("task-operator.log"); }

@@ -14,9 +14,6 @@
 namespace millrace::testing {
 namespace {
 
-using nlohmann::json;
-using std::chrono::seconds;
-
 class ZoneTest : public OperatorTest {
  protected:
   static void SetUpTestSuite() { StartSuite("zone-operator.log"); }

@@ -24,9 +24,6 @@
 namespace millrace::testing {
 namespace {
 
-using nlohmann::json;
-using std::chrono::seconds;
-using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
 std::string Base64(const std::string& in) {
