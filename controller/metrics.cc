@@ -23,7 +23,7 @@ bool ValidName(std::string_view name, bool allow_colon) {
     const bool alpha =
         (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (allow_colon && c == ':');
     const bool digit = c >= '0' && c <= '9';
-    if (!alpha && (!digit || i <= 0)) return false;
+    if (!alpha && (!digit || i == 0)) return false;
   }
   return true;
 }

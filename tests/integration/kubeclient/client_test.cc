@@ -293,6 +293,12 @@ TEST(ClientCustomResources, CrudAndStatusSubresourceOfACrd) {
             properties: {phase: {type: string}, observed: {type: integer}}
 )");
   ASSERT_TRUE(widgets) << widgets.error().ToString();
+  const json crd = C().KubectlJson({"get", "crd", "widgets.kubeclient.millrace.io"});
+  bool established = false;
+  for (const auto& c : crd["status"].value("conditions", json::array())) {
+    established = established || (c["type"] == "Established" && c["status"] == "True");
+  }
+  EXPECT_TRUE(established) << crd.dump(2);
   EXPECT_EQ(widgets->resource, "widgets");
   EXPECT_TRUE(widgets->namespaced);
 
