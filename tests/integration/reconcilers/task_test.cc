@@ -416,7 +416,8 @@ TEST_F(TaskTest, APodDeletedByHandIsRetriedInsteadOfLeavingTheTaskRunning) {
   EXPECT_NE(std::find(reasons.begin(), reasons.end(), "AttemptFailed"), reasons.end());
 }
 
-// The pod watch lags the Job watch: a failpoint holds each pod event 3 s before the operator's
+// The pod watch lags the Job watch: a failpoint (an injected fault inside the operator, not
+// synchronisation; the test waits on conditions) holds each pod event 3 s before the operator's
 // cache applies it, so a Job is finished long before the cache shows its pod finished. The task
 // must still end on its pod's real final state: the results the pod wrote, and a real failure's
 // exit code (not an eviction, which this task's retry policy would retry).
