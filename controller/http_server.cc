@@ -10,11 +10,6 @@
 namespace millrace::controller {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
-
 using Routes = std::map<std::string, HttpHandler, std::less<>>;
 
 constexpr auto kIdleTimeout = std::chrono::seconds{30};
@@ -127,12 +122,9 @@ void HttpServer::Handle(std::string path, HttpHandler handler) {
 }
 
 std::expected<void, std::string> HttpServer::Start() {
-  auto& acceptor = impl_->acceptor;
-  if (auto listening = kube::Listen(acceptor, impl_->options.address, impl_->options.port);
-      !listening) {
-    return listening;
-  }
-  impl_->port = acceptor.local_endpoint().port();
+  const auto port = kube::Listen(impl_->acceptor, impl_->options.address, impl_->options.port);
+  if (!port) return std::unexpected(port.error());
+  impl_->port = *port;
   impl_->Accept();
   impl_->thread = std::thread([this] { impl_->ioc.run(); });
   return {};

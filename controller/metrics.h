@@ -20,24 +20,26 @@ namespace millrace::controller {
 // and keep the reference. Increments and observations on a child are lock-free atomics; only
 // creating a child or exposing takes a lock. Expose() renders text exposition format 0.0.4.
 
-class Counter {
+// The value behind a counter (which only goes up) or a gauge.
+class MetricValue {
  public:
-  void Inc(double v = 1.0) { value_.fetch_add(v, std::memory_order_relaxed); }
   double Value() const { return value_.load(std::memory_order_relaxed); }
 
- private:
+ protected:
+  void Add(double v) { value_.fetch_add(v, std::memory_order_relaxed); }
   std::atomic<double> value_{0.0};
 };
 
-class Gauge {
+class Counter : public MetricValue {
+ public:
+  void Inc(double v = 1.0) { Add(v); }
+};
+
+class Gauge : public MetricValue {
  public:
   void Set(double v) { value_.store(v, std::memory_order_relaxed); }
-  void Inc(double v = 1.0) { value_.fetch_add(v, std::memory_order_relaxed); }
-  void Dec(double v = 1.0) { value_.fetch_sub(v, std::memory_order_relaxed); }
-  double Value() const { return value_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<double> value_{0.0};
+  void Inc(double v = 1.0) { Add(v); }
+  void Dec(double v = 1.0) { Add(-v); }
 };
 
 // Fixed upper bounds (le, inclusive), ascending; an implicit +Inf bucket follows.
@@ -102,7 +104,7 @@ class Family final : public FamilyBase {
   // The child with these label values (in label-name order), created on first use.
   Metric& WithLabels(std::initializer_list<std::string_view> values) {
     LabelValues key = CheckLabels(values);
-    std::lock_guard lock(mu_);
+    const std::lock_guard lock(mu_);
     auto& child = children_[std::move(key)];
     if (!child) child = std::make_unique<Metric>();
     return *child;

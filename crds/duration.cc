@@ -29,15 +29,12 @@ bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 std::expected<std::chrono::nanoseconds, std::string> ParseDuration(std::string_view text) {
   const std::string quoted = "invalid duration \"" + std::string(text) + "\"";
   std::string_view s = text;
-  bool negative = false;
-  if (!s.empty() && (s.front() == '-' || s.front() == '+')) {
-    negative = s.front() == '-';
-    s.remove_prefix(1);
-  }
+  const bool negative = s.starts_with('-');
+  if (negative || s.starts_with('+')) s.remove_prefix(1);
   if (s == "0") return std::chrono::nanoseconds{0};
   if (s.empty()) return std::unexpected(quoted);
   // Accumulate in unsigned 64 bits like Go, which allows exactly up to 2^63 (for the minimum).
-  constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+  constexpr auto kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
   uint64_t total = 0;
   while (!s.empty()) {
     uint64_t whole = 0;
@@ -97,7 +94,7 @@ std::string FracString(uint64_t v, int prec) {
   std::string frac;
   bool print = false;
   for (int i = 0; i < prec; ++i) {
-    const auto digit = static_cast<char>('0' + v % 10);
+    const auto digit = static_cast<char>('0' + (v % 10));
     print = print || digit != '0';
     if (print) frac.insert(frac.begin(), digit);
     v /= 10;
@@ -114,7 +111,7 @@ std::string FormatDuration(std::chrono::nanoseconds d) {
   if (n == 0) return "0s";
   const bool negative = n < 0;
   // Magnitude as unsigned, valid for the minimum too.
-  uint64_t u = negative ? static_cast<uint64_t>(-(n + 1)) + 1 : static_cast<uint64_t>(n);
+  const uint64_t u = negative ? static_cast<uint64_t>(-(n + 1)) + 1 : static_cast<uint64_t>(n);
   std::string out;
   if (u < 1000000000ULL) {
     if (u < 1000) {
@@ -160,7 +157,12 @@ std::expected<Time, std::string> ParseTime(std::string_view text) {
   const auto bad = [&] {
     return std::unexpected("invalid time \"" + std::string(text) + "\": want RFC 3339");
   };
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  int year = 0;
+  int month = 0;
+  int day = 0;
+  int hour = 0;
+  int minute = 0;
+  int second = 0;
   if (text.size() < 20 || !ReadInt(text, 0, 4, year) || text[4] != '-' ||
       !ReadInt(text, 5, 2, month) || text[7] != '-' || !ReadInt(text, 8, 2, day) ||
       (text[10] != 'T' && text[10] != 't' && text[10] != ' ') || !ReadInt(text, 11, 2, hour) ||
@@ -180,7 +182,8 @@ std::expected<Time, std::string> ParseTime(std::string_view text) {
   if (zone == "Z" || zone == "z") {
     // UTC
   } else if (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':') {
-    int oh = 0, om = 0;
+    int oh = 0;
+    int om = 0;
     if (!ReadInt(zone, 1, 2, oh) || !ReadInt(zone, 4, 2, om) || oh > 23 || om > 59) return bad();
     offset = std::chrono::hours(oh) + std::chrono::minutes(om);
     if (zone[0] == '-') offset = -offset;

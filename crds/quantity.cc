@@ -26,11 +26,8 @@ int64_t Pow10(int e) {
 std::expected<Quantity, std::string> Quantity::Parse(std::string_view text) {
   const std::string quoted = "invalid quantity \"" + std::string(text) + "\"";
   std::string_view s = text;
-  bool negative = false;
-  if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
-    negative = s.front() == '-';
-    s.remove_prefix(1);
-  }
+  const bool negative = s.starts_with('-');
+  if (negative || s.starts_with('+')) s.remove_prefix(1);
   // The number: digits with at most one '.', at least one digit.
   int64_t mantissa = 0;
   int frac_digits = 0;

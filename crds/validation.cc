@@ -759,6 +759,29 @@ bool Compare(double lhs, Operator op, double rhs) {
   return false;
 }
 
+namespace {
+
+// Whether `lineage` records `field` (a non-empty value).
+bool LineageFieldSet(const std::optional<Lineage>& lineage, LineageField field) {
+  if (!lineage) return false;
+  const auto set = [](const std::optional<std::string>& value) { return value && !value->empty(); };
+  switch (field) {
+    case LineageField::kPipeline:
+      return set(lineage->pipeline);
+    case LineageField::kStep:
+      return set(lineage->step);
+    case LineageField::kDatasets:
+      return !lineage->datasets.empty();
+    case LineageField::kCodeRevision:
+      return set(lineage->code_revision);
+    case LineageField::kImage:
+      return set(lineage->image);
+  }
+  return false;
+}
+
+}  // namespace
+
 std::vector<std::string> FailedGates(const ModelVersionSpec& spec) {
   std::vector<std::string> failed;
   if (!spec.gates) return failed;
@@ -773,28 +796,8 @@ std::vector<std::string> FailedGates(const ModelVersionSpec& spec) {
     }
   }
   for (const auto field : spec.gates->required_lineage) {
-    const auto& l = spec.lineage;
-    bool set = false;
-    if (l) {
-      switch (field) {
-        case LineageField::kPipeline:
-          set = l->pipeline && !l->pipeline->empty();
-          break;
-        case LineageField::kStep:
-          set = l->step && !l->step->empty();
-          break;
-        case LineageField::kDatasets:
-          set = !l->datasets.empty();
-          break;
-        case LineageField::kCodeRevision:
-          set = l->code_revision && !l->code_revision->empty();
-          break;
-        case LineageField::kImage:
-          set = l->image && !l->image->empty();
-          break;
-      }
-    }
-    if (!set) failed.push_back("lineage field " + std::string(ToString(field)) + " is not set");
+    if (!LineageFieldSet(spec.lineage, field))
+      failed.push_back("lineage field " + std::string(ToString(field)) + " is not set");
   }
   return failed;
 }

@@ -16,26 +16,38 @@
 #include <expected>
 #include <string>
 
-namespace millrace::kube {
+namespace millrace {
+
+// Millrace's short names for Asio and Beast, for the files that include this header.
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+
+namespace kube {
 
 // Opens `acceptor` on address:port (port 0: any free port), with SO_REUSEADDR, and listens: the
-// start of Millrace's HTTP servers (controller/http_server.cc, webhooks/server.cc). On failure the
-// acceptor is closed and the error names the address and the reason.
-inline std::expected<void, std::string> Listen(boost::asio::ip::tcp::acceptor& acceptor,
-                                               const std::string& address, std::uint16_t port) {
-  namespace asio = boost::asio;
-  boost::beast::error_code ec;
+// start of Millrace's HTTP servers (controller/http_server.cc, webhooks/server.cc). Returns the
+// port it listens on. On failure the acceptor is closed and the error names the address and the
+// reason.
+inline std::expected<std::uint16_t, std::string> Listen(tcp::acceptor& acceptor,
+                                                        const std::string& address,
+                                                        std::uint16_t port) {
+  beast::error_code ec;
   const auto ip = asio::ip::make_address(address, ec);
   if (ec) return std::unexpected("bad address " + address + ": " + ec.message());
-  const asio::ip::tcp::endpoint endpoint{ip, port};
+  const tcp::endpoint endpoint{ip, port};
   if (!acceptor.open(endpoint.protocol(), ec) &&
       !acceptor.set_option(asio::socket_base::reuse_address(true), ec) &&
       !acceptor.bind(endpoint, ec) &&
       !acceptor.listen(asio::socket_base::max_listen_connections, ec)) {
-    return {};
+    const auto bound = acceptor.local_endpoint(ec);
+    if (!ec) return bound.port();
   }
   acceptor.close();
   return std::unexpected("listen on " + address + ":" + std::to_string(port) + ": " + ec.message());
 }
 
-}  // namespace millrace::kube
+}  // namespace kube
+}  // namespace millrace

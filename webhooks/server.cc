@@ -19,11 +19,6 @@
 namespace millrace::webhooks {
 namespace {
 
-namespace asio = boost::asio;
-namespace ssl = asio::ssl;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kIdleTimeout = std::chrono::seconds{30};
@@ -416,12 +411,9 @@ WebhookServer::~WebhookServer() { Stop(); }
 
 std::expected<void, std::string> WebhookServer::Start() {
   if (auto loaded = impl_->certificates.Load(); !loaded) return loaded;
-  auto& acceptor = impl_->acceptor;
-  if (auto listening = kube::Listen(acceptor, impl_->options.address, impl_->options.port);
-      !listening) {
-    return listening;
-  }
-  impl_->port = acceptor.local_endpoint().port();
+  const auto port = kube::Listen(impl_->acceptor, impl_->options.address, impl_->options.port);
+  if (!port) return std::unexpected(port.error());
+  impl_->port = *port;
   impl_->Accept();
   impl_->WatchCertificates();
   for (int i = 0; i < std::max(1, impl_->options.threads); ++i) {

@@ -5,23 +5,14 @@
 #include <string>
 #include <utility>  // before Asio 1.74, whose awaitable.hpp misses it
 
-// g++ 12 reports -Wnull-dereference inside Asio's inlined scheduler code; it is not ours to fix.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wnull-dereference"
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#pragma GCC diagnostic pop
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "kubeclient/beast.h"
 
 namespace millrace::controller {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
 using ::testing::HasSubstr;
 
 // A blocking client on one connection.

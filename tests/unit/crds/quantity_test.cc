@@ -33,11 +33,11 @@ TEST(Quantity, ParsesKubernetesForms) {
 }
 
 TEST(Quantity, RoundsSubMilliValuesUp) {
-  EXPECT_EQ(Milli("100u"), 1);
-  EXPECT_EQ(Milli("1n"), 1);
-  EXPECT_EQ(Milli("1500u"), 2);
-  EXPECT_EQ(Milli("0.0001"), 1);
-  EXPECT_EQ(Milli("0n"), 0);
+  using Case = std::pair<std::string_view, int64_t>;
+  for (const auto& [text, milli] :
+       {Case{"100u", 1}, Case{"1n", 1}, Case{"1500u", 2}, Case{"0.0001", 1}, Case{"0n", 0}}) {
+    EXPECT_EQ(Milli(text), milli) << text;
+  }
 }
 
 TEST(Quantity, RejectsMalformedAndHugeValues) {

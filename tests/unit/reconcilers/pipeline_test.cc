@@ -1,6 +1,8 @@
 #include "reconcilers/pipeline.h"
 
+#include <optional>
 #include <stdexcept>
+#include <utility>
 
 #include "tests/unit/reconcilers/plan_test.h"
 
@@ -68,47 +70,68 @@ const api::StepStatus& StepOf(const PipelinePlan& plan, const std::string& name)
   throw std::runtime_error("no step " + name);
 }
 
+// One run of a Pipeline across reconciles: each Plan reads back the status the previous plan
+// wrote, and sees the child Tasks in `observed`.
+class PipelineRun {
+ public:
+  explicit PipelineRun(std::string yaml) : yaml_(std::move(yaml)), pipeline_(PipelineFrom(yaml_)) {}
+
+  // The plan made at kT0 + `at`.
+  const PipelinePlan& Plan(seconds at = seconds{0}) {
+    if (plan_) pipeline_ = WrittenBack();
+    plan_ = PlanPipeline(pipeline_, observed, kT0 + at);
+    return *plan_;
+  }
+
+  // The Pipeline with the last plan's status written back, as the next reconcile reads it.
+  api::Pipeline WrittenBack() const { return PipelineFrom(yaml_, Written(*plan_, pipeline_)); }
+
+  // Replaces the spec from the next plan on (the status stays).
+  void Edit(std::string yaml) { yaml_ = std::move(yaml); }
+
+  ObservedPipeline observed;
+
+ private:
+  std::string yaml_;
+  api::Pipeline pipeline_;
+  std::optional<PipelinePlan> plan_;
+};
+
 TEST(PipelinePlan, DiamondStartsStepsAsTheirDependenciesSucceed) {
-  api::Pipeline p = PipelineFrom(kDiamond);
-  PipelinePlan plan = PlanPipeline(p, {}, kT0);
+  PipelineRun run(kDiamond);
+  PipelinePlan plan = run.Plan();
   EXPECT_THAT(Created(plan), ElementsAre("d-a"));
   EXPECT_EQ(plan.status.phase, PipelinePhase::kRunning);
   EXPECT_EQ(plan.create[0]["spec"]["args"], (Json{"2026-11-22", "uid-p"}));
   EXPECT_EQ(plan.create[0]["metadata"]["ownerReferences"][0]["uid"], "uid-p");
   EXPECT_EQ(plan.create[0]["metadata"]["labels"]["millrace.io/step"], "a");
 
-  p = PipelineFrom(kDiamond, Written(plan, p));
-  ObservedPipeline observed;
-  observed.tasks = {ChildTask("a", "Succeeded", {{"n", "42"}})};
-  plan = PlanPipeline(p, observed, kT0 + seconds{5});
+  run.observed.tasks = {ChildTask("a", "Succeeded", {{"n", "42"}})};
+  plan = run.Plan(seconds{5});
   EXPECT_THAT(Created(plan), ElementsAre("d-b", "d-c"));
   EXPECT_EQ(plan.create[0]["spec"]["args"][0], "42") << "results are substituted at start";
   EXPECT_EQ(plan.status.progress, "1/5");
 
-  p = PipelineFrom(kDiamond, Written(plan, p));
-  observed.tasks.push_back(ChildTask("b", "Succeeded"));
-  observed.tasks.push_back(ChildTask("c", "Running"));
-  plan = PlanPipeline(p, observed, kT0 + seconds{10});
+  run.observed.tasks.push_back(ChildTask("b", "Succeeded"));
+  run.observed.tasks.push_back(ChildTask("c", "Running"));
+  plan = run.Plan(seconds{10});
   EXPECT_THAT(Created(plan), IsEmpty()) << "d waits for c";
 
-  p = PipelineFrom(kDiamond, Written(plan, p));
-  observed.tasks[2] = ChildTask("c", "Succeeded");
-  plan = PlanPipeline(p, observed, kT0 + seconds{15});
+  run.observed.tasks[2] = ChildTask("c", "Succeeded");
+  plan = run.Plan(seconds{15});
   EXPECT_THAT(Created(plan), ElementsAre("d-d"));
 
-  p = PipelineFrom(kDiamond, Written(plan, p));
-  observed.tasks.push_back(ChildTask("d", "Succeeded"));
-  plan = PlanPipeline(p, observed, kT0 + seconds{20});
+  run.observed.tasks.push_back(ChildTask("d", "Succeeded"));
+  plan = run.Plan(seconds{20});
   EXPECT_THAT(Created(plan), ElementsAre("d-report"));
   EXPECT_EQ(plan.create[0]["spec"]["args"], (Json{"Succeeded", "Succeeded"}));
 
-  p = PipelineFrom(kDiamond, Written(plan, p));
-  observed.tasks.push_back(ChildTask("report", "Succeeded"));
-  plan = PlanPipeline(p, observed, kT0 + seconds{25});
+  run.observed.tasks.push_back(ChildTask("report", "Succeeded"));
+  plan = run.Plan(seconds{25});
   EXPECT_EQ(plan.status.phase, PipelinePhase::kSucceeded);
   EXPECT_EQ(plan.status.progress, "5/5");
   EXPECT_EQ(plan.status.completion_time, kT0 + seconds{25});
-  EXPECT_TRUE(PipelineStatusPatch(PipelineFrom(kDiamond, Written(plan, p)), plan.status).is_null());
+  EXPECT_TRUE(PipelineStatusPatch(run.WrittenBack(), plan.status).is_null());
 }
 
 TEST(PipelinePlan, FailFastCancelsRunningStepsAndPendingOnesNeverStart) {
@@ -121,20 +144,18 @@ spec:
   - {name: b, task: {role: Spout, image: busybox}}
   - {name: c, dependsOn: [b], task: {role: Bolt, image: busybox}}
 )";
-  api::Pipeline p = PipelineFrom(yaml);
-  PipelinePlan plan = PlanPipeline(p, {}, kT0);
-  p = PipelineFrom(yaml, Written(plan, p));
-  ObservedPipeline observed;
-  observed.tasks = {ChildTask("a", "Failed", nullptr, "exit code 7"), ChildTask("b", "Running")};
-  plan = PlanPipeline(p, observed, kT0 + seconds{5});
+  PipelineRun run(yaml);
+  run.Plan();
+  run.observed.tasks = {ChildTask("a", "Failed", nullptr, "exit code 7"),
+                        ChildTask("b", "Running")};
+  PipelinePlan plan = run.Plan(seconds{5});
   EXPECT_THAT(plan.cancel, ElementsAre("d-b"));
   EXPECT_EQ(StepOf(plan, "c").phase, StepPhase::kCancelled);
   EXPECT_EQ(plan.status.phase, PipelinePhase::kRunning) << "until b has stopped";
 
-  p = PipelineFrom(yaml, Written(plan, p));
-  observed.tasks[1] = ChildTask("b", "Cancelled");
-  observed.tasks[1]["spec"]["cancel"] = true;
-  plan = PlanPipeline(p, observed, kT0 + seconds{8});
+  run.observed.tasks[1] = ChildTask("b", "Cancelled");
+  run.observed.tasks[1]["spec"]["cancel"] = true;
+  plan = run.Plan(seconds{8});
   EXPECT_EQ(plan.status.phase, PipelinePhase::kFailed);
   EXPECT_EQ(plan.status.failure->step, "a");
   EXPECT_THAT(*plan.status.failure->message, HasSubstr("exit code 7"));
@@ -152,12 +173,10 @@ spec:
   - {name: b, task: {role: Spout, image: busybox}}
   - {name: b2, dependsOn: [b], task: {role: Bolt, image: busybox}}
 )";
-  api::Pipeline p = PipelineFrom(yaml);
-  PipelinePlan plan = PlanPipeline(p, {}, kT0);
-  p = PipelineFrom(yaml, Written(plan, p));
-  ObservedPipeline observed;
-  observed.tasks = {ChildTask("a", "Failed"), ChildTask("b", "Succeeded")};
-  plan = PlanPipeline(p, observed, kT0 + seconds{5});
+  PipelineRun run(yaml);
+  run.Plan();
+  run.observed.tasks = {ChildTask("a", "Failed"), ChildTask("b", "Succeeded")};
+  const PipelinePlan& plan = run.Plan(seconds{5});
   EXPECT_THAT(Created(plan), ElementsAre("d-b2"));
   EXPECT_EQ(StepOf(plan, "a2").phase, StepPhase::kCancelled);
   EXPECT_EQ(StepOf(plan, "a3").phase, StepPhase::kCancelled) << "transitively";
@@ -181,12 +200,10 @@ spec:
     dependsOn: [gate]
     task: {role: Bolt, image: busybox}
 )";
-  api::Pipeline p = PipelineFrom(yaml);
-  PipelinePlan plan = PlanPipeline(p, {}, kT0);
-  p = PipelineFrom(yaml, Written(plan, p));
-  ObservedPipeline observed;
-  observed.tasks = {ChildTask("train", "Succeeded", {{"acc", "0.85"}})};
-  plan = PlanPipeline(p, observed, kT0 + seconds{5});
+  PipelineRun run(yaml);
+  run.Plan();
+  run.observed.tasks = {ChildTask("train", "Succeeded", {{"acc", "0.85"}})};
+  const PipelinePlan& plan = run.Plan(seconds{5});
   EXPECT_EQ(StepOf(plan, "gate").phase, StepPhase::kSkipped);
   EXPECT_THAT(*StepOf(plan, "gate").message, HasSubstr("0.85 Gt [0.9]"));
   EXPECT_EQ(StepOf(plan, "announce").phase, StepPhase::kSkipped);
@@ -250,27 +267,24 @@ spec:
   ttlAfterFinished: 1h
   steps: [{name: a, task: {role: Spout, image: busybox}}]
 )";
-  api::Pipeline p = PipelineFrom(suspended);
-  PipelinePlan plan = PlanPipeline(p, {}, kT0);
+  PipelineRun run(suspended);
+  PipelinePlan plan = run.Plan();
   EXPECT_EQ(plan.status.phase, PipelinePhase::kSuspended);
 
   std::string resumed = suspended;
   resumed.replace(resumed.find("suspend: true"), 13, "suspend: false");
-  p = PipelineFrom(resumed, Written(plan, p));
-  plan = PlanPipeline(p, {}, kT0 + seconds{5});
+  run.Edit(resumed);
+  plan = run.Plan(seconds{5});
   EXPECT_THAT(Created(plan), ElementsAre("d-a"));
   EXPECT_EQ(plan.status.start_time, kT0 + seconds{5});
 
-  p = PipelineFrom(resumed, Written(plan, p));
-  ObservedPipeline observed;
-  observed.tasks = {ChildTask("a", "Succeeded")};
-  plan = PlanPipeline(p, observed, kT0 + seconds{10});
+  run.observed.tasks = {ChildTask("a", "Succeeded")};
+  plan = run.Plan(seconds{10});
   EXPECT_EQ(plan.status.phase, PipelinePhase::kSucceeded);
   EXPECT_EQ(plan.requeue_after, seconds{3600});
   EXPECT_FALSE(plan.delete_pipeline);
 
-  p = PipelineFrom(resumed, Written(plan, p));
-  plan = PlanPipeline(p, observed, kT0 + seconds{10 + 3600});
+  plan = run.Plan(seconds{10 + 3600});
   EXPECT_TRUE(plan.delete_pipeline);
 }
 
@@ -290,16 +304,13 @@ spec:
       format: onnx
       metrics: {accuracy: "{{steps.train.results.acc}}"}
 )";
-  api::Pipeline p = PipelineFrom(yaml);
-  PipelinePlan plan = PlanPipeline(p, {}, kT0);
-  p = PipelineFrom(yaml, Written(plan, p));
-  ObservedPipeline observed;
-  observed.tasks = {ChildTask("train", "Succeeded", {{"uri", "s3://m/8"}, {"acc", "0.93"}})};
-  plan = PlanPipeline(p, observed, kT0 + seconds{5});
+  PipelineRun run(yaml);
+  run.Plan();
+  run.observed.tasks = {ChildTask("train", "Succeeded", {{"uri", "s3://m/8"}, {"acc", "0.93"}})};
+  PipelinePlan plan = run.Plan(seconds{5});
   EXPECT_THAT(plan.register_models, IsEmpty());
-  p = PipelineFrom(yaml, Written(plan, p));
-  observed.tasks.push_back(ChildTask("register", "Succeeded"));
-  plan = PlanPipeline(p, observed, kT0 + seconds{10});
+  run.observed.tasks.push_back(ChildTask("register", "Succeeded"));
+  plan = run.Plan(seconds{10});
   ASSERT_EQ(plan.register_models.size(), 1u);
   const Json& mv = plan.register_models[0];
   EXPECT_EQ(mv["metadata"]["name"], "churn-8");
@@ -309,7 +320,7 @@ spec:
   EXPECT_EQ(mv["spec"]["lineage"]["step"], "register");
   EXPECT_EQ(plan.status.phase, PipelinePhase::kSucceeded);
 
-  plan = PlanPipeline(PipelineFrom(yaml, Written(plan, p)), observed, kT0 + seconds{15});
+  plan = run.Plan(seconds{15});
   EXPECT_THAT(plan.register_models, IsEmpty()) << "a recorded success registers no more";
 }
 
@@ -319,9 +330,9 @@ metadata: {name: d, namespace: ml}
 spec:
   steps: [{name: a, task: {role: Spout, image: busybox}}]
 )";
-  api::Pipeline p = PipelineFrom(yaml);
-  const PipelinePlan first = PlanPipeline(p, {}, kT0);
-  const PipelinePlan plan = PlanPipeline(PipelineFrom(yaml, Written(first, p)), {}, kT0);
+  PipelineRun run(yaml);
+  run.Plan();
+  const PipelinePlan& plan = run.Plan();
   EXPECT_THAT(Created(plan), IsEmpty()) << "a step is never started twice";
   EXPECT_EQ(StepOf(plan, "a").phase, StepPhase::kFailed);
   EXPECT_EQ(plan.status.phase, PipelinePhase::kFailed);
@@ -333,19 +344,17 @@ TEST(PipelinePlan, StatusOfTwoHundredStepsStaysSmall) {
     yaml += "  - {name: step-number-" + std::to_string(i) +
             ", task: {role: Spout, image: busybox, results: [{name: r}]}}\n";
   }
-  api::Pipeline p = PipelineFrom(yaml);
-  const PipelinePlan first = PlanPipeline(p, {}, kT0);
-  ObservedPipeline observed;
+  PipelineRun run(yaml);
+  run.Plan();
   for (int i = 0; i < 200; ++i) {
     Json t = ChildTask("step-number-" + std::to_string(i), "Succeeded", {{"r", "s3://bucket/x"}});
     t["metadata"]["name"] = "big-pipeline-name-step-number-" + std::to_string(i);
     t["status"]["startTime"] = "2026-11-23T10:00:00Z";
     t["status"]["completionTime"] = "2026-11-23T10:00:09Z";
-    observed.tasks.push_back(t);
+    run.observed.tasks.push_back(t);
   }
-  const PipelinePlan done = PlanPipeline(PipelineFrom(yaml, Written(first, p)), observed, kT0);
-  EXPECT_EQ(done.status.phase, PipelinePhase::kSucceeded);
-  EXPECT_LT(Written(done, p).dump().size(), 64u * 1024);
+  EXPECT_EQ(run.Plan().status.phase, PipelinePhase::kSucceeded);
+  EXPECT_LT(run.WrittenBack().ToJson()["status"].dump().size(), 64u * 1024);
 }
 
 }  // namespace
