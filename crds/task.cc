@@ -20,6 +20,12 @@ std::expected<std::map<std::string, std::string>, std::string> ParseResults(
   std::map<std::string, std::string> out;
   if (message.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;
   const Json j = Json::parse(message, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() && ReachedResultsLimit(message)) {
+    return std::unexpected("the termination message reached the kubelet's limit of " +
+                           std::to_string(kMaxResultsBytes) +
+                           " bytes, of which it keeps only the last ones; results must fit in " +
+                           std::to_string(kMaxResultsBytes) + " bytes");
+  }
   if (!j.is_object()) return std::unexpected("results must be a JSON object of strings");
   for (const auto& [k, v] : j.items()) {
     if (!v.is_string()) return std::unexpected("result \"" + k + "\" is not a string");

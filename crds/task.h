@@ -25,8 +25,16 @@ inline bool Cancelled(const TaskSpec& spec) { return spec.cancel.value_or(false)
 std::expected<TaskSpec, ValidationErrors> TaskSpecFromJson(const Json& j,
                                                            const std::string& path = "spec");
 
+// Whether a termination message that is not valid results was too large: over kMaxResultsBytes,
+// or exactly that long, as a real kubelet leaves a longer one (it keeps the last 4096 bytes of
+// /dev/termination-log, so what reaches the pod's status is a cut-off tail).
+inline bool ReachedResultsLimit(std::string_view message) {
+  return message.size() >= kMaxResultsBytes;
+}
+
 // Parses a termination message into results: a JSON object of strings, at most kMaxResultsBytes.
-// The error says why it was refused (too large, not an object, a non-string value).
+// The error says why it was refused (too large or cut off by the kubelet, not an object, a
+// non-string value).
 std::expected<std::map<std::string, std::string>, std::string> ParseResults(
     std::string_view message);
 

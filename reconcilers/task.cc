@@ -761,7 +761,7 @@ class Planner {
   void Succeeded(int attempt, const std::optional<PodFacts>& pod) {
     const auto results = api::ParseResults(pod ? pod->terminated_message : std::string{});
     if (!results) {
-      const bool too_large = pod && pod->terminated_message.size() > api::kMaxResultsBytes;
+      const bool too_large = pod && api::ReachedResultsLimit(pod->terminated_message);
       const std::string reason = too_large ? "ResultsTooLarge" : "InvalidResults";
       const std::string message =
           "the termination message could not be read as results: " + results.error();

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -63,8 +65,14 @@ Cluster& Cluster::Get() {
 void Cluster::Start(std::string_view binary_name) {
   auto c = std::unique_ptr<Cluster>(new Cluster());
   c->name_ = DnsLabel(std::string(binary_name).substr(0, 24)) + "-" + std::to_string(getpid());
-  const ProcessResult up = RunProcess(
-      {ClusterScript(), "up", "--name", c->name_, "--owner-pid", std::to_string(getpid())});
+  std::vector<std::string> up_args = {ClusterScript(), "up", "--name", c->name_, "--owner-pid",
+                                      std::to_string(getpid())};
+  // MILLRACE_TEST_CLUSTER_ARGS: more `scripts/cluster up` flags, space-separated (--real-node).
+  if (const char* extra = std::getenv("MILLRACE_TEST_CLUSTER_ARGS")) {
+    std::istringstream words(extra);
+    for (std::string w; words >> w;) up_args.push_back(w);
+  }
+  const ProcessResult up = RunProcess(up_args);
   if (up.exit_code != 0) {
     throw std::runtime_error("scripts/cluster up failed (" + std::to_string(up.exit_code) + "):\n" +
                              up.err);

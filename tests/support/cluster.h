@@ -20,7 +20,8 @@ class Cluster {
   // The running cluster of this test binary.
   static Cluster& Get();
 
-  // Starts a cluster named after the test binary; blocks until nodes are Ready.
+  // Starts a cluster named after the test binary, with the `scripts/cluster up` flags in
+  // MILLRACE_TEST_CLUSTER_ARGS (e.g. --real-node); blocks until nodes are Ready.
   static void Start(std::string_view binary_name);
   static void Stop();
 

@@ -283,6 +283,13 @@ TEST(Validation, ResultsFromTerminationMessage) {
   const auto too_big = ParseResults(big);
   ASSERT_FALSE(too_big);
   EXPECT_THAT(too_big.error(), HasSubstr("4096"));
+  // What a real kubelet reports for a longer message: its last 4096 bytes.
+  const auto cut = ParseResults(big.substr(big.size() - kMaxResultsBytes));
+  ASSERT_FALSE(cut);
+  EXPECT_THAT(cut.error(), HasSubstr("reached the kubelet's limit of 4096 bytes"));
+  const std::string exact = R"({"x": ")" + std::string(kMaxResultsBytes - 9, 'a') + "\"}";
+  ASSERT_EQ(exact.size(), kMaxResultsBytes);
+  EXPECT_TRUE(ParseResults(exact)) << "a message of exactly 4096 bytes is within the limit";
 }
 
 }  // namespace

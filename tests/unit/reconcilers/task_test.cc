@@ -316,6 +316,12 @@ TEST(TaskPlan, OversizedResultsFailTheTask) {
   const TaskPlan plan = PlanTask(TaskFrom(kBatch, Json{{"attempts", 1}}), observed, kT0);
   EXPECT_EQ(plan.status.phase, TaskPhase::kFailed);
   EXPECT_EQ(plan.status.failure->reason, "ResultsTooLarge");
+
+  // A real kubelet keeps the last 4096 bytes of a longer message: a cut-off tail.
+  observed.pods = {PodWith(1, "Succeeded", Terminated(0, "Completed", std::string(4096, 'x')))};
+  const TaskPlan cut = PlanTask(TaskFrom(kBatch, Json{{"attempts", 1}}), observed, kT0);
+  EXPECT_EQ(cut.status.failure->reason, "ResultsTooLarge");
+  EXPECT_THAT(*cut.status.failure->message, HasSubstr("reached the kubelet's limit"));
 }
 
 TEST(TaskPlan, TimeoutStopsTheRunningJob) {
