@@ -25,6 +25,18 @@ json ShellTask(const std::string& role, const std::string& script,
           {"command", command}};
 }
 
+// A streaming task's spec: busybox's httpd answers `body` on port 8080, behind the task's Service.
+json WebTask(const std::string& image, const std::string& body) {
+  json spec = ShellTask("Bolt",
+                        "mkdir -p /tmp/www && echo \"$0\" >/tmp/www/index.html && "
+                        "exec httpd -f -p 8080 -h /tmp/www",
+                        {body});
+  spec["image"] = image;
+  spec["input"] = {{"stream", {{"topic", "requests"}}}};
+  spec["service"] = {{"port", 8080}};
+  return spec;
+}
+
 class RealNodeTest : public OperatorTest {
  protected:
   static void SetUpTestSuite() {
@@ -39,6 +51,47 @@ class RealNodeTest : public OperatorTest {
                   "}\nspec: " + spec.dump() + "\n",
               ns_);
     return WaitForPhase("task", name, phase, seconds{120});
+  }
+
+  // What another pod gets over HTTP from ip:port: its answers until the body is `want` (about
+  // 30 s at most; kube-proxy takes a moment to follow a Service's endpoints), the last one via its
+  // termination message; the pod is named `client`. busybox's nc speaks the HTTP: Debian 12's
+  // busybox-static wget crashes (SIGSEGV) on any URL.
+  std::string Fetch(const std::string& client, const std::string& ip, int port,
+                    const std::string& want) const {
+    json pod = {{"apiVersion", "v1"},
+                {"kind", "Pod"},
+                {"metadata", {{"name", client}}},
+                {"spec",
+                 {{"restartPolicy", "Never"},
+                  {"containers",
+                   {ShellTask("", R"sh(for i in $(seq 30); do
+  printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 "$0" "$1" | tail -n 1 >/tmp/body
+  cp /tmp/body /dev/termination-log
+  [ "$(cat /tmp/body)" = "$2" ] && exit 0
+  sleep 1
+done; exit 1)sh",
+                              {ip, std::to_string(port), want})}}}}};
+    pod["spec"]["containers"][0].erase("role");
+    pod["spec"]["containers"][0]["name"] = "client";
+    C().Apply(pod.dump(), ns_);
+    const json done = WaitForObject(
+        "pod", client,
+        [](const json& p) {
+          const std::string phase = StatusField(p, "phase");
+          return phase == "Succeeded" || phase == "Failed";
+        },
+        seconds{90});
+    const json& state = done["status"]["containerStatuses"][0]["state"];
+    return state.contains("terminated") ? state["terminated"].value("message", "") : "";
+  }
+
+  static std::string ReadyReason(const json& task) {
+    for (const auto& c : task["status"].value("conditions", json::array())) {
+      if (c["type"] == "Ready")
+        return c["status"].get<std::string>() + "/" + c["reason"].get<std::string>();
+    }
+    return "";
   }
 };
 
@@ -105,6 +158,44 @@ TEST_F(RealNodeTest, APipelineOfShellStepsPassesResultsThroughTerminationMessage
   ASSERT_EQ(Phase(pipeline), "Succeeded") << pipeline.dump();
   const json doubled = Get("task", "shell-double");
   EXPECT_EQ(doubled["status"]["results"]["n"], "42") << doubled.dump();
+}
+
+TEST_F(RealNodeTest, AStreamingTaskServesThroughItsServiceAndItsReadyFollowsTheRollout) {
+  const std::string image = "docker.io/library/busybox:1.35";
+  const json v1 = RunTask("web", WebTask(image, "v1"), "Running");
+  ASSERT_EQ(ReadyReason(v1), "True/Ready") << v1.dump();
+  const std::string ip =
+      C().Kubectl({"get", "service", "web", "-n", ns_, "-o", "jsonpath={.spec.clusterIP}"}).out;
+  ASSERT_FALSE(ip.empty());
+  EXPECT_EQ(Fetch("client-1", ip, 8080, "v1"), "v1\n")
+      << "another pod reaches the task through its Service";
+
+  // A new image that cannot be pulled (no registry): the rollout is stuck, the task is not Ready,
+  // and the old pod keeps serving.
+  ASSERT_EQ(
+      MergePatch("task", "web", R"({"spec":{"image":"docker.io/library/busybox:no-such-tag"}})"),
+      0);
+  const json stuck = WaitForObject(
+      "task", "web", [](const json& t) { return ReadyReason(t) == "False/ImagePullBackOff"; },
+      seconds{120});
+  EXPECT_EQ(ReadyReason(stuck), "False/ImagePullBackOff") << stuck.dump();
+  EXPECT_EQ(Fetch("client-2", ip, 8080, "v1"), "v1\n")
+      << "the old pod serves while the rollout is stuck";
+
+  // The fix rolls out for real: Ready again once the new pod serves.
+  ASSERT_EQ(C().Kubectl({"patch", "task", "web", "-n", ns_, "--type=merge", "-p",
+                         json{{"spec", WebTask(image, "v2")}}.dump()})
+                .exit_code,
+            0);
+  const json v2 = WaitForObject(
+      "task", "web",
+      [](const json& t) {
+        return ReadyReason(t) == "True/Ready" &&
+               t["status"].value("observedGeneration", 0) == t["metadata"]["generation"];
+      },
+      seconds{120});
+  EXPECT_EQ(ReadyReason(v2), "True/Ready") << v2.dump();
+  EXPECT_EQ(Fetch("client-3", ip, 8080, "v2"), "v2\n");
 }
 
 }  // namespace
