@@ -25,17 +25,19 @@ inline bool Cancelled(const TaskSpec& spec) { return spec.cancel.value_or(false)
 std::expected<TaskSpec, ValidationErrors> TaskSpecFromJson(const Json& j,
                                                            const std::string& path = "spec");
 
-// Whether a termination message that is not valid results was too large: over kMaxResultsBytes,
-// or exactly that long, as a real kubelet leaves a longer one (it keeps the last 4096 bytes of
-// /dev/termination-log, so what reaches the pod's status is a cut-off tail).
-inline bool ReachedResultsLimit(std::string_view message) {
-  return message.size() >= kMaxResultsBytes;
-}
+// Why a termination message is not results.
+struct ResultsError {
+  // Over kMaxResultsBytes, or cut there by the kubelet: a real kubelet keeps the last 4096 bytes of
+  // /dev/termination-log, so a longer message reaches the pod's status as a tail of exactly that
+  // size that does not parse.
+  bool too_large = false;
+  std::string message;
+};
 
 // Parses a termination message into results: a JSON object of strings, at most kMaxResultsBytes.
 // The error says why it was refused (too large or cut off by the kubelet, not an object, a
 // non-string value).
-std::expected<std::map<std::string, std::string>, std::string> ParseResults(
+std::expected<std::map<std::string, std::string>, ResultsError> ParseResults(
     std::string_view message);
 
 }  // namespace millrace::api

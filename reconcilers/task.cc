@@ -761,10 +761,9 @@ class Planner {
   void Succeeded(int attempt, const std::optional<PodFacts>& pod) {
     const auto results = api::ParseResults(pod ? pod->terminated_message : std::string{});
     if (!results) {
-      const bool too_large = pod && api::ReachedResultsLimit(pod->terminated_message);
-      const std::string reason = too_large ? "ResultsTooLarge" : "InvalidResults";
+      const std::string reason = results.error().too_large ? "ResultsTooLarge" : "InvalidResults";
       const std::string message =
-          "the termination message could not be read as results: " + results.error();
+          "the termination message could not be read as results: " + results.error().message;
       status().failure = api::TaskFailure{.reason = reason, .exit_code = 0, .message = message};
       Finish(TaskPhase::kFailed, reason, message);
       return;

@@ -51,6 +51,15 @@ class RealInstallTest : public ::testing::Test {
               0);
   }
 
+  // Whatever the test installed goes, so a failure does not leave webhooks (failurePolicy Fail)
+  // or the namespace behind for the next test.
+  void TearDown() override {
+    RunProcess({Built("build-helm"), "uninstall", "millrace", "--namespace", kNamespace,
+                "--kubeconfig", C().kubeconfig(), "--wait", "--ignore-not-found"});
+    C().Kubectl({"delete", "-k", SourceDir() + "/config/default", "--ignore-not-found", "--wait"});
+    C().Kubectl({"delete", "namespace", kNamespace, "--ignore-not-found", "--wait"});
+  }
+
   // The operator's pods, once `replicas` of them are Ready (as last seen otherwise).
   static std::vector<json> ReadyPods(size_t replicas) {
     std::vector<json> ready;
@@ -128,7 +137,6 @@ TEST_F(RealInstallTest, HelmInstallsTwoReplicasUnderRestrictedPodSecurityAndTheW
   const auto uninstall = RunProcess({helm, "uninstall", "millrace", "--namespace", kNamespace,
                                      "--kubeconfig", C().kubeconfig(), "--wait"});
   EXPECT_EQ(uninstall.exit_code, 0) << uninstall.err;
-  C().Kubectl({"delete", "namespace", kNamespace, "--wait"});
 }
 
 TEST_F(RealInstallTest, KustomizeInstallsTheOperatorAndTheWebhooksAnswer) {
@@ -138,7 +146,6 @@ TEST_F(RealInstallTest, KustomizeInstallsTheOperatorAndTheWebhooksAnswer) {
   ASSERT_EQ(pods.size(), 1U) << "its one replica Ready";
   ExpectOneLeads(pods);
   ExpectBadSpecRefused();
-  C().Kubectl({"delete", "-k", SourceDir() + "/config/default", "--wait"});
 }
 
 }  // namespace

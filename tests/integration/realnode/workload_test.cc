@@ -162,7 +162,7 @@ TEST_F(RealNodeTest, APipelineOfShellStepsPassesResultsThroughTerminationMessage
 
 TEST_F(RealNodeTest, AStreamingTaskServesThroughItsServiceAndItsReadyFollowsTheRollout) {
   const std::string image = "docker.io/library/busybox:1.35";
-  const json v1 = RunTask("web", WebTask(image, "v1"), "Running");
+  const json v1 = RunTask("web", WebTask(image, "v1"), "Ready");
   ASSERT_EQ(ReadyReason(v1), "True/Ready") << v1.dump();
   const std::string ip =
       C().Kubectl({"get", "service", "web", "-n", ns_, "-o", "jsonpath={.spec.clusterIP}"}).out;

@@ -282,14 +282,23 @@ TEST(Validation, ResultsFromTerminationMessage) {
   const std::string big = R"({"x": ")" + std::string(kMaxResultsBytes, 'a') + "\"}";
   const auto too_big = ParseResults(big);
   ASSERT_FALSE(too_big);
-  EXPECT_THAT(too_big.error(), HasSubstr("4096"));
+  EXPECT_TRUE(too_big.error().too_large);
+  EXPECT_THAT(too_big.error().message, HasSubstr("4096"));
   // What a real kubelet reports for a longer message: its last 4096 bytes.
   const auto cut = ParseResults(big.substr(big.size() - kMaxResultsBytes));
   ASSERT_FALSE(cut);
-  EXPECT_THAT(cut.error(), HasSubstr("reached the kubelet's limit of 4096 bytes"));
+  EXPECT_TRUE(cut.error().too_large);
+  EXPECT_THAT(cut.error().message, HasSubstr("reached the kubelet's limit of 4096 bytes"));
   const std::string exact = R"({"x": ")" + std::string(kMaxResultsBytes - 9, 'a') + "\"}";
   ASSERT_EQ(exact.size(), kMaxResultsBytes);
   EXPECT_TRUE(ParseResults(exact)) << "a message of exactly 4096 bytes is within the limit";
+  // Valid JSON of that size that is not results is invalid, not too large.
+  std::string numbers = R"({"x": [0)";
+  while (numbers.size() + 2 < kMaxResultsBytes) numbers += ",0";
+  numbers += "]}";
+  ASSERT_EQ(numbers.size(), kMaxResultsBytes);
+  ASSERT_FALSE(ParseResults(numbers));
+  EXPECT_FALSE(ParseResults(numbers).error().too_large);
 }
 
 }  // namespace
