@@ -57,6 +57,8 @@ class RealNodeTest : public OperatorTest {
   // 30 s at most; kube-proxy takes a moment to follow a Service's endpoints), the last one via its
   // termination message; the pod is named `client`. busybox's nc speaks the HTTP: Debian 12's
   // busybox-static wget crashes (SIGSEGV) on any URL.
+  // The pod polls (one try a second, 30 at most: a condition with a deadline, inside the pod);
+  // the test waits on the pod's phase.
   std::string Fetch(const std::string& client, const std::string& ip, int port,
                     const std::string& want) const {
     json pod = {{"apiVersion", "v1"},
