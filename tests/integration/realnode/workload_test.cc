@@ -53,39 +53,57 @@ class RealNodeTest : public OperatorTest {
     return WaitForPhase("task", name, phase, seconds{120});
   }
 
-  // What another pod gets over HTTP from ip:port: its answers until the body is `want` (about
-  // 30 s at most; kube-proxy takes a moment to follow a Service's endpoints), the last one via its
-  // termination message; the pod is named `client`. busybox's nc speaks the HTTP: Debian 12's
-  // busybox-static wget crashes (SIGSEGV) on any URL.
-  // The pod polls (one try a second, 30 at most: a condition with a deadline, inside the pod);
-  // the test waits on the pod's phase.
-  std::string Fetch(const std::string& client, const std::string& ip, int port,
-                    const std::string& want) const {
+  // What pod `client` in namespace `ns` gets over HTTP from host:port (an address, or a name the
+  // cluster DNS resolves): it asks until the body is `want`, `tries` times at most (one try a
+  // second, each giving up after 2 s: a condition with a deadline, inside the pod; kube-proxy takes
+  // a moment to follow a Service's endpoints), and reports the last body through its termination
+  // message, empty when nothing answered. busybox's nc speaks the HTTP: Debian 12's busybox-static
+  // wget crashes (SIGSEGV) on any URL. The test waits on the pod's phase.
+  std::string Fetch(const std::string& ns, const std::string& client, const std::string& host,
+                    int port, const std::string& want, int tries = 30) const {
     json pod = {{"apiVersion", "v1"},
                 {"kind", "Pod"},
                 {"metadata", {{"name", client}}},
                 {"spec",
                  {{"restartPolicy", "Never"},
                   {"containers",
-                   {ShellTask("", R"sh(for i in $(seq 30); do
+                   {ShellTask("", R"sh(for i in $(seq "$3"); do
   printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 "$0" "$1" | tail -n 1 >/tmp/body
   cp /tmp/body /dev/termination-log
   [ "$(cat /tmp/body)" = "$2" ] && exit 0
   sleep 1
 done; exit 1)sh",
-                              {ip, std::to_string(port), want})}}}}};
+                              {host, std::to_string(port), want, std::to_string(tries)})}}}}};
     pod["spec"]["containers"][0].erase("role");
     pod["spec"]["containers"][0]["name"] = "client";
-    C().Apply(pod.dump(), ns_);
-    const json done = WaitForObject(
-        "pod", client,
-        [](const json& p) {
-          const std::string phase = StatusField(p, "phase");
+    C().Apply(pod.dump(), ns);
+    json done;
+    WaitFor(
+        [&] {
+          const auto r = C().Kubectl({"get", "pod", client, "-n", ns, "-o", "json"});
+          done = r.exit_code == 0 ? json::parse(r.out) : json();
+          const std::string phase = StatusField(done, "phase");
           return phase == "Succeeded" || phase == "Failed";
         },
-        seconds{90});
+        seconds{30 + 4 * tries});
     const json& state = done["status"]["containerStatuses"][0]["state"];
     return state.contains("terminated") ? state["terminated"].value("message", "") : "";
+  }
+
+  // Creates Development Zone `name` (its namespace has the same name; deleted with the zone) and
+  // waits until it is Active.
+  static json CreateZone(const std::string& name) {
+    C().Apply("apiVersion: millrace.io/v1alpha1\nkind: Zone\nmetadata: {name: " + name +
+              "}\nspec: {type: Development, owner: {kind: User, name: dev}, "
+              "deletionPolicy: Delete}\n");
+    json zone;
+    WaitFor(
+        [&] {
+          zone = C().KubectlJson({"get", "zone", name, "-o", "json"});
+          return StatusField(zone, "phase") == "Active";
+        },
+        seconds{60});
+    return zone;
   }
 
   static std::string ReadyReason(const json& task) {
@@ -169,7 +187,7 @@ TEST_F(RealNodeTest, AStreamingTaskServesThroughItsServiceAndItsReadyFollowsTheR
   const std::string ip =
       C().Kubectl({"get", "service", "web", "-n", ns_, "-o", "jsonpath={.spec.clusterIP}"}).out;
   ASSERT_FALSE(ip.empty());
-  EXPECT_EQ(Fetch("client-1", ip, 8080, "v1"), "v1\n")
+  EXPECT_EQ(Fetch(ns_, "client-1", ip, 8080, "v1"), "v1\n")
       << "another pod reaches the task through its Service";
 
   // A new image that cannot be pulled (no registry): the rollout is stuck, the task is not Ready,
@@ -181,7 +199,7 @@ TEST_F(RealNodeTest, AStreamingTaskServesThroughItsServiceAndItsReadyFollowsTheR
       "task", "web", [](const json& t) { return ReadyReason(t) == "False/ImagePullBackOff"; },
       seconds{120});
   EXPECT_EQ(ReadyReason(stuck), "False/ImagePullBackOff") << stuck.dump();
-  EXPECT_EQ(Fetch("client-2", ip, 8080, "v1"), "v1\n")
+  EXPECT_EQ(Fetch(ns_, "client-2", ip, 8080, "v1"), "v1\n")
       << "the old pod serves while the rollout is stuck";
 
   // The fix rolls out for real: Ready again once the new pod serves.
@@ -197,7 +215,55 @@ TEST_F(RealNodeTest, AStreamingTaskServesThroughItsServiceAndItsReadyFollowsTheR
       },
       seconds{120});
   EXPECT_EQ(ReadyReason(v2), "True/Ready") << v2.dump();
-  EXPECT_EQ(Fetch("client-3", ip, 8080, "v2"), "v2\n");
+  EXPECT_EQ(Fetch(ns_, "client-3", ip, 8080, "v2"), "v2\n");
+}
+
+TEST_F(RealNodeTest, AZonesPodsReachItsServicesByNameAndNoOtherZoneReachesThem) {
+  const std::string a = ns_ + "-a";
+  const std::string b = ns_ + "-b";
+  ASSERT_EQ(StatusField(CreateZone(a), "phase"), "Active");
+  ASSERT_EQ(StatusField(CreateZone(b), "phase"), "Active");
+  C().Apply("apiVersion: millrace.io/v1alpha1\nkind: Task\nmetadata: {name: web}\nspec: " +
+                WebTask("docker.io/library/busybox:1.35", "zone-b").dump() + "\n",
+            b);
+  json web;
+  WaitFor(
+      [&] {
+        web = C().KubectlJson({"get", "task", "web", "-n", b, "-o", "json"});
+        return ReadyReason(web) == "True/Ready";
+      },
+      seconds{120});
+  ASSERT_EQ(ReadyReason(web), "True/Ready") << web.dump();
+  const std::string service_ip =
+      C().Kubectl({"get", "service", "web", "-n", b, "-o", "jsonpath={.spec.clusterIP}"}).out;
+  const std::string pod_ip = C().Kubectl({"get", "pods", "-n", b, "-l", "millrace.io/task=web",
+                                          "-o", "jsonpath={.items[0].status.podIP}"})
+                                 .out;
+  ASSERT_FALSE(service_ip.empty());
+  ASSERT_FALSE(pod_ip.empty());
+
+  // Zone B's own pods: the Service by its short name and by its full name, through the cluster DNS.
+  EXPECT_EQ(Fetch(b, "by-name", "web", 8080, "zone-b"), "zone-b\n");
+  EXPECT_EQ(Fetch(b, "by-fqdn", "web." + b + ".svc.cluster.local", 8080, "zone-b"), "zone-b\n");
+
+  // Zone A: neither the Service nor the pod answers (the zone-isolation NetworkPolicy, enforced).
+  EXPECT_EQ(Fetch(a, "to-service", service_ip, 8080, "zone-b", 5), "");
+  EXPECT_EQ(Fetch(a, "to-pod", pod_ip, 8080, "zone-b", 5), "");
+
+  // The control: with zone B's isolation turned off (its NetworkPolicy removed), zone A gets in,
+  // so what stopped it was the policy.
+  ASSERT_EQ(C().Kubectl({"patch", "zone", b, "--type=merge", "-p",
+                         R"({"spec":{"networkIsolation":false}})"})
+                .exit_code,
+            0);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return C().Kubectl({"get", "networkpolicy", "zone-isolation", "-n", b}).exit_code != 0;
+      },
+      seconds{30}))
+      << "the operator removes zone B's NetworkPolicy";
+  EXPECT_EQ(Fetch(a, "after", pod_ip, 8080, "zone-b"), "zone-b\n");
+  C().Kubectl({"delete", "zone", a, b, "--wait=false"});
 }
 
 }  // namespace
