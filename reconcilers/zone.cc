@@ -429,6 +429,22 @@ api::Condition QuotaCondition(const api::Zone& zone, const ObservedZone& observe
                          what + " is not enforced as specified yet (status.hard differs on " +
                              differs + "); the quota controller updates it");
   }
+  // The API server refuses to create what a quota limits but has no usage for ("status unknown
+  // for quota"): a kind installed after the quota was made (Millrace's own, right after an
+  // install) is counted only at the quota controller's next full recount.
+  const auto used = QuantityMap(status != nullptr ? Find(*status, "used") : nullptr);
+  std::string uncounted;
+  for (const auto& [name, q] : want) {
+    if (!used.contains(name)) uncounted += (uncounted.empty() ? "" : ", ") + name;
+  }
+  if (!uncounted.empty()) {
+    return MakeCondition(
+        kConditionQuotaApplied, kFalse, "QuotaUsageUnknown",
+        what + " has no usage for " + uncounted +
+            " yet, and until it has, the API server refuses to create them; the quota "
+            "controller counts a kind installed after the quota was made at its next full "
+            "recount (kube-controller-manager --resource-quota-sync-period, 5m by default)");
+  }
   return MakeCondition(kConditionQuotaApplied, kTrue, "QuotaEnforced", what + " is enforced");
 }
 
