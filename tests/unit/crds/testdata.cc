@@ -98,7 +98,11 @@ std::vector<Sample> LoadSamples() {
   for (const auto& file : YamlFiles("config/samples")) {
     if (file.ends_with("/kustomization.yaml")) continue;  // kustomize's index of the samples
     const std::string text = ReadFile(SourceDir() + "/" + file);
-    for (auto& doc : YamlToJson(text)) out.push_back({file, text, std::move(doc)});
+    for (auto& doc : YamlToJson(text)) {
+      // The built-in objects a sample brings along (a ServiceAccount, a Secret) are not ours.
+      if (!doc.value("apiVersion", "").starts_with("millrace.io/")) continue;
+      out.push_back({file, text, std::move(doc)});
+    }
   }
   return out;
 }

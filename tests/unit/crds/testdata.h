@@ -26,7 +26,8 @@ struct Sample {
   std::string yaml;
   nlohmann::json object;
 };
-// Every document of config/samples/*.yaml but kustomization.yaml, in file name order.
+// Every Millrace object of config/samples/*.yaml (not kustomization.yaml, not the built-in objects
+// a sample brings along), in file name order.
 std::vector<Sample> LoadSamples();
 
 // An invalid example: a file with header comments
