@@ -441,7 +441,7 @@ api::Condition QuotaCondition(const api::Zone& zone, const ObservedZone& observe
     return MakeCondition(
         kConditionQuotaApplied, kFalse, "QuotaUsageUnknown",
         what + " has no usage for " + uncounted +
-            " yet, and until it has, the API server refuses to create them; the quota "
+            " yet, and until it has, the API server refuses to create what they count; the quota "
             "controller counts a kind installed after the quota was made at its next full "
             "recount (kube-controller-manager --resource-quota-sync-period, 5m by default)");
   }

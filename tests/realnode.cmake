@@ -7,3 +7,5 @@ set_tests_properties(realnode_workload_test realnode_install_test PROPERTIES
   ENVIRONMENT "MILLRACE_TEST_CLUSTER_ARGS=--real-node"
   RESOURCE_LOCK real-node
   LABELS "integration;real-node")
+# Five installs of the operator, an upgrade and an uninstall, and a wait for a zone's quota.
+set_tests_properties(realnode_install_test PROPERTIES TIMEOUT 1800)

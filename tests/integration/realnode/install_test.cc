@@ -7,6 +7,7 @@
 // docs/operations.md gives.
 #include <algorithm>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,16 @@ class RealInstallTest : public ::testing::Test {
   // Whatever the test installed goes, so a failure does not leave webhooks (failurePolicy Fail)
   // or the namespace behind for the next test.
   void TearDown() override {
+    // Zones first, while an operator may still run to finalize them; what it cannot finalize is
+    // let go by hand, so the CRDs below can go and the next test installs afresh.
+    C().Kubectl({"delete", "zones", "--all", "--timeout=120s"});
+    const std::string left =
+        C().Kubectl({"get", "zones", "-o", "jsonpath={.items[*].metadata.name}"}).out;
+    std::istringstream zones(left);
+    for (std::string zone; zones >> zone;) {
+      C().Kubectl(
+          {"patch", "zone", zone, "--type=merge", "-p", R"({"metadata":{"finalizers":null}})"});
+    }
     RunProcess({Built("build-helm"), "uninstall", "millrace", "--namespace", kNamespace,
                 "--kubeconfig", C().kubeconfig(), "--wait", "--ignore-not-found"});
     C().Kubectl({"delete", "-k", SourceDir() + "/config/default", "--ignore-not-found", "--wait"});
@@ -175,9 +186,9 @@ void CreateZone(const std::string& name, const std::string& deletion_policy = "D
       << "zone " << name;
 }
 
-// A Pipeline of five shell steps, each adding one to the last one's result after 8 s, so it runs
-// for about a minute: step i+1 needs step i's result, so a lost step stalls it and a repeated one
-// shows as a second attempt or Job.
+// A Pipeline of five shell steps, each adding one to the last one's result after 15 s, so it runs
+// for about a minute and a half: step i+1 needs step i's result, so a lost step stalls it and a
+// repeated one shows as a second attempt or Job.
 std::string CountingPipeline() {
   std::string yaml =
       "apiVersion: millrace.io/v1alpha1\nkind: Pipeline\nmetadata: {name: count}\nspec:\n"
@@ -190,7 +201,7 @@ std::string CountingPipeline() {
         {"imagePullPolicy", "IfNotPresent"},
         {"command",
          json::array({"sh", "-c",
-                      R"(sleep 8; printf '{"n":"%s"}' $(($0 + 1)) >/dev/termination-log)",
+                      R"(sleep 15; printf '{"n":"%s"}' $(($0 + 1)) >/dev/termination-log)",
                       i == 1 ? "0" : "{{steps." + previous + ".results.n}}"})},
         {"results", json::array({json{{"name", "n"}}})}};
     yaml += "  - {name: s" + std::to_string(i) + (i == 1 ? "" : ", dependsOn: [" + previous + "]") +
@@ -226,12 +237,21 @@ TEST_F(RealInstallTest, HelmUpgradeToANewImageWhileAPipelineRunsLosesAndDuplicat
   const auto upgrade =
       Helm("upgrade", {"--set", "image.tag=" + new_image.substr(new_image.rfind(':') + 1)});
   ASSERT_EQ(upgrade.exit_code, 0) << upgrade.err;
-  const auto new_pods = ReadyPods(2, new_image);
-  ASSERT_EQ(new_pods.size(), 2U) << "both replicas run the new image";
-  ExpectOneLeads(new_pods);
   const json running = C().KubectlJson({"get", "pipeline", "count", "-n", ns, "-o", "json"});
   EXPECT_NE(running["status"].value("phase", ""), "Succeeded")
       << "the upgrade finished before the pipeline did";
+  const auto new_pods = ReadyPods(2, new_image);
+  ASSERT_EQ(new_pods.size(), 2U) << "both replicas run the new image";
+  ExpectOneLeads(new_pods);
+  // When the last new replica went Ready, the rolling update let the last old one go.
+  std::string all_new_ready;
+  for (const auto& p : new_pods) {
+    for (const auto& c : p["status"]["conditions"]) {
+      if (c["type"] == "Ready") {
+        all_new_ready = std::max(all_new_ready, c["lastTransitionTime"].get<std::string>());
+      }
+    }
+  }
 
   json done;
   WaitFor(
@@ -245,6 +265,11 @@ TEST_F(RealInstallTest, HelmUpgradeToANewImageWhileAPipelineRunsLosesAndDuplicat
   const auto last =
       C().Kubectl({"get", "task", "count-s5", "-n", ns, "-o", "jsonpath={.status.results.n}"});
   EXPECT_EQ(last.out, "5") << "every step ran, in order, on its predecessor's result";
+  EXPECT_GE(C().Kubectl({"get", "task", "count-s5", "-n", ns, "-o",
+                         "jsonpath={.metadata.creationTimestamp}"})
+                .out,
+            all_new_ready)
+      << "the new image's replicas ran the rest of the pipeline";
   const json tasks = C().KubectlJson({"get", "tasks", "-n", ns, "-o", "json"});
   ASSERT_EQ(tasks["items"].size(), 5U);
   for (const auto& t : tasks["items"]) {
@@ -288,8 +313,7 @@ spec:
 
   // 1. The Zones, while the operator runs: a Delete zone's namespace goes, with its pipeline; a
   // Retain zone's stays, its pipeline still there (and stuck: the namespace is no zone's now).
-  const auto zones =
-      C().Kubectl({"delete", "zone", "uninstall-gone", "uninstall-kept", "--timeout=180s"});
+  const auto zones = C().Kubectl({"delete", "zones", "--all", "--timeout=180s"});
   ASSERT_EQ(zones.exit_code, 0) << zones.err;
   EXPECT_TRUE(WaitFor(
       [] {
@@ -306,12 +330,17 @@ spec:
   const auto uninstall = RunProcess({Built("build-helm"), "uninstall", "millrace", "--namespace",
                                      kNamespace, "--kubeconfig", C().kubeconfig(), "--wait"});
   ASSERT_EQ(uninstall.exit_code, 0) << uninstall.err;
-  for (const std::string kind : {"validatingwebhookconfigurations", "mutatingwebhookconfigurations",
-                                 "validatingadmissionpolicies"}) {
+  for (const std::string kind :
+       {"validatingwebhookconfigurations", "mutatingwebhookconfigurations",
+        "validatingadmissionpolicies", "validatingadmissionpolicybindings"}) {
     EXPECT_THAT(C().Kubectl({"get", kind, "-o", "name"}).out, Not(HasSubstr("millrace"))) << kind;
   }
   const std::string outside = C().CreateNamespace("uninstall");
-  const auto after = C().Kubectl({"apply", "-n", outside, "-f", "-"}, R"(
+  // The API server drops a deleted webhook configuration from its cache within moments.
+  ProcessResult after;
+  WaitFor(
+      [&] {
+        after = C().Kubectl({"apply", "-n", outside, "-f", "-"}, R"(
 apiVersion: millrace.io/v1alpha1
 kind: Pipeline
 metadata: {name: after-uninstall}
@@ -319,6 +348,9 @@ spec:
   steps:
   - {name: a, task: {role: Spout, image: docker.io/library/busybox:1.35}}
 )");
+        return after.exit_code == 0;
+      },
+      seconds{30});
   EXPECT_EQ(after.exit_code, 0) << "no webhook is left to refuse or time out: " << after.err;
 
   // 3. The CRDs: every Millrace object goes, and its Tasks' Jobs and pods after it.
