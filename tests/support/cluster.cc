@@ -65,8 +65,8 @@ Cluster& Cluster::Get() {
 void Cluster::Start(std::string_view binary_name) {
   auto c = std::unique_ptr<Cluster>(new Cluster());
   c->name_ = DnsLabel(std::string(binary_name).substr(0, 24)) + "-" + std::to_string(getpid());
-  std::vector<std::string> up_args = {ClusterScript(), "up", "--name", c->name_, "--owner-pid",
-                                      std::to_string(getpid())};
+  std::vector<std::string> up_args = {ClusterScript(), "up",          "--name",
+                                      c->name_,        "--owner-pid", std::to_string(getpid())};
   // MILLRACE_TEST_CLUSTER_ARGS: more `scripts/cluster up` flags, space-separated (--real-node).
   if (const char* extra = std::getenv("MILLRACE_TEST_CLUSTER_ARGS")) {
     std::istringstream words(extra);
@@ -167,6 +167,19 @@ void Cluster::InstallCrds() const {
   const ProcessResult established =
       Kubectl({"wait", "--for=condition=Established", "-f", dir, "--timeout=60s"});
   ASSERT_EQ(established.exit_code, 0) << established.err;
+}
+
+bool Cluster::CreateZone(const std::string& name, std::string_view deletion_policy) const {
+  Apply("apiVersion: millrace.io/v1alpha1\nkind: Zone\nmetadata: {name: " + name +
+        "}\nspec: {type: Development, owner: {kind: User, name: dev}, deletionPolicy: " +
+        std::string(deletion_policy) + "}\n");
+  const bool active = WaitFor(
+      [&] {
+        return Kubectl({"get", "zone", name, "-o", "jsonpath={.status.phase}"}).out == "Active";
+      },
+      std::chrono::seconds(60));
+  EXPECT_TRUE(active) << "zone " << name << " never became Active";
+  return active;
 }
 
 std::string Cluster::CreateNamespace(std::string_view suffix) const {

@@ -57,6 +57,11 @@ class Cluster {
   // A fresh namespace named after the current test, with its default ServiceAccount ready.
   std::string CreateNamespace(std::string_view suffix = {}) const;
 
+  // Creates Development Zone `name` (owner dev; its namespace has the same name) with
+  // `deletion_policy` and waits until it is Active; false (and a test failure) if it never is.
+  // Needs an operator running.
+  bool CreateZone(const std::string& name, std::string_view deletion_policy = "Delete") const;
+
   // Stops or restarts one component (etcd, kube-apiserver, kube-controller-manager, ...).
   void StopComponent(std::string_view component) const;
   void StartComponent(std::string_view component) const;

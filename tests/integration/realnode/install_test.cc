@@ -172,20 +172,6 @@ TEST_F(RealInstallTest, HelmInstallsTwoReplicasUnderRestrictedPodSecurityAndTheW
   EXPECT_EQ(uninstall.exit_code, 0) << uninstall.err;
 }
 
-// Creates Development Zone `name` with `deletion_policy` and waits until it is Active: the
-// installed operator writes workloads only in namespaces Zones manage (its admission policy).
-void CreateZone(const std::string& name, const std::string& deletion_policy = "Delete") {
-  C().Apply("apiVersion: millrace.io/v1alpha1\nkind: Zone\nmetadata: {name: " + name +
-            "}\nspec: {type: Development, owner: {kind: User, name: dev}, deletionPolicy: " +
-            deletion_policy + "}\n");
-  EXPECT_TRUE(WaitFor(
-      [&] {
-        return C().Kubectl({"get", "zone", name, "-o", "jsonpath={.status.phase}"}).out == "Active";
-      },
-      seconds{60}))
-      << "zone " << name;
-}
-
 // A Pipeline of five shell steps, each adding one to the last one's result after 15 s, so it runs
 // for about a minute and a half: step i+1 needs step i's result, so a lost step stalls it and a
 // repeated one shows as a second attempt or Job.
@@ -218,7 +204,7 @@ TEST_F(RealInstallTest, HelmUpgradeToANewImageWhileAPipelineRunsLosesAndDuplicat
   ExpectBadSpecRefused();  // the webhooks answer: the install is complete
 
   const std::string ns = "upgrade";
-  CreateZone(ns);
+  ASSERT_TRUE(C().CreateZone(ns));
   C().Apply(CountingPipeline(), ns);
   ASSERT_TRUE(WaitFor(
       [&] {
@@ -289,8 +275,8 @@ TEST_F(RealInstallTest, UninstallInTheDocumentedOrderLeavesNoNamespaceStuckAndNo
   ASSERT_EQ(Helm("install").exit_code, 0);
   ASSERT_EQ(ReadyPods(2).size(), 2U);
   ExpectBadSpecRefused();
-  CreateZone("uninstall-gone", "Delete");
-  CreateZone("uninstall-kept", "Retain");
+  ASSERT_TRUE(C().CreateZone("uninstall-gone", "Delete"));
+  ASSERT_TRUE(C().CreateZone("uninstall-kept", "Retain"));
   // A running pipeline in each zone.
   for (const std::string ns : {"uninstall-gone", "uninstall-kept"}) {
     C().Apply(R"(apiVersion: millrace.io/v1alpha1
