@@ -1,5 +1,7 @@
 #include "crds/templates.h"
 
+#include <algorithm>
+
 namespace millrace::api::templates {
 namespace {
 
@@ -22,12 +24,7 @@ std::vector<std::string_view> Split(std::string_view s) {
 
 void Classify(Reference& ref) {
   const auto parts = Split(ref.expression);
-  const auto nonempty = [&] {
-    for (const auto p : parts)
-      if (p.empty()) return false;
-    return true;
-  }();
-  if (!nonempty) return;
+  if (std::ranges::any_of(parts, [](std::string_view p) { return p.empty(); })) return;
   if (parts.size() == 2 && parts[0] == "params") {
     ref.kind = RefKind::kParam;
     ref.name = parts[1];
@@ -43,6 +40,9 @@ void Classify(Reference& ref) {
               parts[1] == "phase")) {
     ref.kind = RefKind::kPipeline;
     ref.field = parts[1];
+  } else if (parts.size() <= 2 && parts[0] == "item") {
+    ref.kind = RefKind::kItem;
+    if (parts.size() == 2) ref.field = parts[1];
   }
 }
 
@@ -93,10 +93,10 @@ std::expected<nlohmann::json, std::string> SubstituteJson(const nlohmann::json& 
   }
   if (doc.is_array() || doc.is_object()) {
     nlohmann::json out = doc;
-    for (auto it = out.begin(); it != out.end(); ++it) {
-      auto v = SubstituteJson(*it, values);
+    for (auto& element : out) {
+      auto v = SubstituteJson(element, values);
       if (!v) return std::unexpected(v.error());
-      *it = std::move(*v);
+      element = std::move(*v);
     }
     return out;
   }
@@ -109,6 +109,9 @@ std::string ResultKey(std::string_view step, std::string_view result) {
 }
 std::string PhaseKey(std::string_view step) { return "steps." + std::string(step) + ".phase"; }
 std::string PipelineKey(std::string_view field) { return "pipeline." + std::string(field); }
+std::string ItemKey(std::string_view key) {
+  return key.empty() ? std::string("item") : "item." + std::string(key);
+}
 
 void ForEachString(const nlohmann::json& doc, const std::string& path,
                    const std::function<void(const std::string&, const std::string&)>& visit) {
@@ -121,7 +124,15 @@ void ForEachString(const nlohmann::json& doc, const std::string& path,
     for (const auto& [k, v] : doc.items()) {
       // Keys that are not identifiers (map keys such as nvidia.com/gpu) use brackets.
       const bool ident = !k.empty() && k.find_first_of("./[]") == std::string::npos;
-      ForEachString(v, ident ? (path.empty() ? k : path + "." + k) : path + "[" + k + "]", visit);
+      std::string child = path;
+      if (!ident) {
+        child.append("[").append(k).append("]");
+      } else if (!path.empty()) {
+        child.append(".").append(k);
+      } else {
+        child = k;
+      }
+      ForEachString(v, child, visit);
     }
   }
 }

@@ -6,6 +6,7 @@
 //   {{steps.<step>.phase}}            a step's phase (finally steps only)
 //   {{pipeline.name}} {{pipeline.namespace}} {{pipeline.uid}}, and {{pipeline.phase}} (finally
 //   only)
+//   {{item}} {{item.<key>}}           a fan-out step's item (withItems, withParam, matrix)
 // Spaces inside the braces are allowed ({{ params.x }}). Text outside braces is kept as is.
 
 #include <cstddef>
@@ -26,6 +27,7 @@ enum class RefKind {
   kStepResult,  // steps.<step>.results.<result>: name = step, field = result
   kStepPhase,   // steps.<step>.phase: name = step
   kPipeline,    // pipeline.<field>: field is name, namespace, uid or phase
+  kItem,        // item (field empty) or item.<key> (field = key)
   kUnknown,     // anything else between braces
 };
 
@@ -59,6 +61,8 @@ std::string ParamKey(std::string_view param);
 std::string ResultKey(std::string_view step, std::string_view result);
 std::string PhaseKey(std::string_view step);
 std::string PipelineKey(std::string_view field);
+// "item" for an empty key, else "item.<key>".
+std::string ItemKey(std::string_view key);
 
 // Calls visit(path, string) for every string in `doc`; paths extend `path` like
 // spec.steps[0].task.args[1] and spec.steps[0].task.nodeSelector[zone].

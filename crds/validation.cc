@@ -487,11 +487,42 @@ struct RefContext {
   StepSet& finally;
 };
 
-void CheckReference(Checker& c, const RefContext& ctx, StepSet& set, size_t i,
+// Where a string sits in a step: the task and metadata are substituted per fan-out child (so they
+// may use {{item}}); when, withParam and registerModel are evaluated once for the whole step.
+enum class Place { kPerChild, kOncePerStep };
+
+void CheckItemReference(Checker& c, const Step& step, Place place, const templates::Reference& ref,
+                        const std::string& path) {
+  const std::string shown = "{{" + ref.expression + "}}";
+  const FanOut fan = FanOutOf(step);
+  if (fan == FanOut::kNone) {
+    c.Error(path, reason::kInvalid,
+            shown + " is available only in a fan-out step (withItems, withParam or matrix)");
+  } else if (place == Place::kOncePerStep) {
+    c.Error(path, reason::kInvalid,
+            shown +
+                " is not available here: when, withParam and registerModel are evaluated "
+                "once for the whole step; use it in the task or metadata");
+  } else if (fan == FanOut::kItems && !ref.field.empty()) {
+    c.Error(path, reason::kInvalid, shown + ": withItems items are strings; use {{item}}");
+  } else if (fan == FanOut::kMatrix && ref.field.empty()) {
+    c.Error(path, reason::kInvalid,
+            shown + ": a matrix child has one value per list; use {{item.<name>}}");
+  } else if (fan == FanOut::kMatrix && std::ranges::none_of(step.matrix, [&](const MatrixParam& m) {
+               return m.name == ref.field;
+             })) {
+    c.Error(path, reason::kNotFound, shown + ": no matrix list named \"" + ref.field + "\"");
+  }
+}
+
+void CheckReference(Checker& c, const RefContext& ctx, StepSet& set, size_t i, Place place,
                     const templates::Reference& ref, const std::string& path) {
   const std::string shown = "{{" + ref.expression + "}}";
   const std::string& self = set.steps[i].name;
   switch (ref.kind) {
+    case templates::RefKind::kItem:
+      CheckItemReference(c, set.steps[i], place, ref, path);
+      return;
     case templates::RefKind::kParam:
       if (!ctx.params.contains(ref.name)) {
         c.Error(path, reason::kNotFound, shown + ": unknown parameter \"" + ref.name + "\"");
@@ -506,7 +537,8 @@ void CheckReference(Checker& c, const RefContext& ctx, StepSet& set, size_t i,
       c.Error(path, reason::kInvalid,
               "unknown reference " + shown +
                   "; use {{params.<name>}}, {{steps.<step>.results.<result>}}, "
-                  "{{steps.<step>.phase}} or {{pipeline.name|namespace|uid|phase}}");
+                  "{{steps.<step>.phase}}, {{pipeline.name|namespace|uid|phase}} or, in a "
+                  "fan-out step, {{item}} and {{item.<key>}}");
       return;
     case templates::RefKind::kStepPhase:
     case templates::RefKind::kStepResult:
@@ -559,15 +591,76 @@ void CheckReference(Checker& c, const RefContext& ctx, StepSet& set, size_t i,
 }
 
 void CheckStrings(Checker& c, const RefContext& ctx, StepSet& set, size_t i, const Json& doc,
-                  const std::string& path) {
+                  const std::string& path, Place place = Place::kOncePerStep) {
   templates::ForEachString(doc, path, [&](const std::string& p, const std::string& text) {
     auto refs = templates::FindReferences(text);
     if (!refs) {
       c.Error(p, reason::kInvalid, refs.error());
       return;
     }
-    for (const auto& ref : *refs) CheckReference(c, ctx, set, i, ref, p);
+    for (const auto& ref : *refs) CheckReference(c, ctx, set, i, place, ref, p);
   });
+}
+
+void CheckFanOut(Checker& c, const RefContext& ctx, StepSet& set, size_t i) {
+  const Step& step = set.steps[i];
+  const auto p = Index(set.path, i);
+  const int kinds = static_cast<int>(!step.with_items.empty()) +
+                    static_cast<int>(step.with_param.has_value()) +
+                    static_cast<int>(!step.matrix.empty());
+  if (kinds > 1) {
+    c.Error(p, reason::kInvalid, "at most one of withItems, withParam and matrix");
+  }
+  if (step.with_items.size() > kMaxFanOut) {
+    c.Error(
+        Join(p, "withItems"), reason::kTooMany,
+        std::to_string(step.with_items.size()) + " items; at most " + std::to_string(kMaxFanOut));
+  }
+  if (step.with_param) {
+    CheckStrings(c, ctx, set, i, Json(*step.with_param), Join(p, "withParam"));
+  }
+  if (!step.matrix.empty()) {
+    size_t combinations = 1;
+    std::unordered_set<std::string_view> names;
+    for (size_t k = 0; k < step.matrix.size(); ++k) {
+      const auto& m = step.matrix[k];
+      const auto mp = Index(Join(p, "matrix"), k);
+      if (!IsIdentifier(m.name, 63)) {
+        c.Error(Join(mp, "name"), reason::kInvalid,
+                "must start with a letter or '_' and contain letters, digits, '_', '-'");
+      }
+      if (!names.insert(m.name).second) {
+        c.Error(Join(mp, "name"), reason::kDuplicate, "duplicate matrix list \"" + m.name + "\"");
+      }
+      if (m.values.empty()) c.Error(Join(mp, "values"), reason::kRequired, "needs a value");
+      combinations = std::min(combinations * std::max<size_t>(m.values.size(), 1), kMaxFanOut + 1);
+    }
+    if (combinations > kMaxFanOut) {
+      c.Error(Join(p, "matrix"), reason::kTooMany,
+              "more than " + std::to_string(kMaxFanOut) +
+                  " combinations (the product of the lists' lengths); split the sweep");
+    }
+  }
+  if (FanOutOf(step) == FanOut::kNone) {
+    if (step.parallelism) {
+      c.Error(Join(p, "parallelism"), reason::kInvalid,
+              "applies to fan-out steps only (withItems, withParam or matrix); the pipeline's "
+              "spec.parallelism limits the whole run");
+    }
+    return;
+  }
+  if (step.parallelism && *step.parallelism < 1) {
+    c.Error(Join(p, "parallelism"), reason::kInvalid, "must be at least 1");
+  }
+  if (Streaming(step.task)) {
+    c.Error(Join(p, "task"), reason::kInvalid,
+            "a fan-out step runs batch Tasks; a streaming task (input.stream) cannot fan out");
+  }
+  if (step.register_model) {
+    c.Error(Join(p, "registerModel"), reason::kInvalid,
+            "a fan-out step has many children; register the model from a step that depends on "
+            "it and reads their results as a list");
+  }
 }
 
 void CheckStep(Checker& c, const RefContext& ctx, StepSet& set, size_t i) {
@@ -577,7 +670,11 @@ void CheckStep(Checker& c, const RefContext& ctx, StepSet& set, size_t i) {
   if (Cancelled(step.task)) {
     c.Warn(Join(Join(p, "task"), "cancel"), "ignored in a pipeline step; set spec.cancel instead");
   }
-  CheckStrings(c, ctx, set, i, Encode(step.task), Join(p, "task"));
+  CheckStrings(c, ctx, set, i, Encode(step.task), Join(p, "task"), Place::kPerChild);
+  if (step.metadata) {
+    CheckStrings(c, ctx, set, i, Encode(*step.metadata), Join(p, "metadata"), Place::kPerChild);
+  }
+  CheckFanOut(c, ctx, set, i);
   for (size_t k = 0; k < step.when.size(); ++k) {
     const auto& w = step.when[k];
     const auto wp = Index(Join(p, "when"), k);
@@ -671,6 +768,32 @@ ValidationErrors Validate(const Pipeline& pipeline, ValidationErrors* warnings) 
     }
   }
 
+  // A fan-out step's children are Tasks <pipeline>-<step>-<index>: no other step may be named
+  // <step>-<digits>, or its Task would be one of them.
+  for (const auto& [list, path] :
+       {std::pair{&s.steps, "spec.steps"}, std::pair{&s.finally, "spec.finally"}}) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      const std::string& name = (*list)[i].name;
+      const size_t dash = name.rfind('-');
+      if (dash == std::string::npos || dash + 1 == name.size() ||
+          !std::ranges::all_of(name.substr(dash + 1),
+                               [](char ch) { return ch >= '0' && ch <= '9'; })) {
+        continue;
+      }
+      const std::string_view base = std::string_view(name).substr(0, dash);
+      for (const auto* other : {&s.steps, &s.finally}) {
+        for (const auto& step : *other) {
+          if (step.name == base && FanOutOf(step) != FanOut::kNone) {
+            c.Error(Join(Index(path, i), "name"), reason::kInvalid,
+                    "\"" + name + "\" would name the same Task as a child of fan-out step \"" +
+                        step.name + "\" (children are <pipeline>-" + step.name +
+                        "-<index>); rename one");
+          }
+        }
+      }
+    }
+  }
+
   StepSet steps{s.steps, "spec.steps", false, dag::BuildStepGraph(s.steps), {}};
   StepSet finally{s.finally, "spec.finally", true, dag::BuildStepGraph(s.finally), {}};
   steps.ancestors.resize(s.steps.size());
@@ -702,6 +825,11 @@ void CheckUpdate(const Pipeline& old_pipeline, const Pipeline& pipeline, Validat
         s["when"].push_back(
             {{"input", w.input}, {"operator", ToString(w.operator_)}, {"values", w.values}});
       if (step.register_model) s["registerModel"] = Encode(*step.register_model);
+      if (step.metadata) s["metadata"] = Encode(*step.metadata);
+      s["withItems"] = step.with_items;
+      if (step.with_param) s["withParam"] = *step.with_param;
+      for (const auto& m : step.matrix) s["matrix"].push_back({m.name, m.values});
+      if (step.parallelism) s["parallelism"] = *step.parallelism;
       j.push_back(std::move(s));
     }
     return j;

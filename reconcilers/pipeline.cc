@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <map>
+#include <ranges>
 #include <set>
 #include <utility>
 
@@ -36,6 +37,20 @@ bool Terminal(const std::optional<PipelinePhase>& p) {
          p == PipelinePhase::kCancelled;
 }
 
+// A label value that is a whole number (an item's index).
+std::optional<size_t> IndexOf(const std::string& s) {
+  size_t v = 0;
+  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+size_t Bytes(const std::map<std::string, std::string>& results) {
+  size_t n = 0;
+  for (const auto& [k, v] : results) n += k.size() + v.size();
+  return n;
+}
+
 std::optional<double> Number(const std::string& s) {
   double v = 0;
   const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -52,6 +67,7 @@ struct TaskView {
   std::optional<api::Time> start_time;
   std::optional<api::Time> completion_time;
   std::map<std::string, std::string> results;
+  bool cancel_requested = false;  // spec.cancel is set
 };
 
 TaskView ViewOf(const Json& task) {
@@ -59,6 +75,7 @@ TaskView ViewOf(const Json& task) {
   v.name = Str(Sub(task, "metadata"), "name");
   const Json& status = Sub(task, "status");
   v.phase = Str(status, "phase");
+  v.cancel_requested = Sub(Sub(task, "spec"), "cancel") == Json(true);
   if (const Json& a = Sub(status, "attempts"); a.is_number_integer()) {
     v.attempts = a.get<int32_t>();
   }
@@ -87,7 +104,26 @@ TaskView ViewOf(const Json& task) {
   return v;
 }
 
-enum class StartResult { kStarted, kSkipped, kFailed };
+enum class StartResult { kStarted, kSkipped, kFailed, kFinished };
+
+// Why a step or one of its children cannot start: a reason (InvalidReference, InvalidTask,
+// FanOutTooLarge, ...) and a message.
+struct Refusal {
+  std::string reason;
+  std::string message;
+};
+
+// The values of a fan-out item: {{item}}, and {{item.<key>}} for an object's keys.
+templates::Values ItemValues(const Json& item) {
+  templates::Values v;
+  v[templates::ItemKey("")] = item.is_string() ? item.get<std::string>() : item.dump();
+  if (item.is_object()) {
+    for (const auto& [k, value] : item.items()) {
+      v[templates::ItemKey(k)] = value.is_string() ? value.get<std::string>() : value.dump();
+    }
+  }
+  return v;
+}
 
 class Planner {
  public:
@@ -145,12 +181,18 @@ class Planner {
     }
     const std::optional<std::string> failed = FirstFailed();
     const bool fail_fast = p_.spec.fail_fast.value_or(false) && failed;
+    std::optional<std::string> stop;
     if (cancelled) {
-      Stop("the pipeline was cancelled");
+      stop = "the pipeline was cancelled";
     } else if (deadline_passed) {
-      Stop("the pipeline passed its timeout of " + p_.spec.timeout->text);
+      stop = "the pipeline passed its timeout of " + p_.spec.timeout->text;
     } else if (fail_fast) {
-      Stop("failFast: step " + *failed + " failed");
+      stop = "failFast: step " + *failed + " failed";
+    }
+    for (const auto& step : p_.spec.steps) Settle(step, stop);
+    for (const auto& step : p_.spec.finally) Settle(step, std::nullopt);
+    if (stop) {
+      Stop(*stop);
     } else {
       Schedule(p_.spec.steps, /*finally=*/false);
     }
@@ -203,7 +245,12 @@ class Planner {
     Progress();
     std::vector<std::string> running;
     for (const auto& r : status().steps) {
-      if (r.phase == StepPhase::kRunning) running.push_back(r.name);
+      if (r.phase != StepPhase::kRunning) continue;
+      running.push_back(r.name);
+      if (r.children) {
+        running.back() += " (" + std::to_string(r.children->running) + " of " +
+                          std::to_string(r.children->total) + " children running)";
+      }
     }
     std::string message = "progress " + status().progress.value_or("");
     if (!running.empty()) {
@@ -269,6 +316,7 @@ class Planner {
         r.name = step.name;
         if (!r.phase) r.phase = StepPhase::kPending;
         index_[step.name] = status().steps.size();
+        spec_[step.name] = &step;
         status().steps.push_back(std::move(r));
       }
     }
@@ -276,16 +324,29 @@ class Planner {
 
   api::StepStatus& Rec(const std::string& name) { return status().steps.at(index_.at(name)); }
 
+  static bool IsFanOut(const api::Step& step) { return api::FanOutOf(step) != api::FanOut::kNone; }
+
   void Observe() {
     std::map<std::string, const Json*> by_step;
+    auto& by_item = by_item_;
     for (const Json& t : observed_.tasks) {
-      const std::string step = Str(Sub(Sub(t, "metadata"), "labels"), kStepLabel);
-      if (!step.empty() && index_.contains(step) &&
-          Str(Sub(t, "metadata"), "name") == StepTaskName(p_, step)) {
-        by_step[step] = &t;
+      const Json& meta = Sub(t, "metadata");
+      const std::string step = Str(Sub(meta, "labels"), kStepLabel);
+      const auto spec = spec_.find(step);
+      if (spec == spec_.end()) continue;
+      const std::string name = Str(meta, "name");
+      if (!IsFanOut(*spec->second)) {
+        if (name == StepTaskName(p_, step)) by_step[step] = &t;
+      } else if (const auto index = IndexOf(Str(Sub(meta, "labels"), kItemLabel));
+                 index && name == FanOutTaskName(p_, step, *index)) {
+        by_item[step][*index] = &t;
       }
     }
     for (auto& r : status().steps) {
+      if (IsFanOut(*spec_.at(r.name))) {
+        ObserveFanOut(r, by_item[r.name]);
+        continue;
+      }
       const auto it = by_step.find(r.name);
       if (it == by_step.end()) {
         if (r.task && !Final(r.phase)) {
@@ -302,10 +363,9 @@ class Planner {
       if (!r.start_time) r.start_time = now_;
       if (Final(r.phase)) continue;  // a final record stays as it was written
       if (v.phase == "Succeeded") {
-        r.phase = StepPhase::kSucceeded;
-        r.results = v.results;
         r.completion_time = v.completion_time.value_or(now_);
         r.message.reset();
+        Succeed(r, v.results);
       } else if (v.phase == "Failed") {
         r.phase = StepPhase::kFailed;
         r.completion_time = v.completion_time.value_or(now_);
@@ -322,9 +382,119 @@ class Planner {
     }
   }
 
+  // Recounts a started fan-out step's children from the observed Tasks.
+  void ObserveFanOut(api::StepStatus& r, const std::map<size_t, const Json*>& tasks) {
+    if (!r.children || Final(r.phase)) return;  // not started, or settled
+    api::FanOutStatus& c = *r.children;
+    // Children are made in item order; one the status does not count yet was made by a
+    // reconcile whose status write was lost.
+    for (const auto& [index, task] : tasks) {
+      if (std::cmp_less(index, c.total) && std::cmp_greater_equal(index, c.started)) {
+        c.started = static_cast<int32_t>(index) + 1;
+      }
+    }
+    c.running = c.succeeded = c.failed = c.cancelled = 0;
+    auto& views = children_[r.name];
+    views.assign(static_cast<size_t>(c.started), std::nullopt);
+    std::string& first_failure = first_failure_[r.name];
+    for (size_t k = 0; k < views.size(); ++k) {
+      const auto it = tasks.find(k);
+      if (it == tasks.end()) {
+        ++c.failed;
+        if (first_failure.empty()) {
+          first_failure = "item " + std::to_string(k) + ": its Task " +
+                          FanOutTaskName(p_, r.name, k) +
+                          " was deleted before it finished (TaskDeleted)";
+        }
+        continue;
+      }
+      TaskView v = ViewOf(*it->second);
+      if (v.phase == "Succeeded") {
+        ++c.succeeded;
+      } else if (v.phase == "Failed") {
+        ++c.failed;
+        if (first_failure.empty()) first_failure = "item " + std::to_string(k) + ": " + v.message;
+      } else if (v.phase == "Cancelled") {
+        ++c.cancelled;
+      } else {
+        ++c.running;
+      }
+      views[k] = std::move(v);
+    }
+    if (!r.start_time) r.start_time = now_;
+    r.message = "children: " + std::to_string(c.succeeded) + " succeeded, " +
+                std::to_string(c.running) + " running, " + std::to_string(c.failed) +
+                " failed of " + std::to_string(c.total);
+  }
+
+  // Ends a fan-out step whose children are all final: once every item has a child, or, when the
+  // run is stopping (`stop` says why), with the items that never got one counted as cancelled.
+  void Settle(const api::Step& step, const std::optional<std::string>& stop) {
+    api::StepStatus& r = Rec(step.name);
+    if (!r.children || r.phase != StepPhase::kRunning) return;
+    api::FanOutStatus& c = *r.children;
+    if (c.running > 0 || (c.started < c.total && !stop)) return;
+    r.completion_time = now_;
+    if (c.succeeded == c.total) {
+      std::map<std::string, std::string> results;
+      const auto& views = children_[step.name];
+      for (const auto& declared : step.task.results) {
+        Json list = Json::array();
+        for (const auto& v : views) {
+          Json value = nullptr;
+          if (v) {
+            if (const auto it = v->results.find(declared.name); it != v->results.end()) {
+              value = it->second;
+            }
+          }
+          list.push_back(std::move(value));
+        }
+        results[declared.name] = list.dump();
+      }
+      r.message.reset();
+      Succeed(r, results);
+      return;
+    }
+    c.cancelled += c.total - c.started;
+    if (c.failed > 0) {
+      r.phase = StepPhase::kFailed;
+      r.message = Truncate(std::to_string(c.failed) + " of " + std::to_string(c.total) +
+                               " children failed; first: " + first_failure_[step.name],
+                           kMaxMessage);
+    } else {
+      r.phase = StepPhase::kCancelled;
+      r.message = Truncate("cancelled after " + std::to_string(c.succeeded) + " of " +
+                               std::to_string(c.total) + " children succeeded" +
+                               (stop ? ": " + *stop : std::string{}),
+                           kMaxMessage);
+    }
+  }
+
+  // Records a step's success with its results, unless they would take the status's stored
+  // results past api::kMaxStoredResults: then the step fails.
+  void Succeed(api::StepStatus& r, std::map<std::string, std::string> results) {
+    size_t stored = Bytes(results);
+    for (const auto& other : status().steps) {
+      if (other.name != r.name) stored += Bytes(other.results);
+    }
+    if (stored > api::kMaxStoredResults) {
+      r.phase = StepPhase::kFailed;
+      r.results.clear();
+      r.message = "ResultsTooLarge: its results (" + std::to_string(Bytes(results)) +
+                  " bytes) would take the pipeline's stored results past " +
+                  std::to_string(api::kMaxStoredResults) +
+                  " bytes; publish a reference (e.g. a URI) instead of the data";
+      return;
+    }
+    r.phase = StepPhase::kSucceeded;
+    r.results = std::move(results);
+  }
+
   std::optional<std::string> FirstFailed() {
     for (const auto& step : p_.spec.steps) {
-      if (Rec(step.name).phase == StepPhase::kFailed) return step.name;
+      const api::StepStatus& r = Rec(step.name);
+      if (r.phase == StepPhase::kFailed) return step.name;
+      if (r.phase == StepPhase::kRunning && r.children && r.children->failed > 0) return step.name;
     }
     return std::nullopt;
   }
@@ -348,6 +518,14 @@ class Planner {
       if (r.phase == StepPhase::kPending) {
         r.phase = StepPhase::kCancelled;
         r.message = "not started: " + why;
+      } else if (r.phase == StepPhase::kRunning && r.children) {
+        for (const auto& v : children_[step.name]) {
+          if (v && !v->cancel_requested && v->phase != "Succeeded" && v->phase != "Failed" &&
+              v->phase != "Cancelled") {
+            plan_.cancel.push_back(v->name);
+          }
+        }
+        r.message = "cancelling: " + why;
       } else if ((r.phase == StepPhase::kRunning || r.phase == StepPhase::kReady) && r.task) {
         const bool requested = cancel_requested.contains(*r.task);
         if (!requested) plan_.cancel.push_back(*r.task);
@@ -444,14 +622,12 @@ class Planner {
     if (steps.empty()) return;
     const api::dag::StepGraph sg = api::dag::BuildStepGraph(steps);
     const auto& graph = sg.graph;
-    const auto limit = p_.spec.parallelism;
     for (bool again = true; again;) {
       again = false;
       std::vector<api::dag::NodeState> states(steps.size());
-      size_t running = 0;
+      size_t running = RunningTasks();
       for (size_t i = 0; i < steps.size(); ++i) {
         const auto phase = Rec(steps[i].name).phase;
-        if (phase == StepPhase::kRunning) ++running;
         states[i] = [&] {
           using enum api::dag::NodeState;
           if (phase == StepPhase::kPending) return kPending;
@@ -477,19 +653,122 @@ class Planner {
       }
       if (again) continue;
       const templates::Values values = Values(finally);
+      // Fan-out steps that started go on first: what started finishes before more starts.
+      for (const auto& step : steps) {
+        api::StepStatus& r = Rec(step.name);
+        if (r.phase == StepPhase::kRunning && r.children) {
+          if (auto refused = Advance(step, values, running)) {
+            Fail(r, refused->reason, refused->message);
+            again = true;
+          }
+        }
+      }
       for (const size_t n : api::dag::ReadySet(graph, states)) {
-        if (limit && running >= static_cast<size_t>(*limit)) break;
-        switch (Start(steps[n], values)) {
+        if (!Room(running)) break;
+        switch (Start(steps[n], values, running)) {
           case StartResult::kStarted:
-            ++running;
             break;
           case StartResult::kSkipped:
           case StartResult::kFailed:
+          case StartResult::kFinished:
             again = true;  // its dependants may be ready, or unreachable, now
             break;
         }
       }
     }
+  }
+
+  // Child Tasks running: one per running step, or its running children for a fan-out step.
+  size_t RunningTasks() {
+    size_t n = 0;
+    for (const auto& r : status().steps) {
+      if (r.phase != StepPhase::kRunning) continue;
+      n += r.children ? static_cast<size_t>(r.children->running) : 1;
+    }
+    return n;
+  }
+
+  // Whether the pipeline's parallelism allows one more child Task.
+  bool Room(size_t running) const {
+    return !p_.spec.parallelism || running < static_cast<size_t>(*p_.spec.parallelism);
+  }
+
+  // A fan-out step's items, each as its values; a refusal when withParam is not a JSON list of
+  // at most api::kMaxFanOut items.
+  static std::expected<std::vector<templates::Values>, Refusal> Items(
+      const api::Step& step, const templates::Values& values) {
+    std::vector<templates::Values> items;
+    switch (api::FanOutOf(step)) {
+      case api::FanOut::kNone:
+        break;
+      case api::FanOut::kItems:
+        for (const auto& item : step.with_items) items.push_back(ItemValues(Json(item)));
+        break;
+      case api::FanOut::kMatrix: {
+        size_t total = 1;
+        for (const auto& m : step.matrix) total *= m.values.size();
+        for (size_t k = 0; k < total; ++k) {
+          templates::Values v;
+          size_t rest = k;  // the last list varies fastest
+          for (const auto& m : std::views::reverse(step.matrix)) {
+            v[templates::ItemKey(m.name)] = m.values[rest % m.values.size()];
+            rest /= m.values.size();
+          }
+          items.push_back(std::move(v));
+        }
+        break;
+      }
+      case api::FanOut::kParam: {
+        auto text = templates::Substitute(step.with_param.value_or(""), values);
+        if (!text)
+          return std::unexpected(Refusal{"InvalidReference", "withParam: " + text.error()});
+        const Json list = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
+        if (!list.is_array()) {
+          return std::unexpected(
+              Refusal{"InvalidWithParam", "withParam is not a JSON list: " + Truncate(*text, 200)});
+        }
+        if (list.size() > api::kMaxFanOut) {
+          return std::unexpected(
+              Refusal{"FanOutTooLarge", "withParam has " + std::to_string(list.size()) +
+                                            " items; a step fans out to at most " +
+                                            std::to_string(api::kMaxFanOut)});
+        }
+        for (const Json& item : list) items.push_back(ItemValues(item));
+        break;
+      }
+    }
+    return items;
+  }
+
+  // Creates the next children of a started fan-out step, in item order, as its parallelism and
+  // the pipeline's allow; a refusal if a child's spec does not build (it was checked when the
+  // step started, so only a spec that changed since could).
+  std::optional<Refusal> Advance(const api::Step& step, const templates::Values& values,
+                                 size_t& running) {
+    api::StepStatus& r = Rec(step.name);
+    if (!r.children) return std::nullopt;
+    api::FanOutStatus& c = *r.children;
+    const auto step_limit = step.parallelism;
+    const auto room = [&] {
+      return c.started < c.total && Room(running) && (!step_limit || c.running < *step_limit);
+    };
+    if (!room()) return std::nullopt;
+    auto items = Items(step, values);
+    if (!items) return items.error();
+    if (items->size() != static_cast<size_t>(c.total)) {
+      return Refusal{"InvalidWithParam", "its items changed after the step started"};
+    }
+    const Json doc = StepDoc(step);
+    while (room()) {
+      const auto index = static_cast<size_t>(c.started);
+      auto child = ChildTask(step, doc, values, (*items)[index], index);
+      if (!child) return child.error();
+      plan_.create.push_back(std::move(*child));
+      ++c.started;
+      ++c.running;
+      ++running;
+    }
+    return std::nullopt;
   }
 
   StartResult Skip(api::StepStatus& r, std::string why) {
@@ -522,44 +801,93 @@ class Planner {
     return std::unexpected("\"" + (l ? values[0] : input) + "\" is not a number");
   }
 
-  StartResult Start(const api::Step& step, const templates::Values& values) {
-    api::StepStatus& r = Rec(step.name);
-    // Every string the step substitutes into: its task, when and metadata.
+  // The step's strings substituted per child: its task and metadata.
+  static Json StepDoc(const api::Step& step) {
     Json doc{{"task", api::Encode(step.task)}};
-    Json when = Json::array();
-    for (const auto& w : step.when) when.push_back({{"input", w.input}, {"values", w.values}});
-    doc["when"] = when;
     if (step.metadata) {
       doc["labels"] = step.metadata->labels;
       doc["annotations"] = step.metadata->annotations;
     }
+    return doc;
+  }
+
+  // The child Task of `step` (of its item `index` when it fans out, with the item's values),
+  // from StepDoc(step).
+  std::expected<Json, Refusal> ChildTask(const api::Step& step, const Json& doc,
+                                         const templates::Values& values,
+                                         const templates::Values& item,
+                                         std::optional<size_t> index) {
+    const std::string where = index ? "item " + std::to_string(*index) + ": " : "";
+    std::expected<Json, std::string> substituted;
+    if (item.empty()) {
+      substituted = templates::SubstituteJson(doc, values);
+    } else {
+      templates::Values all = item;
+      all.insert(values.begin(), values.end());
+      substituted = templates::SubstituteJson(doc, all);
+    }
+    if (!substituted)
+      return std::unexpected(Refusal{"InvalidReference", where + substituted.error()});
+    const Json& d = *substituted;
+    auto spec = api::TaskSpecFromJson(d["task"], "spec.steps[" + step.name + "].task");
+    if (!spec) return std::unexpected(Refusal{"InvalidTask", where + api::ToString(spec.error())});
+
+    Json labels = Json::object();
+    if (d.contains("labels")) labels = d["labels"];
+    labels[kManagedByLabel] = kManagedByValue;
+    labels[kPipelineLabel] = Shorten(p_.metadata.name, 63);
+    labels[kStepLabel] = step.name;
+    if (index) labels[kItemLabel] = std::to_string(*index);
+    Json meta{{"name", index ? FanOutTaskName(p_, step.name, *index) : StepTaskName(p_, step.name)},
+              {"namespace", p_.metadata.namespace_},
+              {"labels", std::move(labels)},
+              {"ownerReferences",
+               Json::array({api::ControllerReference(api::kApiVersion, api::Pipeline::kKind,
+                                                     p_.metadata.name, p_.metadata.uid)})}};
+    if (d.contains("annotations") && !d["annotations"].empty()) {
+      meta["annotations"] = d["annotations"];
+    }
+    return Json{{"apiVersion", api::kApiVersion},
+                {"kind", api::Task::kKind},
+                {"metadata", std::move(meta)},
+                {"spec", d["task"]}};
+  }
+
+  StartResult Start(const api::Step& step, const templates::Values& values, size_t& running) {
+    api::StepStatus& r = Rec(step.name);
+    const Json doc = StepDoc(step);
+    // The strings evaluated once for the whole step: when and withParam.
+    Json when = Json::array();
+    for (const auto& w : step.when) when.push_back({{"input", w.input}, {"values", w.values}});
+    const Json once{{"when", when}, {"withParam", step.with_param.value_or("")}};
     // A result of a step that did not succeed does not exist: the step is skipped.
     std::optional<std::string> skip;
     std::optional<std::string> missing;
-    templates::ForEachString(doc, "", [&](const std::string&, const std::string& text) {
-      auto refs = templates::FindReferences(text);
-      if (!refs) return;
-      for (const auto& ref : *refs) {
-        if (ref.kind != templates::RefKind::kStepResult || !index_.contains(ref.name)) continue;
-        const api::StepStatus& dep = Rec(ref.name);
-        if (dep.phase != StepPhase::kSucceeded) {
-          if (!skip)
-            skip =
-                "step " + ref.name + " did not succeed, so result " + ref.field + " does not exist";
-        } else if (!dep.results.contains(ref.field) && !missing) {
-          missing = "step " + ref.name + " succeeded without publishing result " + ref.field;
-        }
-      }
-    });
+    templates::ForEachString(
+        Json{{"doc", doc}, {"once", once}}, "", [&](const std::string&, const std::string& text) {
+          auto refs = templates::FindReferences(text);
+          if (!refs) return;
+          for (const auto& ref : *refs) {
+            if (ref.kind != templates::RefKind::kStepResult || !index_.contains(ref.name)) continue;
+            const api::StepStatus& dep = Rec(ref.name);
+            if (dep.phase != StepPhase::kSucceeded) {
+              if (!skip)
+                skip = "step " + ref.name + " did not succeed, so result " + ref.field +
+                       " does not exist";
+            } else if (!dep.results.contains(ref.field) && !missing) {
+              missing = "step " + ref.name + " succeeded without publishing result " + ref.field;
+            }
+          }
+        });
     if (skip) return Skip(r, *skip);
     if (missing) return Fail(r, "MissingResult", *missing);
 
-    auto substituted = templates::SubstituteJson(doc, values);
+    auto substituted = templates::SubstituteJson(when, values);
     if (!substituted) return Fail(r, "InvalidReference", substituted.error());
-    const Json& d = *substituted;
     for (size_t i = 0; i < step.when.size(); ++i) {
-      const std::string input = d["when"][i]["input"];
-      const auto vals = d["when"][i]["values"].get<std::vector<std::string>>();
+      const Json& w = (*substituted)[i];
+      const std::string input = w["input"];
+      const auto vals = w["values"].get<std::vector<std::string>>();
       auto holds = Holds(input, step.when[i].operator_, vals);
       if (!holds)
         return Fail(r, "InvalidWhen", "when[" + std::to_string(i) + "]: " + holds.error());
@@ -571,49 +899,78 @@ class Planner {
         return Skip(r, why.append(list).append("]"));
       }
     }
-    auto spec = api::TaskSpecFromJson(d["task"], "spec.steps[" + step.name + "].task");
-    if (!spec) return Fail(r, "InvalidTask", api::ToString(spec.error()));
 
-    const std::string name = StepTaskName(p_, step.name);
-    Json labels = Json::object();
-    if (d.contains("labels")) labels = d["labels"];
-    labels[kManagedByLabel] = kManagedByValue;
-    labels[kPipelineLabel] = Shorten(p_.metadata.name, 63);
-    labels[kStepLabel] = step.name;
-    Json meta{{"name", name},
-              {"namespace", p_.metadata.namespace_},
-              {"labels", std::move(labels)},
-              {"ownerReferences",
-               Json::array({api::ControllerReference(api::kApiVersion, api::Pipeline::kKind,
-                                                     p_.metadata.name, p_.metadata.uid)})}};
-    if (d.contains("annotations") && !d["annotations"].empty()) {
-      meta["annotations"] = d["annotations"];
+    if (!IsFanOut(step)) {
+      auto child = ChildTask(step, doc, values, {}, std::nullopt);
+      if (!child) return Fail(r, child.error().reason, child.error().message);
+      plan_.create.push_back(std::move(*child));
+      r.phase = StepPhase::kRunning;
+      r.task = StepTaskName(p_, step.name);
+      r.start_time = now_;
+      r.message.reset();
+      ++running;
+      return StartResult::kStarted;
     }
-    plan_.create.push_back(Json{{"apiVersion", api::kApiVersion},
-                                {"kind", api::Task::kKind},
-                                {"metadata", std::move(meta)},
-                                {"spec", d["task"]}});
+    // A fan-out: every child's spec is checked now, so a bad item fails the step before any
+    // child runs.
+    auto items = Items(step, values);
+    if (!items) return Fail(r, items.error().reason, items.error().message);
+    for (size_t k = 0; k < items->size(); ++k) {
+      auto child = ChildTask(step, doc, values, (*items)[k], k);
+      if (!child) return Fail(r, child.error().reason, child.error().message);
+    }
     r.phase = StepPhase::kRunning;
-    r.task = name;
+    r.task.reset();
     r.start_time = now_;
     r.message.reset();
+    r.children = api::FanOutStatus{.total = static_cast<int32_t>(items->size()),
+                                   .started = 0,
+                                   .running = 0,
+                                   .succeeded = 0,
+                                   .failed = 0,
+                                   .cancelled = 0};
+    // Children a reconcile made before its status write was lost.
+    ObserveFanOut(r, by_item_[step.name]);
+    running += static_cast<size_t>(r.children->running);
+    Settle(step, std::nullopt);
+    if (Final(r.phase)) return StartResult::kFinished;
+    if (auto refused = Advance(step, values, running)) {
+      return Fail(r, refused->reason, refused->message);
+    }
     return StartResult::kStarted;
   }
 
   // ---- events: one per transition ----
+
+  static int32_t FailedChildren(const api::StepStatus& r) {
+    return r.children ? r.children->failed : 0;
+  }
 
   void Events() {
     std::map<std::string, const api::StepStatus*> before;
     for (const auto& r : old_.steps) before[r.name] = &r;
     for (const auto& r : status().steps) {
       const auto it = before.find(r.name);
-      const auto old_phase = it == before.end() ? std::nullopt : it->second->phase;
-      if (r.phase == old_phase || !r.phase) continue;
+      const bool known = it != before.end();
+      const bool same_phase = known ? r.phase == it->second->phase : !r.phase.has_value();
+      const int32_t failed_before = known ? FailedChildren(*it->second) : 0;
+      if (r.children && r.children->failed > failed_before && r.phase == StepPhase::kRunning) {
+        plan_.events.push_back(
+            {"Warning", "StepChildFailed",
+             Truncate("step " + r.name + ": " + std::to_string(r.children->failed) + " of " +
+                          std::to_string(r.children->total) +
+                          " children failed; first: " + first_failure_[r.name],
+                      kMaxMessage)});
+      }
+      if (same_phase || !r.phase) continue;
       const std::string msg = r.message ? ": " + *r.message : "";
       switch (*r.phase) {
         case StepPhase::kRunning:
-          plan_.events.push_back({"Normal", "StepStarted",
-                                  "step " + r.name + ": created Task " + r.task.value_or("")});
+          plan_.events.push_back(
+              {"Normal", "StepStarted",
+               r.children ? "step " + r.name + ": fanning out to " +
+                                std::to_string(r.children->total) + " child Tasks"
+                          : "step " + r.name + ": created Task " + r.task.value_or("")});
           break;
         case StepPhase::kReady:
           plan_.events.push_back({"Normal", "StepReady", "step " + r.name + " is Ready"});
@@ -655,6 +1012,12 @@ class Planner {
   PipelinePlan plan_;
   api::PipelineStatus old_;
   std::map<std::string, size_t> index_;
+  std::map<std::string, const api::Step*> spec_;
+  // Fan-out steps' observed child Tasks by item index; their children by item (nullopt: not
+  // found), and their first failure.
+  std::map<std::string, std::map<size_t, const Json*>> by_item_;
+  std::map<std::string, std::vector<std::optional<TaskView>>> children_;
+  std::map<std::string, std::string> first_failure_;
   std::optional<PipelinePhase> outcome_;
 };
 
@@ -662,6 +1025,10 @@ class Planner {
 
 std::string StepTaskName(const api::Pipeline& pipeline, std::string_view step) {
   return ChildName(pipeline.metadata.name, step);
+}
+
+std::string FanOutTaskName(const api::Pipeline& pipeline, std::string_view step, size_t index) {
+  return ChildName(pipeline.metadata.name, std::string(step) + "-" + std::to_string(index));
 }
 
 PipelinePlan PlanPipeline(const api::Pipeline& pipeline, const ObservedPipeline& observed,

@@ -10,7 +10,19 @@
 // the Task by that deterministic name (and the API server refuses a second create), so no step runs
 // twice.
 //
+// A fan-out step (withItems, withParam, matrix) has one child Task per item, FanOutTaskName(), made
+// in item order as its parallelism and the pipeline's allow; its record counts them
+// (status.steps[].children) instead of naming them, so the status stays small: `started` says
+// which exist (items 0 to started-1), and children are recounted from the observed Tasks. Every
+// child's spec is substituted and checked when the step starts, so a bad item fails the step
+// before any child runs. The step succeeds when every child succeeded, and then publishes each
+// declared result as a JSON list of the children's values in item order (null for a child that
+// published none); it fails when all children are final and one failed (the others still run
+// unless failFast, as independent branches do).
+//
 // Choices made where docs/api/pipeline.md is silent:
+// - A step's results are stored only while all steps' stored results stay within
+//   api::kMaxStoredResults; a step whose results would pass it fails (ResultsTooLarge).
 // - Steps that can never run because a dependency failed or was cancelled are Cancelled, with the
 //   dependency named, so every regular step ends in a final phase and finally steps can start.
 // - A step whose child Task disappears before it finished fails (reason TaskDeleted).
@@ -40,6 +52,8 @@ namespace millrace::reconcilers {
 // Labels on every child Task of a pipeline.
 inline constexpr std::string_view kPipelineLabel = "millrace.io/pipeline";
 inline constexpr std::string_view kStepLabel = "millrace.io/step";
+// On each child of a fan-out step: the item's index.
+inline constexpr std::string_view kItemLabel = "millrace.io/item";
 
 inline constexpr std::string_view kPipelineConditionSucceeded = "Succeeded";
 
@@ -61,6 +75,10 @@ struct PipelinePlan {
 
 // The child Task of step `step`.
 std::string StepTaskName(const api::Pipeline& pipeline, std::string_view step);
+
+// The child Task of item `index` of fan-out step `step`: <pipeline>-<step>-<index>, whatever the
+// item's value (validation keeps other steps' names apart from these).
+std::string FanOutTaskName(const api::Pipeline& pipeline, std::string_view step, size_t index);
 
 PipelinePlan PlanPipeline(const api::Pipeline& pipeline, const ObservedPipeline& observed,
                           api::Time now);

@@ -74,13 +74,25 @@ std::expected<ObservedPipeline, Outcome> PipelineReconciler::Observe(
   }
   // Records naming a Task the cache does not show (yet): ask the API server.
   if (!pipeline.status) return observed;
+  std::vector<std::string> recorded;
   for (const auto& step : pipeline.status->steps) {
-    if (!step.task || seen.contains(*step.task)) continue;
-    auto live = uncached_.Get(resources::kTasks, pipeline.metadata.namespace_, *step.task);
+    if (step.task) recorded.push_back(*step.task);
+    // A fan-out step that is still running made its items 0 to started-1.
+    const bool final = step.phase == api::StepPhase::kSucceeded ||
+                       step.phase == api::StepPhase::kFailed ||
+                       step.phase == api::StepPhase::kCancelled;
+    if (!step.children || final) continue;
+    for (int32_t k = 0; k < step.children->started; ++k) {
+      recorded.push_back(FanOutTaskName(pipeline, step.name, static_cast<size_t>(k)));
+    }
+  }
+  for (const std::string& name : recorded) {
+    if (seen.contains(name)) continue;
+    auto live = uncached_.Get(resources::kTasks, pipeline.metadata.namespace_, name);
     if (live && api::IsControlledBy(*live, uid)) {
       observed.tasks.push_back(std::move(*live));
     } else if (!live && !live.error().IsNotFound()) {
-      return std::unexpected(Outcome::ApiError("reading Task " + *step.task, live.error()));
+      return std::unexpected(Outcome::ApiError("reading Task " + name, live.error()));
     }
   }
   return observed;

@@ -298,5 +298,101 @@ TEST_F(PipelineTest, AnInvalidPipelineFailsWithTheReason) {
   EXPECT_THAT(p["status"]["failure"]["message"].get<std::string>(), HasSubstr("cycle"));
 }
 
+// The child Tasks of fan-out step `step` of pipeline `pipeline`, by name.
+std::map<std::string, json> Children(const std::string& ns, const std::string& pipeline,
+                                     const std::string& step) {
+  const json list = Cluster::Get().KubectlJson(
+      {"get", "tasks", "-n", ns, "-l",
+       "millrace.io/pipeline=" + pipeline + ",millrace.io/step=" + step, "-o", "json"});
+  std::map<std::string, json> children;
+  for (const json& t : list["items"]) children[t["metadata"]["name"]] = t;
+  return children;
+}
+
+TEST_F(PipelineTest, AMatrixSweepRunsTwelveChildrenAtMostFiveAtOnceAndTheFanInReadsAllResults) {
+  const std::string train =
+      "    matrix:\n"
+      "    - {name: lr, values: [\"0.1\", \"0.01\", \"0.001\"]}\n"
+      "    - {name: batch, values: [\"16\", \"32\", \"64\", \"128\"]}\n"
+      "    parallelism: 5\n"
+      "    metadata:\n"
+      "      annotations: {" +
+      KwokStageDelay("pod-complete", "2s") +
+      ", kwok.millrace.io/termination-message: '{\"acc\": \"{{item.lr}}/{{item.batch}}\"}'}\n";
+  C().Apply(Pipeline("sweep", "",
+                     Step("train", train,
+                          ", args: [\"--lr={{item.lr}}\", \"--batch={{item.batch}}\"], "
+                          "results: [{name: acc}]") +
+                         Step("pick", "    dependsOn: [train]\n",
+                              ", args: [\"{{steps.train.results.acc}}\"]")),
+            ns_);
+  const json p = WaitForPhase("sweep", "Succeeded", seconds(240));
+  ASSERT_EQ(Phase(p), "Succeeded") << p.dump(2);
+  auto steps = Steps(p);
+  EXPECT_EQ(steps["train"]["children"], (json{{"total", 12},
+                                              {"started", 12},
+                                              {"running", 0},
+                                              {"succeeded", 12},
+                                              {"failed", 0},
+                                              {"cancelled", 0}}));
+  json want = json::array();
+  for (const char* lr : {"0.1", "0.01", "0.001"}) {
+    for (const char* batch : {"16", "32", "64", "128"}) {
+      want.push_back(std::string(lr) + "/" + batch);
+    }
+  }
+  EXPECT_EQ(json::parse(steps["train"]["results"]["acc"].get<std::string>()), want);
+  const json pick = Get("task", "sweep-pick");
+  ASSERT_TRUE(pick.is_object());
+  EXPECT_EQ(json::parse(pick["spec"]["args"][0].get<std::string>()), want)
+      << "the fan-in step receives all 12 results, in item order";
+
+  const auto children = Children(ns_, "sweep", "train");
+  ASSERT_EQ(children.size(), 12u);
+  std::vector<std::pair<api::Time, api::Time>> runs;
+  for (int i = 0; i < 12; ++i) {
+    const std::string name = "sweep-train-" + std::to_string(i);
+    ASSERT_TRUE(children.contains(name)) << name;
+    const json& child = children.at(name);
+    const std::string acc = want[static_cast<size_t>(i)];
+    EXPECT_EQ(child["spec"]["args"][0], "--lr=" + acc.substr(0, acc.find('/'))) << name;
+    runs.emplace_back(TimeOf(child["status"], "startTime"),
+                      TimeOf(child["status"], "completionTime"));
+  }
+  // The most children running at one instant: at each start, the runs under way [start, end).
+  size_t most = 0;
+  for (const auto& [start, end] : runs) {
+    const auto at = std::ranges::count_if(
+        runs, [&](const auto& r) { return r.first <= start && start < r.second; });
+    most = std::max(most, static_cast<size_t>(at));
+  }
+  EXPECT_LE(most, 5u) << "parallelism 5";
+  EXPECT_GE(most, 2u) << "the children ran side by side";
+}
+
+TEST_F(PipelineTest, WithParamFansOutOverAnEarlierResultAndOddItemsKeepValidNames) {
+  const std::string odd(300, 'x');
+  const std::string list =
+      "    metadata:\n"
+      "      annotations:\n"
+      "        kwok.millrace.io/termination-message: '{\"items\": \"[\\\"a b/c?&\\\", \\\"" +
+      odd + "\\\", \\\"Ünï {x}\\\"]\"}'\n";
+  C().Apply(Pipeline("fan", "",
+                     Step("list", list, ", results: [{name: items}]") +
+                         Step("each",
+                              "    dependsOn: [list]\n"
+                              "    withParam: \"{{steps.list.results.items}}\"\n",
+                              ", args: [\"{{item}}\"]")),
+            ns_);
+  const json p = WaitForPhase("fan", "Succeeded", seconds(120));
+  ASSERT_EQ(Phase(p), "Succeeded") << p.dump(2);
+  const auto children = Children(ns_, "fan", "each");
+  ASSERT_EQ(children.size(), 3u);
+  EXPECT_EQ(children.at("fan-each-0")["spec"]["args"][0], "a b/c?&");
+  EXPECT_EQ(children.at("fan-each-1")["spec"]["args"][0], odd);
+  EXPECT_EQ(children.at("fan-each-2")["spec"]["args"][0], "Ünï {x}");
+  for (const auto& [name, child] : children) EXPECT_EQ(Phase(child), "Succeeded") << name;
+}
+
 }  // namespace
 }  // namespace millrace::testing

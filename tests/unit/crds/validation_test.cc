@@ -127,6 +127,64 @@ spec:
   EXPECT_THAT(Validate(p, &warnings), IsEmpty());
 }
 
+TEST(Validation, FanOutStepsUseTheirItemsAndOnlyThem) {
+  const auto ok = ParsePipeline(R"(
+kind: Pipeline
+metadata: {name: p}
+spec:
+  steps:
+  - {name: list, task: {role: Spout, image: i, results: [{name: shards}]}}
+  - name: shard
+    dependsOn: [list]
+    withParam: "{{steps.list.results.shards}}"
+    parallelism: 3
+    metadata: {labels: {shard: "{{item.id}}"}}
+    task: {role: Bolt, image: i, args: ["{{item}}", "{{item.path}}"], results: [{name: rows}]}
+  - name: sweep
+    matrix: [{name: lr, values: ["0.1", "0.01"]}, {name: batch, values: ["32", "64"]}]
+    task: {role: Spout, image: i, args: ["--lr={{item.lr}}", "--batch={{item.batch}}"]}
+  - name: each
+    withItems: ["a b", "c/d"]
+    task: {role: Spout, image: i, args: ["{{item}}"]}
+  - name: total
+    dependsOn: [shard]
+    task: {role: Bolt, image: i, args: ["{{steps.shard.results.rows}}"]}
+)");
+  ValidationErrors warnings;
+  EXPECT_THAT(Validate(ok, &warnings), IsEmpty());
+
+  const auto bad = ParsePipeline(R"(
+kind: Pipeline
+metadata: {name: p}
+spec:
+  steps:
+  - name: sweep
+    matrix: [{name: lr, values: ["0.1"]}]
+    when: [{input: "{{item.lr}}", operator: In, values: ["0.1"]}]
+    task: {role: Spout, image: i, args: ["{{item}}", "{{item.batch}}"]}
+  - name: each
+    withItems: ["a"]
+    task: {role: Spout, image: i, args: ["{{item.x}}"]}
+  - {name: single, parallelism: 2, task: {role: Spout, image: i}}
+  - name: serve
+    withItems: ["a"]
+    task: {role: Bolt, image: i, input: {stream: {topic: t}}}
+)");
+  const auto errors = Validate(bad);
+  const auto has = [&](const std::string& path, std::string_view reason, const std::string& text) {
+    EXPECT_THAT(errors, Contains(AllOf(Field(&FieldError::path, path),
+                                       Field(&FieldError::reason, std::string(reason)),
+                                       Field(&FieldError::detail, HasSubstr(text)))))
+        << ToString(errors);
+  };
+  has("spec.steps[0].when[0].input", reason::kInvalid, "evaluated once for the whole step");
+  has("spec.steps[0].task.args[0]", reason::kInvalid, "use {{item.<name>}}");
+  has("spec.steps[0].task.args[1]", reason::kNotFound, "no matrix list named \"batch\"");
+  has("spec.steps[1].task.args[0]", reason::kInvalid, "withItems items are strings");
+  has("spec.steps[2].parallelism", reason::kInvalid, "applies to fan-out steps only");
+  has("spec.steps[3].task", reason::kInvalid, "cannot fan out");
+}
+
 TEST(Validation, PhaseReferencesAreForFinallyStepsOnly) {
   const auto p = ParsePipeline(R"(
 kind: Pipeline

@@ -357,5 +357,238 @@ TEST(PipelinePlan, StatusOfTwoHundredStepsStaysSmall) {
   EXPECT_LT(run.WrittenBack().ToJson()["status"].dump().size(), 64u * 1024);
 }
 
+// The tasks a plan created, as the next plan observes them, in `phase`.
+void Observe(PipelineRun& run, const PipelinePlan& plan, const std::string& phase = "Running") {
+  for (Json t : plan.create) {
+    t["status"] = {{"phase", phase}, {"attempts", 1}};
+    run.observed.tasks.push_back(std::move(t));
+  }
+}
+
+// Sets the phase (and results) of the observed task named `name`.
+void SetPhase(PipelineRun& run, const std::string& name, const std::string& phase,
+              const Json& results = nullptr) {
+  for (Json& t : run.observed.tasks) {
+    if (t["metadata"]["name"] == name) {
+      t["status"]["phase"] = phase;
+      if (!results.is_null()) t["status"]["results"] = results;
+      return;
+    }
+  }
+  throw std::runtime_error("no task " + name);
+}
+
+const std::string kSweep = R"(
+metadata: {name: d, namespace: ml}
+spec:
+  steps:
+  - name: train
+    matrix:
+    - {name: lr, values: ["0.1", "0.01", "0.001"]}
+    - {name: batch, values: ["16", "32", "64", "128"]}
+    parallelism: 5
+    task:
+      role: Spout
+      image: trainer
+      args: ["--lr={{item.lr}}", "--batch={{item.batch}}"]
+      results: [{name: acc}]
+  - name: pick
+    dependsOn: [train]
+    task: {role: Bolt, image: busybox, args: ["{{steps.train.results.acc}}"]}
+)";
+
+TEST(PipelinePlan, AMatrixSweepRunsEveryCombinationWithinItsParallelismAndFansIn) {
+  PipelineRun run(kSweep);
+  PipelinePlan plan = run.Plan();
+  EXPECT_THAT(Created(plan),
+              ElementsAre("d-train-0", "d-train-1", "d-train-2", "d-train-3", "d-train-4"));
+  EXPECT_EQ(plan.create[0]["spec"]["args"], (Json{"--lr=0.1", "--batch=16"}));
+  EXPECT_EQ(plan.create[1]["spec"]["args"], (Json{"--lr=0.1", "--batch=32"}))
+      << "the last list varies fastest";
+  EXPECT_EQ(plan.create[4]["spec"]["args"], (Json{"--lr=0.01", "--batch=16"}));
+  EXPECT_EQ(plan.create[4]["metadata"]["labels"]["millrace.io/item"], "4");
+  EXPECT_EQ(plan.create[4]["metadata"]["labels"]["millrace.io/step"], "train");
+  ASSERT_TRUE(StepOf(plan, "train").children);
+  EXPECT_EQ(StepOf(plan, "train").children->total, 12);
+  EXPECT_EQ(StepOf(plan, "train").children->started, 5);
+  EXPECT_FALSE(StepOf(plan, "train").task) << "a fan-out step's record names no single Task";
+  Observe(run, plan);
+
+  size_t most = 0;
+  for (int round = 1; round < 20 && StepOf(plan, "train").phase == StepPhase::kRunning; ++round) {
+    // The two oldest running children finish each round.
+    int finished = 0;
+    for (Json& t : run.observed.tasks) {
+      if (t["status"]["phase"] == "Running" && finished < 2) {
+        const std::string name = t["metadata"]["name"];
+        t["status"]["phase"] = "Succeeded";
+        t["status"]["results"] = {{"acc", "0." + name.substr(name.rfind('-') + 1)}};
+        ++finished;
+      }
+    }
+    plan = run.Plan(seconds{round});
+    Observe(run, plan);
+    size_t running = 0;
+    for (const Json& t : run.observed.tasks) running += t["status"]["phase"] == "Running" ? 1u : 0u;
+    most = std::max(most, running);
+    EXPECT_LE(running, 5u);
+  }
+  EXPECT_EQ(most, 5u);
+  EXPECT_EQ(StepOf(plan, "train").phase, StepPhase::kSucceeded);
+  EXPECT_EQ(StepOf(plan, "train").children->succeeded, 12);
+  ASSERT_THAT(Created(plan), ElementsAre("d-pick"));
+  const Json list = Json::parse(plan.create[0]["spec"]["args"][0].get<std::string>());
+  EXPECT_EQ(list, (Json{"0.0", "0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9",
+                        "0.10", "0.11"}))
+      << "the fan-in reads every child's result, in item order";
+}
+
+TEST(PipelinePlan, WithParamFansOutOverAnEarlierResultWithStableNamesForOddItems) {
+  const std::string yaml = R"(
+metadata: {name: d, namespace: ml}
+spec:
+  steps:
+  - {name: list, task: {role: Spout, image: busybox, results: [{name: items}]}}
+  - name: each
+    dependsOn: [list]
+    withParam: "{{steps.list.results.items}}"
+    metadata: {annotations: {item: "{{item}}"}}
+    task: {role: Bolt, image: busybox, args: ["{{item}}", "{{item.path}}"]}
+)";
+  PipelineRun run(yaml);
+  run.Plan();
+  const std::string odd(300, 'x');
+  const Json items = Json::array({{{"path", "s3://a b/ü?"}, {"n", 3}}, {{"path", odd}}});
+  run.observed.tasks = {ChildTask("list", "Succeeded", {{"items", items.dump()}})};
+  const PipelinePlan plan = run.Plan(seconds{5});
+  ASSERT_THAT(Created(plan), ElementsAre("d-each-0", "d-each-1"));
+  EXPECT_EQ(plan.create[0]["spec"]["args"][1], "s3://a b/ü?");
+  EXPECT_EQ(Json::parse(plan.create[0]["spec"]["args"][0].get<std::string>()), items[0]);
+  EXPECT_EQ(plan.create[1]["spec"]["args"][1], odd);
+  EXPECT_EQ(plan.create[1]["metadata"]["annotations"]["item"], items[1].dump());
+}
+
+TEST(PipelinePlan, AFanOutThatCannotStartFailsWithAReasonBeforeAnyChildRuns) {
+  const std::string yaml = R"(
+metadata: {name: d, namespace: ml}
+spec:
+  steps:
+  - {name: list, task: {role: Spout, image: busybox, results: [{name: items}]}}
+  - name: each
+    dependsOn: [list]
+    withParam: "{{steps.list.results.items}}"
+    task: {role: Bolt, image: busybox, args: ["{{item}}"]}
+)";
+  const auto run_with = [&](const std::string& items) {
+    PipelineRun run(yaml);
+    run.Plan();
+    run.observed.tasks = {ChildTask("list", "Succeeded", {{"items", items}})};
+    return run.Plan(seconds{5});
+  };
+  PipelinePlan plan = run_with("not json");
+  EXPECT_THAT(Created(plan), IsEmpty());
+  EXPECT_THAT(*StepOf(plan, "each").message, HasSubstr("InvalidWithParam"));
+  Json many = Json::array();
+  for (int i = 0; i < 257; ++i) many.push_back(i);
+  plan = run_with(many.dump());
+  EXPECT_THAT(Created(plan), IsEmpty());
+  EXPECT_THAT(*StepOf(plan, "each").message, HasSubstr("FanOutTooLarge"));
+  EXPECT_EQ(plan.status.phase, PipelinePhase::kFailed);
+
+  plan = run_with("[]");
+  EXPECT_EQ(StepOf(plan, "each").phase, StepPhase::kSucceeded) << "no items: nothing to do";
+  EXPECT_EQ(plan.status.phase, PipelinePhase::kSucceeded);
+}
+
+TEST(PipelinePlan, AFailedChildFailsItsStepOnceTheOthersFinishAndFailFastCancelsThem) {
+  const std::string yaml = R"(
+metadata: {name: d, namespace: ml}
+spec:
+  steps:
+  - name: each
+    withItems: ["a", "b", "c"]
+    parallelism: 2
+    task: {role: Spout, image: busybox, args: ["{{item}}"]}
+)";
+  PipelineRun run(yaml);
+  PipelinePlan plan = run.Plan();
+  Observe(run, plan);
+  SetPhase(run, "d-each-0", "Failed");
+  plan = run.Plan(seconds{1});
+  EXPECT_THAT(Created(plan), ElementsAre("d-each-2")) << "the other items still run";
+  EXPECT_EQ(StepOf(plan, "each").phase, StepPhase::kRunning);
+  EXPECT_EQ(plan.events[0].reason, "StepChildFailed");
+  Observe(run, plan);
+  SetPhase(run, "d-each-1", "Succeeded");
+  SetPhase(run, "d-each-2", "Succeeded");
+  plan = run.Plan(seconds{2});
+  EXPECT_EQ(StepOf(plan, "each").phase, StepPhase::kFailed);
+  EXPECT_THAT(*StepOf(plan, "each").message, HasSubstr("1 of 3 children failed; first: item 0"));
+  EXPECT_EQ(plan.status.phase, PipelinePhase::kFailed);
+
+  std::string fast = yaml;
+  fast.replace(fast.find("spec:\n"), 6, "spec:\n  failFast: true\n");
+  PipelineRun fail_fast(fast);
+  plan = fail_fast.Plan();
+  Observe(fail_fast, plan);
+  SetPhase(fail_fast, "d-each-0", "Failed");
+  plan = fail_fast.Plan(seconds{1});
+  EXPECT_THAT(Created(plan), IsEmpty());
+  EXPECT_THAT(plan.cancel, ElementsAre("d-each-1"));
+  SetPhase(fail_fast, "d-each-1", "Cancelled");
+  plan = fail_fast.Plan(seconds{2});
+  EXPECT_EQ(StepOf(plan, "each").phase, StepPhase::kFailed);
+  EXPECT_EQ(StepOf(plan, "each").children->cancelled, 2) << "item 2 never started";
+}
+
+TEST(PipelinePlan, AFanOutCountsChildrenALostStatusWriteMadeAndNeverMakesThemTwice) {
+  const std::string yaml = R"(
+metadata: {name: d, namespace: ml}
+spec:
+  parallelism: 3
+  steps:
+  - {name: solo, task: {role: Spout, image: busybox}}
+  - name: each
+    withItems: ["a", "b", "c", "d"]
+    task: {role: Spout, image: busybox, args: ["{{item}}"]}
+)";
+  PipelineRun run(yaml);
+  PipelinePlan plan = run.Plan();
+  EXPECT_THAT(Created(plan), ElementsAre("d-solo", "d-each-0", "d-each-1"))
+      << "the pipeline's parallelism counts each child";
+  // The status write was lost: a fresh run of the same Pipeline sees the Tasks only.
+  PipelineRun again(yaml);
+  Observe(again, plan);
+  plan = again.Plan(seconds{1});
+  EXPECT_THAT(Created(plan), IsEmpty());
+  EXPECT_EQ(StepOf(plan, "each").children->started, 2);
+  // A child deleted by hand fails the step once the rest are done.
+  again.observed.tasks.erase(again.observed.tasks.begin() + 1);
+  SetPhase(again, "d-solo", "Succeeded");
+  plan = again.Plan(seconds{2});
+  EXPECT_THAT(Created(plan), ElementsAre("d-each-2", "d-each-3"));
+  EXPECT_EQ(StepOf(plan, "each").children->failed, 1);
+}
+
+TEST(PipelinePlan, StoredResultsAreBoundedAndAStepPastTheBoundFails) {
+  const std::string yaml = R"(
+metadata: {name: d, namespace: ml}
+spec:
+  steps:
+  - {name: a, task: {role: Spout, image: busybox, results: [{name: r}]}}
+  - {name: b, task: {role: Spout, image: busybox, results: [{name: r}]}}
+)";
+  PipelineRun run(yaml);
+  run.Plan();
+  run.observed.tasks = {ChildTask("a", "Succeeded", {{"r", std::string(200000, 'a')}}),
+                        ChildTask("b", "Succeeded", {{"r", std::string(100000, 'b')}})};
+  const PipelinePlan& plan = run.Plan(seconds{1});
+  EXPECT_EQ(StepOf(plan, "a").phase, StepPhase::kSucceeded);
+  EXPECT_EQ(StepOf(plan, "b").phase, StepPhase::kFailed);
+  EXPECT_THAT(*StepOf(plan, "b").message, HasSubstr("ResultsTooLarge"));
+  EXPECT_THAT(StepOf(plan, "b").results, IsEmpty());
+  EXPECT_EQ(plan.status.phase, PipelinePhase::kFailed);
+}
+
 }  // namespace
 }  // namespace millrace::reconcilers
