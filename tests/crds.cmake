@@ -10,6 +10,7 @@ millrace_target_warnings(millrace_crds_testdata)
 
 millrace_unit_test(crds_unit_test
   SOURCES
+    unit/crds/cron_test.cc
     unit/crds/dag_test.cc
     unit/crds/defaults_test.cc
     unit/crds/duration_test.cc
@@ -17,6 +18,7 @@ millrace_unit_test(crds_unit_test
     unit/crds/roundtrip_test.cc
     unit/crds/schema_agreement_test.cc
     unit/crds/templates_test.cc
+    unit/crds/time_zone_test.cc
     unit/crds/validation_test.cc
   LIBS millrace_crds millrace_crds_testdata)
 
