@@ -172,20 +172,24 @@ class Planner {
     Register();
 
     const bool cancelled = p_.spec.cancel.value_or(false);
-    bool deadline_passed = false;
+    const bool regular_done = RegularDone();
+    std::optional<api::Time> deadline;
+    std::string timeout;  // as written, for messages
     if (p_.spec.timeout) {
-      const auto deadline =
-          DeadlineAfter(status().start_time.value_or(now_), p_.spec.timeout->value);
-      deadline_passed = now_ >= deadline;
-      if (!deadline_passed && !RegularDone()) RequeueWithin(plan_.requeue_after, deadline - now_);
+      deadline = DeadlineAfter(status().start_time.value_or(now_), p_.spec.timeout->value);
+      timeout = p_.spec.timeout->text;
+      if (now_ < *deadline && !regular_done) RequeueWithin(plan_.requeue_after, *deadline - now_);
     }
+    // The timeout bounds the regular steps only: once they are all final it stops nothing, and
+    // finally steps may run past it.
+    const bool deadline_passed = deadline && now_ >= *deadline && !regular_done;
     const std::optional<std::string> failed = FirstFailed();
     const bool fail_fast = p_.spec.fail_fast.value_or(false) && failed;
     std::optional<std::string> stop;
     if (cancelled) {
       stop = "the pipeline was cancelled";
     } else if (deadline_passed) {
-      stop = "the pipeline passed its timeout of " + p_.spec.timeout->text;
+      stop = "the pipeline passed its timeout of " + timeout;
     } else if (fail_fast) {
       stop = "failFast: step " + *failed + " failed";
     }
@@ -207,10 +211,12 @@ class Planner {
         outcome = PipelinePhase::kCancelled;
         reason = "Cancelled";
         message = "cancelled by spec.cancel";
-      } else if (deadline_passed) {
+      } else if (deadline && RegularEnd() >= *deadline) {
+        // From the step records alone, not from when this reconcile runs: the same outcome on
+        // every reconcile while finally steps run (they read it as {{pipeline.phase}}).
         outcome = PipelinePhase::kFailed;
         reason = "DeadlineExceeded";
-        message = "the pipeline did not finish within its timeout of " + p_.spec.timeout->text;
+        message = "the pipeline did not finish within its timeout of " + timeout;
         status().failure =
             api::PipelineFailure{.step = std::nullopt, .reason = reason, .message = message};
       } else if (const auto step = FirstFailed()) {
@@ -434,7 +440,7 @@ class Planner {
     if (!r.children || r.phase != StepPhase::kRunning) return;
     api::FanOutStatus& c = *r.children;
     if (c.running > 0 || (c.started < c.total && !stop)) return;
-    r.completion_time = now_;
+    r.completion_time = ChildrenEnd(step.name, c).value_or(now_);
     if (c.succeeded == c.total) {
       std::map<std::string, std::string> results;
       const auto& views = children_[step.name];
@@ -468,6 +474,18 @@ class Planner {
                                (stop ? ": " + *stop : std::string{}),
                            kMaxMessage);
     }
+  }
+
+  // When the last child of a fan-out step whose every item ran ended, if each child says when;
+  // nullopt when an item never ran or a child was deleted (the step ends when it is settled).
+  std::optional<api::Time> ChildrenEnd(const std::string& step, const api::FanOutStatus& c) {
+    if (c.started < c.total) return std::nullopt;
+    std::optional<api::Time> end;
+    for (const auto& v : children_[step]) {
+      if (!v || !v->completion_time) return std::nullopt;
+      end = std::max(end.value_or(*v->completion_time), *v->completion_time);
+    }
+    return end;
   }
 
   // Records a step's success with its results, unless they would take the status's stored
@@ -505,6 +523,17 @@ class Planner {
   bool RegularDone() { return AllFinal(p_.spec.steps); }
   bool FinallyDone() { return AllFinal(p_.spec.finally); }
 
+  // When the last regular step ended: the latest completionTime of their records (every final
+  // record has one; a step that never ran has the time it was skipped or cancelled). A record
+  // without one (written before records had it) counts as ending now.
+  api::Time RegularEnd() {
+    api::Time end = status().start_time.value_or(now_);
+    for (const auto& step : p_.spec.steps) {
+      end = std::max(end, Rec(step.name).completion_time.value_or(now_));
+    }
+    return end;
+  }
+
   // Stops the regular steps: running ones are cancelled, pending ones never start.
   void Stop(const std::string& why) {
     std::set<std::string> cancel_requested;
@@ -518,6 +547,7 @@ class Planner {
       if (r.phase == StepPhase::kPending) {
         r.phase = StepPhase::kCancelled;
         r.message = "not started: " + why;
+        r.completion_time = now_;
       } else if (r.phase == StepPhase::kRunning && r.children) {
         for (const auto& v : children_[step.name]) {
           if (v && !v->cancel_requested && v->phase != "Succeeded" && v->phase != "Failed" &&
@@ -649,6 +679,7 @@ class Planner {
         r.phase = StepPhase::kCancelled;
         r.message = blocker.empty() ? "not run: a dependency failed"
                                     : "not run: step " + blocker + " did not succeed";
+        r.completion_time = now_;
         again = true;
       }
       if (again) continue;

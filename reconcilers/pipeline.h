@@ -28,6 +28,13 @@
 // - A step whose child Task disappears before it finished fails (reason TaskDeleted).
 // - Streaming steps that are Ready count as done for their dependants and for progress, but keep
 //   running: a pipeline with streaming steps stays Running (a live topology) until cancelled.
+// - spec.timeout bounds the regular steps only: past it, running regular steps are cancelled and
+//   pending ones never start; finally steps still run and may run past it. The run is
+//   DeadlineExceeded when its last regular step ended at or after the deadline, read from the
+//   step records' completionTime (every final record has one: a step that never ran has the time
+//   it was skipped or cancelled, a fan-out step its last child's), not from when the reconcile
+//   runs: a step that ended in time but was seen late does not fail the run, and the outcome
+//   finally steps read as {{pipeline.phase}} is the one the run ends with.
 // - A failed finally step fails a pipeline whose regular steps succeeded (reason
 //   FinallyStepFailed), as in Tekton.
 // - Conditions: Succeeded (Unknown while it runs, True, or False with the reason), as Tekton's.

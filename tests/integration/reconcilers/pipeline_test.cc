@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -41,7 +42,30 @@ class PipelineTest : public OperatorTest {
     for (const auto& s : pipeline["status"]["steps"]) steps[s["name"]] = s;
     return steps;
   }
+
+  // The names (sorted) of the Tasks labelled as pipeline `pipeline`'s, whoever owns them.
+  std::vector<std::string> PipelineTasks(const std::string& pipeline) const {
+    const json list = C().KubectlJson(
+        {"get", "tasks", "-n", ns_, "-l", "millrace.io/pipeline=" + pipeline, "-o", "json"});
+    std::vector<std::string> names;
+    for (const json& t : list["items"]) names.push_back(t["metadata"]["name"]);
+    std::ranges::sort(names);
+    return names;
+  }
 };
+
+// The most runs under way at one instant: at each start, the runs [start, end) it falls in.
+// Times are whole seconds; a run that starts once another finished (a step after its dependency,
+// a child within a parallelism) starts no earlier than the other's end, so it does not count it.
+size_t MostAtOnce(const std::vector<std::pair<api::Time, api::Time>>& runs) {
+  size_t most = 0;
+  for (const auto& run : runs) {
+    const auto at = std::ranges::count_if(
+        runs, [&](const auto& r) { return r.first <= run.first && run.first < r.second; });
+    most = std::max(most, static_cast<size_t>(at));
+  }
+  return most;
+}
 
 // A step; `extra` is YAML at the step's indentation (dependsOn, when, metadata ...).
 std::string Step(const std::string& name, const std::string& extra = "",
@@ -53,6 +77,16 @@ std::string Step(const std::string& name, const std::string& extra = "",
 // Step metadata that keeps the step's pod running for `delay`.
 std::string RunFor(const std::string& delay) {
   return "    metadata: {annotations: {" + KwokStageDelay("pod-complete", delay) + "}}\n";
+}
+
+// Step metadata that has kwok create the step's pod, make it ready and complete it after `delay`
+// without the test bed's default wait of 1 to 5 s at each stage: the step runs for about `delay`.
+std::string Promptly(const std::string& delay = "0s") {
+  std::string stages;
+  for (const char* stage : {"pod-create", "pod-ready"}) {
+    stages += KwokStageDelay(stage, "0s") + ", ";
+  }
+  return "    metadata: {annotations: {" + stages + KwokStageDelay("pod-complete", delay) + "}}\n";
 }
 
 // Step metadata that makes kwok fail the step's pod with exit code 7.
@@ -190,11 +224,7 @@ TEST_F(PipelineTest, ARegisterStepCreatesAModelVersionWithLineageAndResults) {
 
 TEST_F(PipelineTest, TwoHundredStepsFinishWithASmallStatus) {
   // A fan-out of 180 steps from a root, and a chain of 19 after the root; pods finish at once.
-  std::string quick;
-  for (const char* stage : {"pod-create", "pod-ready", "pod-complete"}) {
-    quick += std::string(quick.empty() ? "" : ", ") + KwokStageDelay(stage, "0s");
-  }
-  quick = "    metadata: {annotations: {" + quick + "}}\n";
+  const std::string quick = Promptly();
   std::string steps = Step("root", quick);
   for (int i = 0; i < 180; ++i) {
     steps += Step("wide-" + std::to_string(i), "    dependsOn: [root]\n" + quick);
@@ -288,6 +318,24 @@ TEST_F(PipelineTest, TimeoutFailsTheRunAndStillRunsFinally) {
   EXPECT_EQ(steps["cleanup"]["phase"], "Succeeded");
 }
 
+// The timeout bounds the regular steps only: a finally step may run past it.
+TEST_F(PipelineTest, AFinallyStepRunningPastTheTimeoutLeavesARunWhoseStepsFinishedInTimeSucceeded) {
+  C().Apply(Pipeline("overtime", "  timeout: 10s\n", Step("quick", Promptly()),
+                     Step("report", Promptly("13s"), ", args: [\"{{pipeline.phase}}\"]")),
+            ns_);
+  const json p = WaitForPhase("overtime", "Succeeded", seconds(120));
+  ASSERT_EQ(Phase(p), "Succeeded") << p.dump(2);
+  EXPECT_FALSE(p["status"].contains("failure")) << p.dump(2);
+  auto steps = Steps(p);
+  const api::Time start = TimeOf(p["status"], "startTime");
+  ASSERT_LT(TimeOf(steps["quick"], "completionTime"), start + seconds(10))
+      << "the regular step ended within the timeout: " << p.dump(2);
+  EXPECT_GT(TimeOf(steps["report"], "completionTime"), start + seconds(11))
+      << "the finally step ran past the timeout (the operator's deadline is a second later)";
+  EXPECT_EQ(steps["report"]["phase"], "Succeeded");
+  EXPECT_EQ(Get("task", "overtime-report")["spec"]["args"][0], "Succeeded");
+}
+
 TEST_F(PipelineTest, AnInvalidPipelineFailsWithTheReason) {
   C().Apply(
       Pipeline("loop", "", Step("a", "    dependsOn: [b]\n") + Step("b", "    dependsOn: [a]\n")),
@@ -359,13 +407,7 @@ TEST_F(PipelineTest, AMatrixSweepRunsTwelveChildrenAtMostFiveAtOnceAndTheFanInRe
     runs.emplace_back(TimeOf(child["status"], "startTime"),
                       TimeOf(child["status"], "completionTime"));
   }
-  // The most children running at one instant: at each start, the runs under way [start, end).
-  size_t most = 0;
-  for (const auto& [start, end] : runs) {
-    const auto at = std::ranges::count_if(
-        runs, [&](const auto& r) { return r.first <= start && start < r.second; });
-    most = std::max(most, static_cast<size_t>(at));
-  }
+  const size_t most = MostAtOnce(runs);
   EXPECT_LE(most, 5u) << "parallelism 5";
   EXPECT_GE(most, 2u) << "the children ran side by side";
 }
@@ -392,6 +434,127 @@ TEST_F(PipelineTest, WithParamFansOutOverAnEarlierResultAndOddItemsKeepValidName
   EXPECT_EQ(children.at("fan-each-1")["spec"]["args"][0], odd);
   EXPECT_EQ(children.at("fan-each-2")["spec"]["args"][0], "Ünï {x}");
   for (const auto& [name, child] : children) EXPECT_EQ(Phase(child), "Succeeded") << name;
+}
+
+TEST_F(PipelineTest, ParallelismTwoRunsFourIndependentStepsAtMostTwoAtOnce) {
+  std::string steps;
+  for (const char* name : {"p0", "p1", "p2", "p3"}) steps += Step(name, Promptly("3s"));
+  C().Apply(Pipeline("capped", "  parallelism: 2\n", steps), ns_);
+  const json p = WaitForPhase("capped", "Succeeded", seconds(120));
+  ASSERT_EQ(Phase(p), "Succeeded") << p.dump(2);
+  EXPECT_EQ(p["status"]["progress"], "4/4");
+  std::vector<std::pair<api::Time, api::Time>> runs;
+  for (const auto& [name, step] : Steps(p)) {
+    ASSERT_EQ(step["phase"], "Succeeded") << name;
+    runs.emplace_back(TimeOf(step, "startTime"), TimeOf(step, "completionTime"));
+  }
+  ASSERT_EQ(runs.size(), 4u);
+  const size_t most = MostAtOnce(runs);
+  EXPECT_LE(most, 2u) << "parallelism 2: " << p["status"]["steps"].dump(2);
+  EXPECT_GE(most, 2u) << "the steps ran side by side: " << p["status"]["steps"].dump(2);
+}
+
+TEST_F(PipelineTest, ASuspendedPipelineCreatesNoTaskUntilResumedThenRunsToSuccess) {
+  C().Apply(Pipeline("held", "  suspend: true\n",
+                     Step("a", Promptly()) + Step("b", "    dependsOn: [a]\n" + Promptly())),
+            ns_);
+  json p = WaitForPhase("held", "Suspended", seconds(60));
+  ASSERT_EQ(Phase(p), "Suspended") << p.dump(2);
+  EXPECT_EQ(PipelineTasks("held"), std::vector<std::string>{}) << "suspended: no Task";
+  // A spec change the operator reconciles (status.observedGeneration follows it): still held.
+  ASSERT_EQ(MergePatch("pipeline", "held", R"({"spec":{"parallelism":1}})"), 0);
+  p = WaitForObject(
+      "pipeline", "held",
+      [](const json& o) {
+        return o.is_object() && o.contains("status") &&
+               o["status"].value("observedGeneration", int64_t{0}) ==
+                   o["metadata"].value("generation", int64_t{-1});
+      },
+      seconds(30));
+  ASSERT_EQ(p["status"].value("observedGeneration", int64_t{0}),
+            p["metadata"].value("generation", int64_t{-1}))
+      << p.dump(2);
+  EXPECT_EQ(Phase(p), "Suspended") << p.dump(2);
+  EXPECT_FALSE(p["status"].contains("startTime")) << "it never started";
+  EXPECT_EQ(PipelineTasks("held"), std::vector<std::string>{}) << "still suspended: no Task";
+
+  ASSERT_EQ(MergePatch("pipeline", "held", R"({"spec":{"suspend":false}})"), 0);
+  p = WaitForPhase("held", "Succeeded");
+  ASSERT_EQ(Phase(p), "Succeeded") << p.dump(2);
+  EXPECT_EQ(p["status"]["progress"], "2/2");
+  EXPECT_EQ(PipelineTasks("held"), (std::vector<std::string>{"held-a", "held-b"}));
+}
+
+TEST_F(PipelineTest, TtlAfterFinishedDeletesThePipelineAndItsTasksFiveSecondsAfterItSucceeded) {
+  C().Apply(Pipeline("brief", "  ttlAfterFinished: 5s\n",
+                     Step("a", Promptly()) + Step("b", "    dependsOn: [a]\n" + Promptly())),
+            ns_);
+  const json p = WaitForPhase("brief", "Succeeded");
+  ASSERT_EQ(Phase(p), "Succeeded") << p.dump(2);
+  const api::Time completed = TimeOf(p["status"], "completionTime");
+  std::vector<std::string> tasks;
+  for (const auto& [name, step] : Steps(p)) tasks.push_back(step["task"]);
+  ASSERT_EQ(tasks, (std::vector<std::string>{"brief-a", "brief-b"})) << p.dump(2);
+
+  ASSERT_TRUE(WaitFor([&] { return !Get("pipeline", "brief").is_object(); }, seconds(60)))
+      << Get("pipeline", "brief").dump(2);
+  EXPECT_GE(std::chrono::system_clock::now(), completed + seconds(5))
+      << "deleted before its ttlAfterFinished";
+  // Its Tasks follow by their ownerReferences (the garbage collector).
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return std::ranges::none_of(
+            tasks, [&](const std::string& t) { return Get("task", t).is_object(); });
+      },
+      seconds(60)))
+      << C().Kubectl({"get", "tasks", "-n", ns_, "-o", "yaml"}).out;
+  EXPECT_EQ(PipelineTasks("brief"), std::vector<std::string>{});
+}
+
+// A streaming step (a Task with a stream input: a Deployment and a Service) counts as done for
+// its dependants once Ready but keeps serving: the run is a live topology until cancelled.
+TEST_F(PipelineTest, AStreamingStepIsReadyItsDependantRunsAndTheRunStaysRunningUntilCancelled) {
+  C().Apply(Pipeline("live", "",
+                     Step("serve", "", ", input: {stream: {topic: clicks}}") +
+                         Step("enrich", "    dependsOn: [serve]\n" + Promptly())),
+            ns_);
+  json p = WaitForObject(
+      "pipeline", "live",
+      [](const json& o) {
+        if (!o.is_object() || !o.contains("status")) return false;
+        const auto steps = Steps(o);
+        return steps.contains("serve") && steps.contains("enrich") &&
+               steps.at("serve").value("phase", "") == "Ready" &&
+               steps.at("enrich").value("phase", "") == "Succeeded";
+      },
+      seconds(120));
+  auto steps = Steps(p);
+  ASSERT_EQ(steps["enrich"]["phase"], "Succeeded") << p.dump(2);
+  EXPECT_EQ(steps["serve"]["phase"], "Ready");
+  EXPECT_EQ(Phase(p), "Running") << "a live topology: " << p.dump(2);
+  EXPECT_EQ(p["status"]["progress"], "2/2") << "a Ready streaming step counts as done";
+  EXPECT_FALSE(p["status"].contains("completionTime"));
+
+  const json serve = Get("task", "live-serve");
+  ASSERT_EQ(Phase(serve), "Ready") << serve.dump(2);
+  EXPECT_TRUE(Get("deployment", "live-serve").is_object());
+  // enrich started once serve was Ready.
+  std::string ready_since;
+  for (const auto& c : serve["status"]["conditions"]) {
+    if (c["type"] == "Ready" && c["status"] == "True") ready_since = c["lastTransitionTime"];
+  }
+  ASSERT_FALSE(ready_since.empty()) << serve.dump(2);
+  EXPECT_GE(TimeOf(steps["enrich"], "startTime"), *api::ParseTime(ready_since));
+
+  ASSERT_EQ(MergePatch("pipeline", "live", R"({"spec":{"cancel":true}})"), 0);
+  p = WaitForPhase("live", "Cancelled");
+  ASSERT_EQ(Phase(p), "Cancelled") << p.dump(2);
+  steps = Steps(p);
+  EXPECT_EQ(steps["serve"]["phase"], "Cancelled");
+  EXPECT_EQ(steps["enrich"]["phase"], "Succeeded");
+  EXPECT_EQ(Phase(Get("task", "live-serve")), "Cancelled");
+  EXPECT_TRUE(WaitFor([&] { return !Get("deployment", "live-serve").is_object(); }, seconds(60)))
+      << "the cancelled streaming Task stops serving";
 }
 
 }  // namespace

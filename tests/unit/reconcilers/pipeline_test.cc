@@ -259,6 +259,130 @@ spec:
   EXPECT_EQ(timed.requeue_after, seconds{61}) << "never early: startTime is cut to seconds";
 }
 
+// A child Task of step `step` that ended in `phase` at kT0 + `at`.
+Json EndedTask(const std::string& step, const std::string& phase, seconds at) {
+  Json t = ChildTask(step, phase);
+  t["status"]["completionTime"] = api::FormatTime(kT0 + at);
+  return t;
+}
+
+const api::Condition& SucceededCondition(const PipelinePlan& plan) {
+  const api::Condition* c = api::FindCondition(plan.status.conditions, "Succeeded");
+  if (c == nullptr) throw std::runtime_error("no Succeeded condition");
+  return *c;
+}
+
+// spec.timeout 10s: the deadline is kT0 + 11 s (DeadlineAfter: startTime is cut to seconds).
+const std::string kTimed = R"(
+metadata: {name: d, namespace: ml}
+spec:
+  timeout: 10s
+  steps:
+  - {name: a, task: {role: Spout, image: busybox}}
+  - {name: b, dependsOn: [a], task: {role: Bolt, image: busybox}}
+  finally:
+  - {name: report, task: {role: Bolt, image: busybox, args: ["{{pipeline.phase}}"]}}
+)";
+
+TEST(PipelinePlan, AFinallyStepRunningPastTheTimeoutLeavesARunWhoseStepsFinishedInTimeSucceeded) {
+  PipelineRun run(kTimed);
+  PipelinePlan plan = run.Plan();
+  EXPECT_EQ(plan.requeue_after, seconds{11});
+  run.observed.tasks = {EndedTask("a", "Succeeded", seconds{3})};
+  plan = run.Plan(seconds{3});
+  ASSERT_THAT(Created(plan), ElementsAre("d-b"));
+  // b ended before the deadline, but the reconcile that sees it runs after it.
+  run.observed.tasks.push_back(EndedTask("b", "Succeeded", seconds{10}));
+  plan = run.Plan(seconds{12});
+  EXPECT_THAT(plan.cancel, IsEmpty());
+  ASSERT_THAT(Created(plan), ElementsAre("d-report"));
+  EXPECT_EQ(plan.create[0]["spec"]["args"][0], "Succeeded");
+  EXPECT_EQ(plan.status.phase, PipelinePhase::kRunning);
+  EXPECT_FALSE(plan.status.failure);
+
+  // The finally step runs well past the deadline: nothing stops it, the outcome stays.
+  run.observed.tasks.push_back(ChildTask("report", "Running"));
+  plan = run.Plan(seconds{30});
+  EXPECT_THAT(plan.cancel, IsEmpty());
+  EXPECT_EQ(plan.status.phase, PipelinePhase::kRunning);
+  EXPECT_EQ(SucceededCondition(plan).status, api::ConditionStatus::kUnknown);
+  EXPECT_FALSE(plan.requeue_after) << "no deadline to wake up for once the steps are done";
+
+  run.observed.tasks.back() = EndedTask("report", "Succeeded", seconds{40});
+  plan = run.Plan(seconds{41});
+  EXPECT_EQ(plan.status.phase, PipelinePhase::kSucceeded);
+  EXPECT_FALSE(plan.status.failure);
+  EXPECT_EQ(SucceededCondition(plan).reason, "Succeeded");
+}
+
+TEST(PipelinePlan, ATimeoutStillFailsARunWhoseStepsHadNotFinishedByTheDeadline) {
+  // A regular step still running at the deadline is cancelled; finally runs; DeadlineExceeded.
+  PipelineRun running(kTimed);
+  running.Plan();
+  running.observed.tasks = {ChildTask("a", "Running")};
+  PipelinePlan plan = running.Plan(seconds{11});
+  EXPECT_THAT(plan.cancel, ElementsAre("d-a"));
+  EXPECT_EQ(StepOf(plan, "b").phase, StepPhase::kCancelled);
+  EXPECT_THAT(StepOf(plan, "b").message.value_or(""), HasSubstr("timeout of 10s"));
+  EXPECT_THAT(Created(plan), IsEmpty()) << "finally waits until a has stopped";
+  running.observed.tasks[0] = EndedTask("a", "Cancelled", seconds{12});
+  running.observed.tasks[0]["spec"]["cancel"] = true;
+  plan = running.Plan(seconds{12});
+  ASSERT_THAT(Created(plan), ElementsAre("d-report"));
+  EXPECT_EQ(plan.create[0]["spec"]["args"][0], "Failed");
+  running.observed.tasks.push_back(EndedTask("report", "Succeeded", seconds{20}));
+  plan = running.Plan(seconds{20});
+  EXPECT_EQ(plan.status.phase, PipelinePhase::kFailed);
+  EXPECT_EQ(plan.status.failure.value_or(api::PipelineFailure{}).reason, "DeadlineExceeded");
+  EXPECT_EQ(SucceededCondition(plan).reason, "DeadlineExceeded");
+
+  // A regular step that finished after the deadline (the cancel came too late) exceeded it too.
+  PipelineRun late(kTimed);
+  late.Plan();
+  late.observed.tasks = {EndedTask("a", "Succeeded", seconds{3})};
+  late.Plan(seconds{3});
+  late.observed.tasks.push_back(EndedTask("b", "Succeeded", seconds{11}));
+  plan = late.Plan(seconds{12});
+  EXPECT_EQ(StepOf(plan, "b").phase, StepPhase::kSucceeded);
+  ASSERT_THAT(Created(plan), ElementsAre("d-report"));
+  EXPECT_EQ(plan.create[0]["spec"]["args"][0], "Failed");
+
+  // A step the deadline kept from starting: a finished in time, b never ran.
+  PipelineRun stopped(kTimed);
+  stopped.Plan();
+  stopped.observed.tasks = {EndedTask("a", "Succeeded", seconds{9})};
+  plan = stopped.Plan(seconds{11});
+  EXPECT_THAT(Created(plan), ElementsAre("d-report"));
+  EXPECT_EQ(StepOf(plan, "b").phase, StepPhase::kCancelled);
+  EXPECT_EQ(StepOf(plan, "b").completion_time, kT0 + seconds{11});
+  stopped.observed.tasks.push_back(EndedTask("report", "Succeeded", seconds{12}));
+  plan = stopped.Plan(seconds{12});
+  EXPECT_EQ(plan.status.phase, PipelinePhase::kFailed);
+  EXPECT_EQ(plan.status.failure.value_or(api::PipelineFailure{}).reason, "DeadlineExceeded");
+}
+
+TEST(PipelinePlan, AFanOutStepEndsWhenItsLastChildEndedSoChildrenInTimeMeetTheTimeout) {
+  const std::string yaml = R"(
+metadata: {name: d, namespace: ml}
+spec:
+  timeout: 10s
+  steps:
+  - {name: each, withItems: ["x", "y"], task: {role: Spout, image: busybox, args: ["{{item}}"]}}
+)";
+  PipelineRun run(yaml);
+  PipelinePlan plan = run.Plan();
+  ASSERT_THAT(Created(plan), ElementsAre("d-each-0", "d-each-1"));
+  for (const int k : {0, 1}) {
+    Json t = EndedTask("each", "Succeeded", seconds{8 + k});
+    t["metadata"]["name"] = "d-each-" + std::to_string(k);
+    t["metadata"]["labels"]["millrace.io/item"] = std::to_string(k);
+    run.observed.tasks.push_back(std::move(t));
+  }
+  plan = run.Plan(seconds{15});
+  EXPECT_EQ(StepOf(plan, "each").completion_time, kT0 + seconds{9});
+  EXPECT_EQ(plan.status.phase, PipelinePhase::kSucceeded);
+}
+
 TEST(PipelinePlan, SuspendedRunStartsWhenResumedAndIsDeletedAfterItsTtl) {
   const std::string suspended = R"(
 metadata: {name: d, namespace: ml}
