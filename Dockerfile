@@ -17,7 +17,7 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMILLRACE_W
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      ca-certificates \
+      ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /build/millrace-controller /usr/local/bin/millrace-controller
 USER 65532:65532

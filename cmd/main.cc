@@ -26,6 +26,7 @@
 #include "reconcilers/apply.h"
 #include "reconcilers/model_version_reconciler.h"
 #include "reconcilers/pipeline_reconciler.h"
+#include "reconcilers/schedule_reconciler.h"
 #include "reconcilers/task_reconciler.h"
 #include "reconcilers/zone_reconciler.h"
 #include "webhooks/certificates.h"
@@ -229,6 +230,7 @@ int main(int argc, char** argv) {
   millrace::reconcilers::AddTaskController(manager, flags->workers);
   millrace::reconcilers::AddPipelineController(manager, flags->workers);
   millrace::reconcilers::AddModelVersionController(manager, flags->workers);
+  millrace::reconcilers::AddScheduleController(manager, flags->workers);
   logger.With("version", millrace::Version()).With("server", config->server).Info("starting");
   if (flags->webhook_bind_address != "0" && !AddWebhooks(*flags, **unfenced_client, manager)) {
     return 1;

@@ -38,10 +38,11 @@ void Default(Zone& zone) {
 void Default(TaskSpec& s) {
   if (s.retries) {
     auto& r = *s.retries;
-    SetIfUnset(r.backoff, Backoff{});
-    SetIfUnset(r.backoff->duration, DefaultBackoffDuration());
-    SetIfUnset(r.backoff->factor, kDefaultBackoffFactor);
-    SetIfUnset(r.backoff->max_duration, DefaultBackoffMaxDuration());
+    if (!r.backoff) r.backoff = Backoff{};
+    Backoff& b = *r.backoff;
+    SetIfUnset(b.duration, DefaultBackoffDuration());
+    SetIfUnset(b.factor, kDefaultBackoffFactor);
+    SetIfUnset(b.max_duration, DefaultBackoffMaxDuration());
     // The schema's default applies to an absent list only; an empty list stays empty but encodes
     // as absent, so both are treated as "absent" here.
     if (r.on_failure.empty()) {
@@ -66,6 +67,19 @@ void Default(Pipeline& pipeline) {
   SetIfUnset(s.fail_fast, false);
   SetIfUnset(s.suspend, false);
   SetIfUnset(s.cancel, false);
+}
+
+void Default(Schedule& schedule) {
+  auto& s = schedule.spec;
+  SetIfUnset(s.time_zone, std::string("UTC"));
+  SetIfUnset(s.concurrency_policy, ConcurrencyPolicy::kAllow);
+  SetIfUnset(s.suspend, false);
+  SetIfUnset(s.successful_runs_history_limit, 3);
+  SetIfUnset(s.failed_runs_history_limit, 1);
+  Pipeline run;
+  run.spec = std::move(s.pipeline.spec);
+  Default(run);
+  s.pipeline.spec = std::move(run.spec);
 }
 
 void Default(ModelVersion& mv) {

@@ -14,7 +14,8 @@ void Default(Zone& zone);
 void Default(TaskSpec& spec);
 void Default(Task& task);
 void Default(Pipeline& pipeline);
-void Default(ModelVersion& model_version);
+void Default(ModelVersion& mv);
+void Default(Schedule& schedule);
 
 // The effective values of defaulted fields, for code that must not depend on defaulting having run.
 inline constexpr int32_t kDefaultMinReplicas = 1;

@@ -8,6 +8,7 @@
 #include "crds/meta.h"
 #include "crds/model_version.h"
 #include "crds/pipeline.h"
+#include "crds/schedule.h"
 #include "crds/task.h"
 #include "crds/zone.h"
 #include "kubeclient/client.h"

@@ -7,9 +7,11 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "crds/cron.h"
 #include "crds/dag.h"
 #include "crds/defaults.h"
 #include "crds/templates.h"
+#include "crds/time_zone.h"
 
 namespace millrace::api {
 namespace {
@@ -863,6 +865,66 @@ void CheckUpdate(const Pipeline& old_pipeline, const Pipeline& pipeline, Validat
 
 }  // namespace
 
+// ---- Schedule
+// -----------------------------------------------------------------------------------------
+
+ValidationErrors Validate(const Schedule& schedule, ValidationErrors* warnings) {
+  ValidationErrors errors;
+  Checker c(errors, warnings);
+  const auto& s = schedule.spec;
+  if (auto parsed = cron::Parse(s.schedule); !parsed) {
+    c.Error("spec.schedule", reason::kInvalid, parsed.error());
+  }
+  if (auto zone = TimeZone::Load(s.time_zone.value_or("UTC")); !zone) {
+    c.Error("spec.timeZone", reason::kInvalid, zone.error());
+  }
+  // Parameters may use the due time; nothing else of the run is known before it starts.
+  const auto& params = s.pipeline.spec.params;
+  for (size_t i = 0; i < params.size(); ++i) {
+    for (const auto& [field, value] :
+         {std::pair{"value", &params[i].value}, std::pair{"default", &params[i].default_}}) {
+      if (!*value) continue;
+      const auto path = Join(Index("spec.pipeline.spec.params", i), field);
+      auto refs = templates::FindReferences(**value);
+      if (!refs) {
+        c.Error(path, reason::kInvalid, refs.error());
+        continue;
+      }
+      for (const auto& ref : *refs) {
+        if (std::ranges::find(kScheduleReferences, ref.expression) == kScheduleReferences.end()) {
+          c.Error(path, reason::kInvalid,
+                  "{{" + ref.expression +
+                      "}}: a parameter of a scheduled run may use {{schedule.time}}, "
+                      "{{schedule.date}}, {{schedule.hour}} or {{schedule.unix}}");
+        }
+      }
+    }
+  }
+  // The template is checked as the Pipeline each run will be.
+  Pipeline run;
+  run.metadata.name = schedule.metadata.name;
+  run.metadata.namespace_ = schedule.metadata.namespace_;
+  run.spec = s.pipeline.spec;
+  ValidationErrors run_warnings;
+  for (auto e : Validate(run, warnings != nullptr ? &run_warnings : nullptr)) {
+    e.path = "spec.pipeline." + e.path;
+    errors.push_back(std::move(e));
+  }
+  for (auto w : run_warnings) {
+    w.path = "spec.pipeline." + w.path;
+    warnings->push_back(std::move(w));
+  }
+  return errors;
+}
+
+namespace {
+
+// A Schedule may change at any time: its next runs follow the new spec.
+void CheckUpdate(const Schedule& /*old_schedule*/, const Schedule& /*schedule*/,
+                 ValidationErrors& /*errors*/, ValidationErrors* /*warnings*/) {}
+
+}  // namespace
+
 // ---- ModelVersion
 // -----------------------------------------------------------------------------------
 
@@ -1043,6 +1105,7 @@ template ValidationErrors ValidateUpdate(const Task&, const Task&, ValidationErr
 template ValidationErrors ValidateUpdate(const Pipeline&, const Pipeline&, ValidationErrors*);
 template ValidationErrors ValidateUpdate(const ModelVersion&, const ModelVersion&,
                                          ValidationErrors*);
+template ValidationErrors ValidateUpdate(const Schedule&, const Schedule&, ValidationErrors*);
 
 ValidationErrors ValidateProductionUnique(const ModelVersion& mv,
                                           std::span<const ModelVersion> others) {
@@ -1077,6 +1140,8 @@ template std::expected<Zone, ValidationErrors> ParseAndValidate<Zone>(const Json
 template std::expected<Task, ValidationErrors> ParseAndValidate<Task>(const Json&,
                                                                       ValidationErrors*);
 template std::expected<Pipeline, ValidationErrors> ParseAndValidate<Pipeline>(const Json&,
+                                                                              ValidationErrors*);
+template std::expected<Schedule, ValidationErrors> ParseAndValidate<Schedule>(const Json&,
                                                                               ValidationErrors*);
 template std::expected<ModelVersion, ValidationErrors> ParseAndValidate<ModelVersion>(
     const Json&, ValidationErrors*);

@@ -13,6 +13,7 @@
 #include "crds/errors.h"
 #include "crds/model_version.h"
 #include "crds/pipeline.h"
+#include "crds/schedule.h"
 #include "crds/task.h"
 #include "crds/zone.h"
 
@@ -22,6 +23,7 @@ ValidationErrors Validate(const Zone& zone, ValidationErrors* warnings = nullptr
 ValidationErrors Validate(const Task& task, ValidationErrors* warnings = nullptr);
 ValidationErrors Validate(const Pipeline& pipeline, ValidationErrors* warnings = nullptr);
 ValidationErrors Validate(const ModelVersion& mv, ValidationErrors* warnings = nullptr);
+ValidationErrors Validate(const Schedule& schedule, ValidationErrors* warnings = nullptr);
 
 // Validate(new) plus the rules of a change: immutable fields, cancel cannot be undone. For Zone,
 // Task, Pipeline and ModelVersion.

@@ -87,6 +87,7 @@ namespace resources {
 using namespace kube::resources;  // NOLINT(google-build-using-namespace): one table, two homes
 using api::kModelVersions;
 using api::kPipelines;
+using api::kSchedules;
 using api::kTasks;
 using api::kZones;
 }  // namespace resources

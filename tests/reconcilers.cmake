@@ -5,6 +5,7 @@ millrace_unit_test(reconcilers_unit_test
     unit/reconcilers/apply_test.cc
     unit/reconcilers/model_version_test.cc
     unit/reconcilers/pipeline_test.cc
+    unit/reconcilers/schedule_test.cc
     unit/reconcilers/task_test.cc
     unit/reconcilers/zone_test.cc
   LIBS millrace_reconcilers millrace_crds_testdata)
@@ -16,7 +17,7 @@ millrace_integration_test(reconcilers_api_errors_test
   SOURCES integration/reconcilers/api_errors_test.cc
   LIBS millrace_reconcilers millrace_test_client)
 # Each kind's controller in the real operator binary.
-foreach(kind zone task pipeline model_version)
+foreach(kind zone task pipeline model_version schedule)
   millrace_operator_test(reconcilers_${kind}_integration_test
     SOURCES integration/reconcilers/${kind}_test.cc
     LIBS millrace_crds)

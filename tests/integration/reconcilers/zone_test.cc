@@ -432,6 +432,22 @@ TEST_F(ZoneTest, MembersUseMillraceInTheirZoneAsTheirRoleAllows) {
   const auto promoted = as("ana", {"patch", "modelversion", "team-model-2", "-n", "team-a",
                                    "--type=merge", "-p", promote});
   EXPECT_EQ(promoted.exit_code, 0) << promoted.err;
+  // Nor may the edit member reach Production through a Schedule whose runs register into it
+  // (the operator, which has the verb, would create them); into Staging it may.
+  const auto schedule = [](const std::string& stage) {
+    return "apiVersion: millrace.io/v1alpha1\nkind: Schedule\nmetadata: {name: ed-nightly}\n"
+           "spec:\n  schedule: \"@daily\"\n  pipeline:\n    spec:\n      steps:\n"
+           "      - name: train\n        task: {role: Spout, image: busybox}\n"
+           "        registerModel: {model: team-model, version: \"5\", artifactUri: \"s3://m/5\", "
+           "format: onnx, stage: " +
+           stage + "}\n";
+  };
+  const auto scheduled =
+      as("ed", {"create", "--dry-run=server", "-n", "team-a", "-f", "-"}, schedule("Production"));
+  EXPECT_NE(scheduled.err.find("needs the verb promote"), std::string::npos) << scheduled.err;
+  const auto staged =
+      as("ed", {"create", "--dry-run=server", "-n", "team-a", "-f", "-"}, schedule("Staging"));
+  EXPECT_EQ(staged.exit_code, 0) << staged.err;
   EXPECT_TRUE(WaitFor(
       [&] { return StatusField(Get("modelversion", "team-model-2"), "stage") == "Production"; },
       seconds(60)));

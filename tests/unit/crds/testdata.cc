@@ -93,9 +93,9 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-std::vector<Sample> LoadSamples() {
+std::vector<Sample> LoadSamples(const std::string& dir) {
   std::vector<Sample> out;
-  for (const auto& file : YamlFiles("config/samples")) {
+  for (const auto& file : YamlFiles(dir)) {
     if (file.ends_with("/kustomization.yaml")) continue;  // kustomize's index of the samples
     const std::string text = ReadFile(SourceDir() + "/" + file);
     for (auto& doc : YamlToJson(text)) {

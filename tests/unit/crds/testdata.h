@@ -26,9 +26,9 @@ struct Sample {
   std::string yaml;
   nlohmann::json object;
 };
-// Every Millrace object of config/samples/*.yaml (not kustomization.yaml, not the built-in objects
-// a sample brings along), in file name order.
-std::vector<Sample> LoadSamples();
+// Every Millrace object of config/samples/*.yaml (or of `dir`'s, e.g. examples/: not
+// kustomization.yaml, not the built-in objects a sample brings along), in file name order.
+std::vector<Sample> LoadSamples(const std::string& dir = "config/samples");
 
 // An invalid example: a file with header comments
 //   # expect: <path> <reason>        the C++ validation must report this

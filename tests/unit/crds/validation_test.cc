@@ -35,6 +35,7 @@ ValidationErrors ErrorsOf(const std::vector<Json>& docs, bool update) {
   if (kind == "Task") return ErrorsOf<Task>(docs, update);
   if (kind == "Pipeline") return ErrorsOf<Pipeline>(docs, update);
   if (kind == "ModelVersion") return ErrorsOf<ModelVersion>(docs, update);
+  if (kind == "Schedule") return ErrorsOf<Schedule>(docs, update);
   ADD_FAILURE() << "unknown kind " << kind;
   return {};
 }
@@ -53,8 +54,11 @@ TEST(Validation, EveryInvalidExampleIsRejectedWithItsPathAndReason) {
   }
 }
 
-TEST(Validation, EverySampleIsValid) {
-  for (const auto& sample : testing::LoadSamples()) {
+TEST(Validation, EverySampleAndExampleIsValid) {
+  auto samples = testing::LoadSamples();
+  for (auto& example : testing::LoadSamples("examples")) samples.push_back(std::move(example));
+  ASSERT_GE(samples.size(), 10U);
+  for (const auto& sample : samples) {
     SCOPED_TRACE(sample.file);
     ValidationErrors warnings;
     const std::string kind = sample.object.value("kind", "");
@@ -68,6 +72,9 @@ TEST(Validation, EverySampleIsValid) {
     } else if (kind == "Pipeline") {
       auto p = ParseAndValidate<Pipeline>(sample.object, &warnings);
       if (!p) errors = p.error();
+    } else if (kind == "Schedule") {
+      auto s = ParseAndValidate<Schedule>(sample.object, &warnings);
+      if (!s) errors = s.error();
     } else {
       auto m = ParseAndValidate<ModelVersion>(sample.object, &warnings);
       if (!m) errors = m.error();

@@ -74,12 +74,14 @@ TEST(Endpoints, KubebuilderStylePathsMapToKinds) {
   EXPECT_EQ(mv->operation, Operation::kMutate);
   EXPECT_FALSE(EndpointFor("/validate-millrace-io-v1alpha1-pod").has_value());
   EXPECT_FALSE(EndpointFor("/validate-apps-v1-deployment").has_value());
-  EXPECT_EQ(EndpointPaths().size(), 8u);
+  EXPECT_EQ(EndpointPaths().size(), 10u);  // validate and mutate for each of the 5 kinds
   for (const auto& path : EndpointPaths()) EXPECT_TRUE(EndpointFor(path).has_value()) << path;
 }
 
-TEST(Admission, EverySampleIsAdmittedAndDefaultsOnlyAdd) {
-  for (const auto& sample : api::testing::LoadSamples()) {
+TEST(Admission, EverySampleAndExampleIsAdmittedAndDefaultsOnlyAdd) {
+  auto samples = api::testing::LoadSamples();
+  for (auto& example : api::testing::LoadSamples("examples")) samples.push_back(std::move(example));
+  for (const auto& sample : samples) {
     SCOPED_TRACE(sample.file);
     const std::string kind = sample.object["kind"];
     const Json allowed = Respond(Validating(kind), Request("CREATE", sample.object));
