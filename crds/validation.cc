@@ -169,6 +169,10 @@ void CheckDataRef(Checker& c, const DataRef& d, const std::string& path) {
 }
 
 void TaskSpecChecks(Checker& c, const TaskSpec& s, const std::string& path) {
+  if (s.workers && *s.workers > 1 && Streaming(s)) {
+    c.Error(Join(path, "workers"), reason::kForbidden,
+            "workers apply only to batch tasks: a streaming task scales with spec.scaling");
+  }
   if (s.image.empty()) c.Error(Join(path, "image"), reason::kRequired, "must not be empty");
   if (s.role == TaskRole::kSpout && s.input) {
     c.Error(Join(path, "input"), reason::kForbidden, "a Spout ingests data and has no input");

@@ -41,6 +41,9 @@ std::optional<Quantity> QuantityOf(const Json& j) {
 
 std::string Truncate(std::string s) { return reconcilers::Truncate(std::move(s), kMaxMessage); }
 
+// The pods an attempt runs at once: spec.workers, else 1.
+int32_t Workers(const api::TaskSpec& spec) { return std::max(spec.workers.value_or(1), 1); }
+
 bool Terminal(const std::optional<TaskPhase>& phase) {
   return phase == TaskPhase::kSucceeded || phase == TaskPhase::kFailed ||
          phase == TaskPhase::kCancelled;
@@ -109,14 +112,18 @@ int AttemptOf(const Json& object) {
 
 // The newest pod of attempt `attempt` that its Job (`job_uid`) controls: a pod of an earlier Task
 // of the same name, not yet garbage-collected, carries the same labels and is not this attempt's.
+// Of a gang (spec.workers), a failed worker says why the attempt failed, and otherwise rank 0
+// speaks for the attempt (its results).
 std::optional<PodFacts> AttemptPod(const std::vector<Json>& pods, int attempt,
                                    std::string_view job_uid) {
   const Json* newest = nullptr;
   for (const Json& pod : pods) {
     if (AttemptOf(pod) != attempt || !api::IsControlledBy(pod, job_uid)) continue;
     const auto key = [](const Json& p) {
-      return std::pair(Str(Sub(p, "metadata"), "creationTimestamp"),
-                       Str(Sub(p, "metadata"), "name"));
+      const Json& meta = Sub(p, "metadata");
+      return std::tuple(Str(Sub(p, "status"), "phase") == "Failed",
+                        Str(Sub(meta, "annotations"), kCompletionIndexAnnotation) == "0",
+                        Str(meta, "creationTimestamp"), Str(meta, "name"));
     };
     if (newest == nullptr || key(pod) > key(*newest)) newest = &pod;
   }
@@ -371,6 +378,8 @@ std::optional<std::string> QuotaShortfall(const api::TaskSpec& spec,
                                           const std::vector<Json>& limit_ranges) {
   const auto [requests, limits] = EffectiveResources(spec, limit_ranges);
   const bool batch = !api::Streaming(spec);
+  // A gang starts only if every worker fits: its pods and their resources count `workers` times.
+  const int64_t workers = batch ? Workers(spec) : 1;
   for (const Json& quota : quotas) {
     const Json& status = Sub(quota, "status");
     const Json& hard =
@@ -408,6 +417,7 @@ std::optional<std::string> QuotaShortfall(const api::TaskSpec& spec,
         continue;
       }
       if (!need || need->milli() == 0) continue;
+      if (key != "count/jobs.batch") *need = Quantity::FromMilli(need->milli() * workers);
       const std::optional<Quantity> cap = QuantityOf(hard_value);
       const std::optional<Quantity> now = QuantityOf(Sub(used, key));
       if (!cap) continue;
@@ -441,13 +451,44 @@ std::string TaskJobName(const api::Task& task, int attempt) {
   return ChildName(task.metadata.name, std::to_string(attempt));
 }
 
+Json TaskWorkersService(const api::Task& task) {
+  return Json{{"apiVersion", "v1"},
+              {"kind", "Service"},
+              {"metadata", Meta(task, task.metadata.name)},
+              {"spec",
+               {{"clusterIP", "None"},
+                // Workers find each other before they are Ready (rendezvous comes first).
+                {"publishNotReadyAddresses", true},
+                {"selector", {{kTaskLabel, task.metadata.name}}},
+                {"ports", Json::array({{{"name", "rendezvous"},
+                                        {"port", kMasterPort},
+                                        {"targetPort", kMasterPort},
+                                        {"protocol", "TCP"}}})}}}};
+}
+
 Json TaskJob(const api::Task& task, int attempt, const std::optional<std::string>& priority_class) {
-  Json meta = Meta(task, TaskJobName(task, attempt));
+  const std::string name = TaskJobName(task, attempt);
+  Json meta = Meta(task, name);
   meta["labels"][kAttemptLabel] = std::to_string(attempt);
-  Json spec{{"backoffLimit", 0},
-            {"completions", 1},
-            {"parallelism", 1},
-            {"template", PodTemplate(task, attempt, priority_class)}};
+  const int32_t workers = Workers(task.spec);
+  Json pod_template = PodTemplate(task, attempt, priority_class);
+  Json spec{{"backoffLimit", 0}, {"completions", workers}, {"parallelism", workers}};
+  if (workers > 1) {
+    // A gang: one pod per rank, each named <job>-<rank> in the headless Service's subdomain; one
+    // failed pod fails the Job (backoffLimit 0), so the attempt, and a retry restarts them all.
+    spec["completionMode"] = "Indexed";
+    pod_template["spec"]["subdomain"] = task.metadata.name;
+    Json& env = pod_template["spec"]["containers"][0]["env"];
+    env.push_back({{"name", "RANK"},
+                   {"valueFrom",
+                    {{"fieldRef",
+                      {{"fieldPath", "metadata.annotations['" +
+                                         std::string(kCompletionIndexAnnotation) + "']"}}}}}});
+    env.push_back({{"name", "WORLD_SIZE"}, {"value", std::to_string(workers)}});
+    env.push_back({{"name", "MASTER_ADDR"}, {"value", name + "-0." + task.metadata.name}});
+    env.push_back({{"name", "MASTER_PORT"}, {"value", std::to_string(kMasterPort)}});
+  }
+  spec["template"] = std::move(pod_template);
   if (task.spec.retries && task.spec.retries->attempt_timeout) {
     const auto s = std::chrono::ceil<seconds>(task.spec.retries->attempt_timeout->value);
     spec["activeDeadlineSeconds"] = std::max<int64_t>(1, s.count());
@@ -527,6 +568,10 @@ class Planner {
       Streaming();
     } else {
       Batch();
+      // A gang's workers find each other through the headless Service while the task runs.
+      if (Workers(task_.spec) > 1 && !Terminal(status().phase)) {
+        plan_.apply.push_back(TaskWorkersService(task_));
+      }
     }
     Events();
     return std::move(plan_);
@@ -589,6 +634,7 @@ class Planner {
       return;
     }
     RemoveActiveJobs();
+    if (observed_.service) Remove(*observed_.service);  // a finished gang's headless Service
     const std::optional<api::Time>& completed = status().completion_time;
     if (!task_.spec.ttl_after_finished || !completed) return;
     const auto due = *completed + std::chrono::ceil<seconds>(task_.spec.ttl_after_finished->value);

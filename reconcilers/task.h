@@ -43,6 +43,11 @@ namespace millrace::reconcilers {
 // Labels on every child and pod of a task.
 inline constexpr std::string_view kTaskLabel = "millrace.io/task";
 inline constexpr std::string_view kAttemptLabel = "millrace.io/attempt";
+// On each pod of an Indexed Job (a task with spec.workers): its index, the worker's rank.
+inline constexpr std::string_view kCompletionIndexAnnotation =
+    "batch.kubernetes.io/job-completion-index";
+// The port workers of a gang rendezvous on (MASTER_PORT), as torchrun's default.
+inline constexpr int kMasterPort = 29500;
 // The container's name in every pod Millrace makes.
 inline constexpr std::string_view kMainContainer = "main";
 
@@ -84,6 +89,10 @@ std::string TaskJobName(const api::Task& task, int attempt);
 // The Job of attempt `attempt` (1-based). `priority_class` is used when the spec names none.
 nlohmann::json TaskJob(const api::Task& task, int attempt,
                        const std::optional<std::string>& priority_class);
+
+// The headless Service of a batch task with spec.workers, named after the task: each worker is
+// <job>-<rank>.<task> in the namespace, rank 0's the MASTER_ADDR of all.
+nlohmann::json TaskWorkersService(const api::Task& task);
 
 // The streaming children: a Deployment, a Service (headless without spec.service) and, with
 // spec.scaling, a HorizontalPodAutoscaler, all named after the task.

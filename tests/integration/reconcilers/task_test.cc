@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -193,6 +195,68 @@ spec: {hard: {requests.cpu: "2"}}
   EXPECT_EQ(Phase(task), "Succeeded") << task.dump(2);
   const auto reasons = EventReasons("big");
   EXPECT_NE(std::find(reasons.begin(), reasons.end(), "QuotaExceeded"), reasons.end());
+}
+
+TEST_F(TaskTest, AFourWorkerTaskIsAnIndexedJobWithRanksAndAHeadlessServiceAndWaitsForQuota) {
+  const std::string gang = "  workers: 4\n  resources: {requests: {cpu: 100m}}\n";
+  C().Apply(BatchTask("ddp", RunFor("5s"), gang), ns_);
+  // While it runs: four pods of one Indexed Job, each with its rank, behind a headless Service.
+  std::vector<json> pods;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        pods = C().KubectlJson({"get", "pods", "-n", ns_, "-l", "millrace.io/task=ddp"})["items"]
+                   .get<std::vector<json>>();
+        return pods.size() == 4;
+      },
+      seconds(60)))
+      << pods.size();
+  const json job = Get("job", "ddp-1");
+  ASSERT_TRUE(job.is_object());
+  EXPECT_EQ(job["spec"]["completionMode"], "Indexed");
+  EXPECT_EQ(job["spec"]["completions"], 4);
+  EXPECT_EQ(job["spec"]["parallelism"], 4);
+  const json service = Get("service", "ddp");
+  ASSERT_TRUE(service.is_object());
+  EXPECT_EQ(service["spec"]["clusterIP"], "None");
+  std::set<std::string> ranks;
+  for (const json& pod : pods) {
+    ranks.insert(pod["metadata"]["annotations"].value("batch.kubernetes.io/job-completion-index",
+                                                      std::string()));
+    EXPECT_EQ(pod["spec"]["subdomain"], "ddp");
+    std::map<std::string, json> env;
+    for (const auto& e : pod["spec"]["containers"][0]["env"]) env[e["name"]] = e;
+    EXPECT_EQ(env["RANK"]["valueFrom"]["fieldRef"]["fieldPath"],
+              "metadata.annotations['batch.kubernetes.io/job-completion-index']");
+    EXPECT_EQ(env["WORLD_SIZE"].value("value", ""), "4");
+    EXPECT_EQ(env["MASTER_ADDR"].value("value", ""), "ddp-1-0.ddp");
+    EXPECT_EQ(env["MASTER_PORT"].value("value", ""), "29500");
+  }
+  EXPECT_EQ(ranks, (std::set<std::string>{"0", "1", "2", "3"}));
+  EXPECT_EQ(Phase(WaitForPhase("ddp", "Succeeded")), "Succeeded");
+  EXPECT_TRUE(WaitFor([&] { return Get("service", "ddp").is_null(); }, seconds(30)))
+      << "a finished gang's Service is removed";
+
+  // A quota that fits three workers: none starts.
+  C().Apply(R"(
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: three-workers}
+spec: {hard: {requests.cpu: 300m}}
+)",
+            ns_);
+  ASSERT_TRUE(
+      WaitFor([&] { return Get("resourcequota", "three-workers")["status"].contains("hard"); },
+              seconds(30)));
+  C().Apply(BatchTask("ddp-big", "", gang), ns_);
+  const json waiting = WaitForObject(
+      "task", "ddp-big", [&](const json& t) { return ReadyReason(t) == "QuotaExceeded"; },
+      seconds(30));
+  ASSERT_EQ(ReadyReason(waiting), "QuotaExceeded") << waiting.dump(2);
+  EXPECT_EQ(waiting["status"]["phase"], "Pending");
+  EXPECT_TRUE(Jobs("ddp-big").empty());
+  EXPECT_TRUE(C().KubectlJson({"get", "pods", "-n", ns_, "-l", "millrace.io/task=ddp-big"})["items"]
+                  .empty())
+      << "no worker of a gang that does not fit starts";
 }
 
 TEST_F(TaskTest, StreamingTaskGetsDeploymentServiceAndAutoscalerAndRollsOut) {

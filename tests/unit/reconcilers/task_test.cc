@@ -1,6 +1,7 @@
 #include "reconcilers/task.h"
 
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 
 #include "reconcilers/names.h"
@@ -436,6 +437,58 @@ TEST(TaskPlan, QuotaShortfallKeepsTheTaskPendingWithoutAJob) {
   EXPECT_EQ(Ready(plan).reason, "QuotaExceeded");
   ASSERT_EQ(plan.events.size(), 1u);
   EXPECT_EQ(plan.events[0].reason, "QuotaExceeded");
+}
+
+const std::string kGang = R"(
+metadata: {name: ddp, namespace: ml}
+spec:
+  role: Bolt
+  image: trainer
+  input: {batch: {uri: "s3://features/"}}
+  workers: 4
+  resources: {requests: {cpu: "1"}}
+)";
+
+TEST(TaskGang, FourWorkersAreAnIndexedJobWithRanksBehindAHeadlessService) {
+  const TaskPlan plan = PlanTask(TaskFrom(kGang), {}, kT0);
+  ASSERT_TRUE(plan.create_job);
+  const Json& spec = (*plan.create_job)["spec"];
+  EXPECT_EQ(spec["completionMode"], "Indexed");
+  EXPECT_EQ(spec["completions"], 4);
+  EXPECT_EQ(spec["parallelism"], 4);
+  EXPECT_EQ(spec["backoffLimit"], 0) << "one worker's failure fails the attempt";
+  EXPECT_EQ(spec["template"]["spec"]["subdomain"], "ddp");
+  std::map<std::string, Json> env;
+  for (const Json& e : spec["template"]["spec"]["containers"][0]["env"]) env[e["name"]] = e;
+  EXPECT_EQ(env["RANK"]["valueFrom"]["fieldRef"]["fieldPath"],
+            "metadata.annotations['batch.kubernetes.io/job-completion-index']");
+  EXPECT_EQ(env["WORLD_SIZE"]["value"], "4");
+  EXPECT_EQ(env["MASTER_ADDR"]["value"], "ddp-1-0.ddp") << "rank 0 of attempt 1's Job";
+  EXPECT_EQ(env["MASTER_PORT"]["value"], "29500");
+  ASSERT_EQ(plan.apply.size(), 1u);
+  EXPECT_EQ(plan.apply[0]["kind"], "Service");
+  EXPECT_EQ(plan.apply[0]["metadata"]["name"], "ddp");
+  EXPECT_EQ(plan.apply[0]["spec"]["clusterIP"], "None");
+  EXPECT_EQ(plan.apply[0]["spec"]["selector"]["millrace.io/task"], "ddp");
+
+  const TaskPlan single = PlanTask(TaskFrom(kBatch), {}, kT0);
+  EXPECT_FALSE(single.create_job->at("spec").contains("completionMode"));
+  EXPECT_TRUE(single.apply.empty());
+}
+
+TEST(TaskGang, NoWorkerStartsUntilTheQuotaFitsThemAll) {
+  ObservedTask observed;
+  observed.resource_quotas = {Json{
+      {"metadata", {{"name", "zone-quota"}}},
+      {"status",
+       {{"hard", {{"requests.cpu", "3"}, {"pods", "10"}}}, {"used", {{"requests.cpu", "0"}}}}}}};
+  TaskPlan plan = PlanTask(TaskFrom(kGang), observed, kT0);
+  EXPECT_FALSE(plan.create_job);
+  EXPECT_EQ(Ready(plan).reason, "QuotaExceeded");
+  EXPECT_THAT(Ready(plan).message, HasSubstr("requested requests.cpu=4"));
+  observed.resource_quotas[0]["status"]["hard"]["requests.cpu"] = "4";
+  plan = PlanTask(TaskFrom(kGang), observed, kT0);
+  EXPECT_TRUE(plan.create_job);
 }
 
 TEST(TaskPlan, RejectedJobFailsTheTaskWithTheServersMessage) {
