@@ -411,6 +411,12 @@ ValidationErrors Validate(const Task& task, ValidationErrors* warnings) {
     errors.push_back({"metadata.name", std::string(reason::kInvalid),
                       "a Task's name is at most 63 characters: it labels the Task's pods"});
   }
+  // A gang's headless Service and its pods' subdomain take the task's name: a DNS-1035 label.
+  if (task.spec.workers.value_or(1) > 1 && !Matches(task.metadata.name, 63, true)) {
+    errors.push_back({"metadata.name", std::string(reason::kInvalid),
+                      "a Task with workers names its headless Service: it must be a DNS-1035 "
+                      "label (a-z, 0-9, '-', starting with a letter)"});
+  }
   ValidateTaskSpec(task.spec, "spec", errors, warnings);
   return errors;
 }
@@ -421,6 +427,7 @@ namespace {
 void CheckUpdate(const Task& old_task, const Task& task, ValidationErrors& errors,
                  ValidationErrors* /*warnings*/) {
   CheckImmutable(errors, old_task.spec.role != task.spec.role, "spec.role");
+  CheckImmutable(errors, old_task.spec.workers != task.spec.workers, "spec.workers");
   if (Streaming(old_task.spec) != Streaming(task.spec)) {
     errors.push_back({"spec.input", std::string(reason::kInvalid),
                       "a task cannot switch between batch and streaming; create a new Task"});

@@ -34,15 +34,22 @@ struct RunView {
 };
 
 // The newest due time in (after, until], searching back from `until` in growing windows so that a
-// frequent schedule never lists a long past.
+// frequent schedule never lists a long past; a window with more due times than one listing holds
+// is listed on from its last.
 std::optional<api::Time> Latest(const api::cron::Schedule& cron, const api::TimeZone& zone,
                                 api::Time after, api::Time until) {
   using std::chrono::days;
   using std::chrono::hours;
+  constexpr size_t kListed = 100000;
   for (const seconds window : {seconds{hours{1}}, seconds{days{1}}, seconds{days{32}},
                                seconds{days{366}}, seconds{days{5 * 366}}}) {
     const api::Time from = std::max(after, until - window);
-    const auto due = api::cron::Between(cron, zone, from, until, 100000);
+    auto due = api::cron::Between(cron, zone, from, until, kListed);
+    while (due.size() == kListed) {
+      auto more = api::cron::Between(cron, zone, due.back(), until, kListed);
+      if (more.empty()) break;
+      due = std::move(more);
+    }
     if (!due.empty()) return due.back();
     if (from == after) break;
   }
@@ -174,42 +181,51 @@ class Planner {
   void Due(api::Time due, const api::TimeZone& zone) {
     status().last_due_time = due;
     const std::string at = api::FormatTime(due);
-    const auto& deadline = s_.spec.starting_deadline;
-    if (deadline && now_ - due > deadline->value) {
-      plan_.events.push_back({"Warning", "MissedSchedule",
-                              "the run due at " + at + " did not start within startingDeadline " +
-                                  deadline->text + "; the next due time runs"});
-      return;
-    }
+    const std::string name = RunName(s_, due);
     std::vector<const RunView*> active;
+    bool made = false;  // by a reconcile whose status write was lost: that due time has its run
     for (const auto& r : runs_) {
-      if (!r.Finished()) active.push_back(&r);
-    }
-    const auto policy = s_.spec.concurrency_policy.value_or(api::ConcurrencyPolicy::kAllow);
-    if (policy == api::ConcurrencyPolicy::kForbid && !active.empty()) {
-      plan_.events.push_back({"Normal", "SkippedRun",
-                              "skipped the run due at " + at + ": " + active.front()->name +
-                                  " is still running (concurrencyPolicy Forbid)"});
-      return;
-    }
-    if (policy == api::ConcurrencyPolicy::kReplace) {
-      for (const RunView* r : active) {
-        if (r->cancel_requested) continue;
-        plan_.cancel.push_back(r->name);
-        plan_.events.push_back({"Normal", "ReplacedRun",
-                                "cancelled " + r->name + " to start the run due at " + at +
-                                    " (concurrencyPolicy Replace)"});
+      if (r.name == name) {
+        made = true;
+      } else if (!r.Finished()) {
+        active.push_back(&r);
       }
     }
-    auto run = RunFor(due, zone);
-    if (!run) {
-      plan_.events.push_back({"Warning", "InvalidTemplate", run.error()});
-      return;
+    const auto policy = s_.spec.concurrency_policy.value_or(api::ConcurrencyPolicy::kAllow);
+    if (!made) {
+      const auto& deadline = s_.spec.starting_deadline;
+      if (deadline && now_ - due > deadline->value) {
+        plan_.events.push_back({"Warning", "MissedSchedule",
+                                "the run due at " + at + " did not start within startingDeadline " +
+                                    deadline->text + "; the next due time runs"});
+        return;
+      }
+      if (policy == api::ConcurrencyPolicy::kForbid && !active.empty()) {
+        plan_.events.push_back({"Normal", "SkippedRun",
+                                "skipped the run due at " + at + ": " + active.front()->name +
+                                    " is still running (concurrencyPolicy Forbid)"});
+        return;
+      }
+      auto run = RunFor(due, zone);
+      if (!run) {
+        plan_.events.push_back({"Warning", "InvalidTemplate", run.error()});
+        return;
+      }
+      plan_.create = std::move(*run);
+      plan_.events.push_back(
+          {"Normal", "RunStarted", "created Pipeline " + name + " for the run due at " + at});
     }
-    plan_.create = std::move(*run);
     status().last_schedule_time = due;
-    plan_.events.push_back({"Normal", "RunStarted",
-                            "created Pipeline " + RunName(s_, due) + " for the run due at " + at});
+    if (policy != api::ConcurrencyPolicy::kReplace) return;
+    // The reconciler cancels after the new run was created: one that cannot be made replaces
+    // nothing.
+    for (const RunView* r : active) {
+      if (r->cancel_requested) continue;
+      plan_.cancel.push_back(r->name);
+      plan_.events.push_back({"Normal", "ReplacedRun",
+                              "cancelled " + r->name + " to start the run due at " + at +
+                                  " (concurrencyPolicy Replace)"});
+    }
   }
 
   std::expected<Json, std::string> RunFor(api::Time due, const api::TimeZone& zone) const {

@@ -18,6 +18,9 @@
 // - Replace cancels the active runs (spec.cancel: their finally steps still run and they end
 //   Cancelled, kept in history) instead of deleting them, and starts the new run at once.
 // - Failed and Cancelled runs count against failedRunsHistoryLimit.
+// - A run that exists for a due time whose status write was lost counts as that due time's run:
+//   Forbid does not skip it and Replace does not cancel it (Replace cancels the others, after the
+//   new run was created, so a run that cannot be made replaces nothing).
 
 #include <chrono>
 #include <expected>

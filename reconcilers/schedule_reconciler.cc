@@ -70,15 +70,16 @@ Outcome ScheduleReconciler::ReconcileObject(const api::Schedule& schedule,
   }
   SchedulePlan plan =
       PlanSchedule(schedule, observed, Zone(schedule.spec.time_zone.value_or("UTC")), Now());
+  // The new run first: Replace cancels the old ones only once it exists.
+  if (plan.create) {
+    if (auto stopped = CreateRun(schedule, *plan.create, context)) return *stopped;
+  }
   for (const std::string& name : plan.cancel) {
     auto patched = writer_.Patch(resources::kPipelines, schedule.metadata.namespace_, name,
                                  {{"spec", {{"cancel", true}}}});
     if (!patched && !patched.error().IsNotFound()) {
       return Outcome::ApiError("cancelling Pipeline " + name, std::move(patched.error()));
     }
-  }
-  if (plan.create) {
-    if (auto stopped = CreateRun(schedule, *plan.create, context)) return *stopped;
   }
   return Execute(schedule, {.apply = {},
                             .remove = std::move(plan.remove),

@@ -112,8 +112,9 @@ int AttemptOf(const Json& object) {
 
 // The newest pod of attempt `attempt` that its Job (`job_uid`) controls: a pod of an earlier Task
 // of the same name, not yet garbage-collected, carries the same labels and is not this attempt's.
-// Of a gang (spec.workers), a failed worker says why the attempt failed, and otherwise rank 0
-// speaks for the attempt (its results).
+// Of a gang (spec.workers), a failed worker says why the attempt failed (one that failed on its
+// own, not one the Job controller deleted when the Job failed), and otherwise rank 0 speaks for
+// the attempt (its results).
 std::optional<PodFacts> AttemptPod(const std::vector<Json>& pods, int attempt,
                                    std::string_view job_uid) {
   const Json* newest = nullptr;
@@ -122,6 +123,7 @@ std::optional<PodFacts> AttemptPod(const std::vector<Json>& pods, int attempt,
     const auto key = [](const Json& p) {
       const Json& meta = Sub(p, "metadata");
       return std::tuple(Str(Sub(p, "status"), "phase") == "Failed",
+                        !meta.contains("deletionTimestamp"),
                         Str(Sub(meta, "annotations"), kCompletionIndexAnnotation) == "0",
                         Str(meta, "creationTimestamp"), Str(meta, "name"));
     };
@@ -448,7 +450,10 @@ std::optional<std::string> QuotaShortfall(const api::TaskSpec& spec,
 }
 
 std::string TaskJobName(const api::Task& task, int attempt) {
-  return ChildName(task.metadata.name, std::to_string(attempt));
+  std::string name = ChildName(task.metadata.name, std::to_string(attempt));
+  // A gang's pods take <job>-<rank> as host names (at most 63 characters): room for rank 127.
+  if (Workers(task.spec) > 1 && name.size() > 59) name = Shorten(name, 59);
+  return name;
 }
 
 Json TaskWorkersService(const api::Task& task) {

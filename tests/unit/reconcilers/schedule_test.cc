@@ -102,12 +102,46 @@ TEST(SchedulePlan, ForbidSkipsADueTimeWhileARunIsActiveAndReplaceCancelsIt) {
   plan = PlanSchedule(replace, active, kUtc, now);
   ASSERT_TRUE(plan.create);
   EXPECT_THAT(plan.cancel, ElementsAre(RunOf(At("2026-11-23T10:01:00Z"), "")["metadata"]["name"]));
-  EXPECT_THAT(Reasons(plan), ElementsAre("ReplacedRun", "RunStarted"));
+  EXPECT_THAT(Reasons(plan), ElementsAre("RunStarted", "ReplacedRun"));
 
   auto allow = ScheduleFrom("  schedule: \"* * * * *\"\n", "2026-11-23T10:00:00Z", status);
   plan = PlanSchedule(allow, active, kUtc, now);
   EXPECT_TRUE(plan.create);
   EXPECT_THAT(plan.cancel, IsEmpty());
+}
+
+TEST(SchedulePlan, ARunWhoseStatusWriteWasLostIsThatDueTimesRunNotOneToReplaceOrSkip) {
+  // The run due at 10:02 was created; the status write recording it was lost.
+  const Json status = {{"lastDueTime", "2026-11-23T10:01:00Z"}};
+  const ObservedSchedule observed{.runs = {RunOf(At("2026-11-23T10:01:00Z"), "Running"),
+                                           RunOf(At("2026-11-23T10:02:00Z"), "Running")}};
+  const Time now = At("2026-11-23T10:02:05Z");
+  auto replace = ScheduleFrom("  schedule: \"* * * * *\"\n  concurrencyPolicy: Replace\n",
+                              "2026-11-23T10:00:00Z", status);
+  SchedulePlan plan = PlanSchedule(replace, observed, kUtc, now);
+  EXPECT_FALSE(plan.create);
+  EXPECT_THAT(plan.cancel, ElementsAre(observed.runs[0]["metadata"]["name"]))
+      << "only the older run is replaced";
+  EXPECT_EQ(plan.status.last_schedule_time, At("2026-11-23T10:02:00Z"));
+  EXPECT_EQ(plan.status.last_due_time, At("2026-11-23T10:02:00Z"));
+
+  auto forbid = ScheduleFrom("  schedule: \"* * * * *\"\n  concurrencyPolicy: Forbid\n",
+                             "2026-11-23T10:00:00Z", status);
+  plan = PlanSchedule(forbid, observed, kUtc, now);
+  EXPECT_THAT(Reasons(plan), IsEmpty()) << "not skipped: it runs";
+  EXPECT_EQ(plan.status.last_schedule_time, At("2026-11-23T10:02:00Z"));
+}
+
+TEST(SchedulePlan, ADenseScheduleResumedMonthsLaterRunsItsLatestDueTime) {
+  // Every minute from January to June: resumed in September, the latest due time is June's last
+  // minute, past more due times than one listing holds.
+  auto s = ScheduleFrom("  schedule: \"* * * 1-6 *\"\n", "2026-01-01T00:00:00Z",
+                        {{"lastDueTime", "2026-03-01T00:00:00Z"}});
+  const SchedulePlan plan = PlanSchedule(s, {}, kUtc, At("2026-09-15T12:00:00Z"));
+  ASSERT_TRUE(plan.create);
+  EXPECT_EQ((*plan.create)["metadata"]["annotations"]["millrace.io/scheduled-time"],
+            "2026-06-30T23:59:00Z");
+  EXPECT_EQ(plan.status.next_schedule_time, At("2027-01-01T00:00:00Z"));
 }
 
 TEST(SchedulePlan, AfterDowntimeOnlyTheLatestDueTimeRunsAndOnlyWithinTheStartingDeadline) {
