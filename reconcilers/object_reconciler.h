@@ -169,6 +169,45 @@ class ObjectReconciler : public controller::Reconciler {
     context.logger.Info("finalizer removed");
     return controller::Outcome::Done();
   }
+  // Creates `child` (a `resource`, controlled by `object`, under its deterministic name): nullopt
+  // once it exists as ours, created now or by an earlier reconcile whose status write was lost;
+  // otherwise the outcome to return. A leftover of an earlier owner of the same name (still being
+  // garbage-collected) is waited for; a name taken by anything else, or a refusal a retry cannot
+  // fix (the API server finds it invalid, its namespace is being deleted), is also an event, so a
+  // user sees why nothing is recorded.
+  std::optional<controller::Outcome> CreateOwned(const T& object, const kube::ResourceRef& resource,
+                                                 const nlohmann::json& child,
+                                                 const controller::ReconcileContext& context) {
+    const api::ObjectMeta& owner = object.metadata;
+    const std::string name = child["metadata"]["name"];
+    const std::string what = resource.kind + " " + name;
+    auto created = writer_.Create(resource, child, {.field_manager = std::string(kFieldManager)});
+    if (created) return std::nullopt;
+    if (!created.error().IsAlreadyExists()) {
+      if (controller::IsTerminal(created.error())) {
+        Event(object, "Warning", "CreateRefused",
+              "creating " + what + ": " + created.error().message);
+      }
+      return controller::Outcome::ApiError("creating " + what, std::move(created.error()));
+    }
+    auto live = uncached_.Get(resource, owner.namespace_, name);
+    if (!live) {
+      if (live.error().IsNotFound())
+        return controller::Outcome::RequeueAfter(std::chrono::seconds{1});
+      return controller::Outcome::ApiError("reading " + what, std::move(live.error()));
+    }
+    if (api::IsControlledBy(*live, owner.uid)) return std::nullopt;
+    if (LeftoverOfEarlierOwner(*live, T::kKind, owner.name, owner.uid)) {
+      context.logger.Info("waiting for " + what + " of an earlier " + std::string(T::kKind) +
+                          " to be deleted");
+      return controller::Outcome::RequeueAfter(std::chrono::seconds{2});
+    }
+    const std::string taken =
+        "a " + what + " already exists and is not this " + std::string(T::kKind) + "'s";
+    Event(object, "Warning", "NameTaken", taken);
+    return controller::Outcome::TransientError(taken);
+  }
+
   void Event(const T& object, std::string_view type, std::string_view reason, std::string note) {
     RecordEvent(events_, T::kKind, object.metadata,
                 PlannedEvent{std::string(type), std::string(reason), std::move(note)});

@@ -24,40 +24,9 @@ using nlohmann::json;
 std::optional<Outcome> PipelineReconciler::CreateTasks(
     const api::Pipeline& pipeline, const std::vector<json>& tasks,
     const controller::ReconcileContext& context) {
-  const std::string& ns = pipeline.metadata.namespace_;
+  // Until a step's own Task exists, its record names none.
   for (const json& task : tasks) {
-    const std::string name = task["metadata"]["name"];
-    auto created =
-        writer_.Create(resources::kTasks, task, {.field_manager = std::string(kFieldManager)});
-    if (!created && created.error().IsAlreadyExists()) {
-      // Ours from an earlier reconcile whose status write was lost, or someone else's: only ours
-      // may be recorded as the step's Task.
-      auto live = uncached_.Get(resources::kTasks, ns, name);
-      if (!live) {
-        if (live.error().IsNotFound()) return Outcome::RequeueAfter(std::chrono::seconds{1});
-        return Outcome::ApiError("reading Task " + name, std::move(live.error()));
-      }
-      if (api::IsControlledBy(*live, pipeline.metadata.uid)) continue;
-      if (LeftoverOfEarlierOwner(*live, api::Pipeline::kKind, pipeline.metadata.name,
-                                 pipeline.metadata.uid)) {
-        // A re-created Pipeline: the earlier one's Task is still being garbage-collected. Nothing
-        // is recorded until the step's own Task exists.
-        context.logger.Info("waiting for Task " + name + " of an earlier Pipeline to be deleted");
-        return Outcome::RequeueAfter(std::chrono::seconds{2});
-      }
-      Event(pipeline, "Warning", "NameTaken",
-            "a Task named " + name + " already exists and is not this pipeline's; step waits");
-      return Outcome::TransientError("Task " + name + " exists and is not this pipeline's");
-    }
-    if (!created) {
-      // The status records nothing for the step yet: report a refusal a retry cannot fix (a
-      // step's task the API server finds invalid, a namespace being deleted) so a user sees it.
-      if (controller::IsTerminal(created.error())) {
-        Event(pipeline, "Warning", "CreateRefused",
-              "creating Task " + name + ": " + created.error().message);
-      }
-      return Outcome::ApiError("creating Task " + name, std::move(created.error()));
-    }
+    if (auto stopped = CreateOwned(pipeline, resources::kTasks, task, context)) return stopped;
     MILLRACE_FAILPOINT("pipeline.after-task-create");
   }
   return std::nullopt;

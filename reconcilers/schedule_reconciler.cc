@@ -19,47 +19,16 @@ using nlohmann::json;
 
 }  // namespace
 
-std::expected<api::TimeZone, std::string> ScheduleReconciler::Zone(const std::string& name) {
+std::shared_ptr<const std::expected<api::TimeZone, std::string>> ScheduleReconciler::Zone(
+    const std::string& name) {
   const std::scoped_lock lock(zones_mutex_);
-  auto it = zones_.find(name);
-  if (it == zones_.end() || !it->second) {
-    // A zone that did not load is tried again: the tz database may have been missing a moment.
-    it = zones_.insert_or_assign(name, api::TimeZone::Load(name)).first;
+  auto& zone = zones_[name];
+  // A zone that did not load is tried again: the tz database may have been missing a moment.
+  if (!zone || !*zone) {
+    zone = std::make_shared<const std::expected<api::TimeZone, std::string>>(
+        api::TimeZone::Load(name));
   }
-  return it->second;
-}
-
-std::optional<Outcome> ScheduleReconciler::CreateRun(const api::Schedule& schedule, const json& run,
-                                                     const controller::ReconcileContext& context) {
-  const std::string name = run["metadata"]["name"];
-  auto created =
-      writer_.Create(resources::kPipelines, run, {.field_manager = std::string(kFieldManager)});
-  if (created) {
-    MILLRACE_FAILPOINT("schedule.after-run-create");
-    return std::nullopt;
-  }
-  if (created.error().IsAlreadyExists()) {
-    // Ours from a reconcile whose status write was lost: that due time has its run.
-    auto live = uncached_.Get(resources::kPipelines, schedule.metadata.namespace_, name);
-    if (!live) {
-      if (live.error().IsNotFound()) return Outcome::RequeueAfter(std::chrono::seconds{1});
-      return Outcome::ApiError("reading Pipeline " + name, std::move(live.error()));
-    }
-    if (api::IsControlledBy(*live, schedule.metadata.uid)) return std::nullopt;
-    if (LeftoverOfEarlierOwner(*live, api::Schedule::kKind, schedule.metadata.name,
-                               schedule.metadata.uid)) {
-      context.logger.Info("waiting for Pipeline " + name + " of an earlier Schedule to be deleted");
-      return Outcome::RequeueAfter(std::chrono::seconds{2});
-    }
-    Event(schedule, "Warning", "NameTaken",
-          "a Pipeline named " + name + " already exists and is not this schedule's");
-    return Outcome::TransientError("Pipeline " + name + " exists and is not this schedule's");
-  }
-  if (controller::IsTerminal(created.error())) {
-    Event(schedule, "Warning", "CreateRefused",
-          "creating Pipeline " + name + ": " + created.error().message);
-  }
-  return Outcome::ApiError("creating Pipeline " + name, std::move(created.error()));
+  return zone;
 }
 
 Outcome ScheduleReconciler::ReconcileObject(const api::Schedule& schedule,
@@ -69,10 +38,13 @@ Outcome ScheduleReconciler::ReconcileObject(const api::Schedule& schedule,
     observed.runs.push_back(*p);
   }
   SchedulePlan plan =
-      PlanSchedule(schedule, observed, Zone(schedule.spec.time_zone.value_or("UTC")), Now());
+      PlanSchedule(schedule, observed, *Zone(schedule.spec.time_zone.value_or("UTC")), Now());
   // The new run first: Replace cancels the old ones only once it exists.
   if (plan.create) {
-    if (auto stopped = CreateRun(schedule, *plan.create, context)) return *stopped;
+    if (auto stopped = CreateOwned(schedule, resources::kPipelines, *plan.create, context)) {
+      return *stopped;
+    }
+    MILLRACE_FAILPOINT("schedule.after-run-create");
   }
   for (const std::string& name : plan.cancel) {
     auto patched = writer_.Patch(resources::kPipelines, schedule.metadata.namespace_, name,

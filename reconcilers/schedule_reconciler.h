@@ -2,6 +2,7 @@
 
 #include <expected>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -29,14 +30,13 @@ class ScheduleReconciler final : public ObjectReconciler<api::Schedule> {
   controller::Outcome ReconcileObject(const api::Schedule& schedule,
                                       const controller::ReconcileContext& context) override;
   // The time zone `name` from the tz database, loaded once (workers share the loaded zones).
-  std::expected<api::TimeZone, std::string> Zone(const std::string& name);
-  // Creates the plan's run; an outcome when the reconcile must stop there.
-  std::optional<controller::Outcome> CreateRun(const api::Schedule& schedule,
-                                               const nlohmann::json& run,
-                                               const controller::ReconcileContext& context);
+  // Loaded zones are never replaced, so a reconcile reads one without a copy or the lock held.
+  std::shared_ptr<const std::expected<api::TimeZone, std::string>> Zone(const std::string& name);
 
   std::mutex zones_mutex_;
-  std::map<std::string, std::expected<api::TimeZone, std::string>, std::less<>> zones_;
+  std::map<std::string, std::shared_ptr<const std::expected<api::TimeZone, std::string>>,
+           std::less<>>
+      zones_;
 };
 
 // Sets up the informers, handlers and the "schedule" controller on `manager`.

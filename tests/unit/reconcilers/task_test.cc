@@ -476,6 +476,37 @@ TEST(TaskGang, FourWorkersAreAnIndexedJobWithRanksBehindAHeadlessService) {
   EXPECT_TRUE(single.apply.empty());
 }
 
+// Worker `rank` of a gang's attempt 1, in `phase` with container `state`.
+Json Worker(int rank, const std::string& phase, const Json& state, bool deleting = false) {
+  Json pod = PodWith(1, phase, state);
+  pod["metadata"]["name"] = "ddp-1-" + std::to_string(rank) + "-abc";
+  pod["metadata"]["annotations"] = {
+      {"batch.kubernetes.io/job-completion-index", std::to_string(rank)}};
+  // Rank 0 is the oldest pod: the choice below is not the default "newest".
+  pod["metadata"]["creationTimestamp"] = "2026-11-23T09:59:0" + std::to_string(rank) + "Z";
+  if (deleting) pod["metadata"]["deletionTimestamp"] = "2026-11-23T10:00:00Z";
+  return pod;
+}
+
+TEST(TaskGang, RankZeroSpeaksForASuccessAndTheWorkerThatFailedForAFailure) {
+  ObservedTask observed;
+  observed.jobs = {JobWith("ddp-1", 1, "Complete", "")};
+  observed.pods = {Worker(0, "Succeeded", Terminated(0, "Completed", R"({"rows": "0"})")),
+                   Worker(1, "Succeeded", Terminated(0, "Completed", R"({"rows": "1"})"))};
+  TaskPlan plan = PlanTask(TaskFrom(kGang, Json{{"attempts", 1}}), observed, kT0);
+  EXPECT_EQ(plan.status.phase, TaskPhase::kSucceeded);
+  EXPECT_EQ(plan.status.results.at("rows"), "0");
+
+  // Worker 2 was OOMKilled; the Job controller then stopped rank 0 (deleted, exit 143).
+  observed.jobs = {JobWith("ddp-1", 1, "Failed", "BackoffLimitExceeded")};
+  observed.pods = {Worker(0, "Failed", Terminated(143, "Error"), /*deleting=*/true),
+                   Worker(2, "Failed", Terminated(137, "OOMKilled"))};
+  plan = PlanTask(TaskFrom(kGang, Json{{"attempts", 1}}), observed, kT0);
+  EXPECT_EQ(plan.status.phase, TaskPhase::kFailed);
+  ASSERT_TRUE(plan.status.failure);
+  EXPECT_EQ(plan.status.failure->reason, "OOMKilled");
+}
+
 TEST(TaskGang, NoWorkerStartsUntilTheQuotaFitsThemAll) {
   ObservedTask observed;
   observed.resource_quotas = {Json{
